@@ -1,0 +1,148 @@
+//! Admin commands (`orders`, `outbox`) and how they reach the store.
+//!
+//! sled allows one process per database. While `serve` runs, commands are sent over the unix
+//! socket `{storage.path}/admin.sock` (mode 0660, never on the network) as one JSON line each way
+//! and executed inside the daemon; when nothing answers there, the CLI opens the store itself
+//! and executes the same [`execute`] function. Both paths therefore give the same answers.
+
+pub mod socket;
+
+use serde::{Deserialize, Serialize};
+
+use crate::app::{now_ms, App};
+use crate::flows::model::{EntryState, OrderRecord, OrderStatus, OutboxEntry, Placement};
+use crate::store::Replay;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    OrdersList {
+        status: Option<OrderStatus>,
+    },
+    OrdersShow {
+        id: String,
+    },
+    OrdersRetry {
+        id: String,
+    },
+    OutboxList,
+    /// One entry by its id, or every dead letter when `seq` is `None`.
+    OutboxRetry {
+        seq: Option<u64>,
+    },
+}
+
+/// What a command answers: data for the CLI to print, or an error message.
+pub type Response = Result<serde_json::Value, String>;
+
+/// An order as `orders list` / `orders show` print it (no personal data beyond the order name).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OrderView {
+    pub id: u64,
+    pub name: String,
+    pub status: OrderStatus,
+    pub reasons: Vec<String>,
+    pub flags: Vec<String>,
+    pub wms_created: bool,
+    pub cancelled: bool,
+    pub location_code: Option<String>,
+    pub items: Vec<ItemView>,
+    pub first_seen: String,
+    pub changed: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ItemView {
+    pub sku: String,
+    pub order_item_code: String,
+    pub quantity: u32,
+}
+
+/// An outbox entry as `outbox list` prints it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EntryView {
+    pub id: u64,
+    pub order_id: u64,
+    pub call: String,
+    pub state: String,
+    pub attempts: u32,
+    pub next_attempt: String,
+    pub last_error: Option<String>,
+}
+
+pub async fn execute(app: &App, req: Request) -> Response {
+    let store = &app.store;
+    let err = |e: crate::store::StoreError| e.to_string();
+    match req {
+        Request::OrdersList { status } => {
+            let views: Vec<OrderView> = store.orders(status).map_err(err)?.iter().map(order_view).collect();
+            to_json(&views)
+        }
+        Request::OrdersShow { id } => match store.find_order(&id).map_err(err)? {
+            Some(rec) => to_json(&order_view(&rec)),
+            None => Err(format!("no order {id} is stored")),
+        },
+        Request::OrdersRetry { id } => {
+            app.retry_order(&id).await.map(serde_json::Value::String).map_err(|e| e.to_string())
+        }
+        Request::OutboxList => {
+            let views: Vec<EntryView> = store.outbox_entries().map_err(err)?.iter().map(entry_view).collect();
+            to_json(&views)
+        }
+        Request::OutboxRetry { seq } => {
+            let which = seq.map_or(Replay::AllDead, Replay::One);
+            let n = store.replay_entries(which, now_ms()).map_err(err)?;
+            store.durable().await.map_err(err)?;
+            app.outbox_wake.notify_one();
+            Ok(serde_json::Value::String(format!("{n} call(s) queued again")))
+        }
+    }
+}
+
+fn to_json<T: Serialize>(v: &T) -> Response {
+    serde_json::to_value(v).map_err(|e| e.to_string())
+}
+
+fn time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map(crate::flows::fmt_time).unwrap_or_default()
+}
+
+fn order_view(r: &OrderRecord) -> OrderView {
+    OrderView {
+        id: r.id,
+        name: r.name.clone(),
+        status: r.status,
+        reasons: r.reasons.clone(),
+        flags: r.flags.clone(),
+        wms_created: r.wms_created,
+        cancelled: r.cancelled,
+        location_code: match &r.placement {
+            Placement::Decided { location_code, .. } => location_code.clone(),
+            Placement::Pending => None,
+        },
+        items: r
+            .wms
+            .iter()
+            .flat_map(|w| &w.items)
+            .map(|i| ItemView { sku: i.sku.clone(), order_item_code: i.item_code.clone(), quantity: i.quantity })
+            .collect(),
+        first_seen: time(r.first_seen_ms),
+        changed: time(r.changed_ms),
+    }
+}
+
+fn entry_view(e: &OutboxEntry) -> EntryView {
+    EntryView {
+        id: e.seq,
+        order_id: e.order_id,
+        call: e.task.kind().to_string(),
+        state: match e.state {
+            EntryState::Pending => "pending",
+            EntryState::Dead => "dead",
+        }
+        .to_string(),
+        attempts: e.attempts,
+        next_attempt: time(e.next_attempt_ms),
+        last_error: e.last_error.clone(),
+    }
+}

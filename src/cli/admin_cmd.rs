@@ -1,0 +1,144 @@
+//! `channeld orders ...` and `channeld outbox ...`: sent to the running daemon over the admin
+//! socket, or run against the store directly when no daemon answers.
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::Value;
+
+use super::{OrdersCmd, OutboxCmd, Output};
+use crate::admin::{self, socket, EntryView, OrderView, Request};
+use crate::app::App;
+use crate::config::Config;
+use crate::flows::model::OrderStatus;
+use crate::store::{Store, StoreError};
+
+pub async fn orders(path: &Path, cmd: OrdersCmd) -> anyhow::Result<()> {
+    let cfg = Config::load(path)?;
+    match cmd {
+        OrdersCmd::List { status, out } => {
+            let status = status.as_deref().and_then(OrderStatus::parse);
+            let v = call(cfg, Request::OrdersList { status }).await?;
+            print_orders(serde_json::from_value(v.clone())?, &v, out)
+        }
+        OrdersCmd::Show { id, out } => {
+            let v = call(cfg, Request::OrdersShow { id }).await?;
+            print_order(serde_json::from_value(v.clone())?, &v, out)
+        }
+        OrdersCmd::Retry { id } => print_message(call(cfg, Request::OrdersRetry { id }).await?),
+    }
+}
+
+pub async fn outbox(path: &Path, cmd: OutboxCmd) -> anyhow::Result<()> {
+    let cfg = Config::load(path)?;
+    match cmd {
+        OutboxCmd::List { out } => {
+            let v = call(cfg, Request::OutboxList).await?;
+            print_entries(serde_json::from_value(v.clone())?, &v, out)
+        }
+        OutboxCmd::Retry { id, .. } => print_message(call(cfg, Request::OutboxRetry { seq: id }).await?),
+    }
+}
+
+/// Runs a request in the daemon, or locally when none is running.
+async fn call(cfg: Config, req: Request) -> anyhow::Result<Value> {
+    let storage = cfg.storage.path.clone();
+    if let Some(answer) = socket::call(&storage, &req).await.context("the admin socket failed")? {
+        return answer.map_err(|e| anyhow!(e));
+    }
+    if !storage.join("db").exists() {
+        bail!("no store at {} (has `channeld serve` run with this configuration?)", storage.display());
+    }
+    refuse_other_users(&storage)?;
+    let store = match Store::open(&storage, cfg.storage.cache_capacity_mb) {
+        Err(StoreError::Locked(p)) => bail!(
+            "a channeld process holds the store at {} but its admin socket did not answer; is it starting or stopping?",
+            p.display()
+        ),
+        other => other?,
+    };
+    let app = App::new(cfg, store)?;
+    let answer = admin::execute(&app, req).await;
+    app.store.flush()?;
+    answer.map_err(|e| anyhow!(e))
+}
+
+/// Files a command creates in the store must stay the daemon user's: refuse to open someone else's.
+fn refuse_other_users(storage: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(storage)?.uid();
+    // /proc/self is owned by the effective user of this process.
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(owner);
+    if owner != me {
+        bail!(
+            "the store at {} belongs to user id {owner}; run this command as that user (e.g. sudo -u channeld ...)",
+            storage.display()
+        );
+    }
+    Ok(())
+}
+
+fn print_message(v: Value) -> anyhow::Result<()> {
+    println!("{}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+    Ok(())
+}
+
+fn print_json(v: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn print_orders(orders: Vec<OrderView>, raw: &Value, out: Output) -> anyhow::Result<()> {
+    if out.json {
+        return print_json(raw);
+    }
+    println!("{:<16} {:<10} {:<10} {:<10} DETAILS", "ID", "NAME", "STATUS", "LOCATION");
+    for o in &orders {
+        let details = o.reasons.iter().chain(&o.flags).cloned().collect::<Vec<_>>().join("; ");
+        let loc = o.location_code.as_deref().unwrap_or("-");
+        println!("{:<16} {:<10} {:<10} {:<10} {details}", o.id, o.name, o.status.as_str(), loc);
+    }
+    eprintln!("{} order(s)", orders.len());
+    Ok(())
+}
+
+fn print_order(o: OrderView, raw: &Value, out: Output) -> anyhow::Result<()> {
+    if out.json {
+        return print_json(raw);
+    }
+    println!("order      {} ({})", o.id, o.name);
+    println!("status     {}", o.status.as_str());
+    println!("at WMS     {}", if o.wms_created { "yes" } else { "no" });
+    println!("location   {}", o.location_code.as_deref().unwrap_or("-"));
+    println!("first seen {}", o.first_seen);
+    println!("changed    {}", o.changed);
+    for r in &o.reasons {
+        println!("reason     {r}");
+    }
+    for f in &o.flags {
+        println!("flag       {f}");
+    }
+    for i in &o.items {
+        println!("item       {} x{} (orderItemCode {})", i.sku, i.quantity, i.order_item_code);
+    }
+    Ok(())
+}
+
+fn print_entries(entries: Vec<EntryView>, raw: &Value, out: Output) -> anyhow::Result<()> {
+    if out.json {
+        return print_json(raw);
+    }
+    println!(
+        "{:<8} {:<16} {:<12} {:<8} {:<8} {:<24} LAST ERROR",
+        "ID", "ORDER", "CALL", "STATE", "ATTEMPTS", "NEXT ATTEMPT"
+    );
+    for e in &entries {
+        let err = e.last_error.as_deref().unwrap_or("");
+        println!(
+            "{:<8} {:<16} {:<12} {:<8} {:<8} {:<24} {err}",
+            e.id, e.order_id, e.call, e.state, e.attempts, e.next_attempt
+        );
+    }
+    eprintln!("{} call(s) queued", entries.len());
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! The command line: clap definitions and dispatch, one file per command group.
+
+mod admin_cmd;
+mod check_config;
+mod serve;
+mod webhook;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::default_config_path;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "channeld",
+    version,
+    about = "Connects a Shopify store to an Increff-style WMS, with Clickpost or Shiprocket for shipping",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Configuration file [default: $CHANNELD_CONFIG, else /etc/channeld/channeld.toml, else ./channeld.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon: webhooks, WMS calls, workers; stops cleanly on SIGTERM/SIGINT
+    Serve,
+    /// Load and validate the configuration; print it with secrets masked
+    CheckConfig,
+    /// Inspect and re-run orders
+    #[command(subcommand)]
+    Orders(OrdersCmd),
+    /// Inspect and replay queued and dead-lettered outbound calls
+    #[command(subcommand)]
+    Outbox(OutboxCmd),
+    /// Local webhook testing
+    #[command(subcommand)]
+    Webhook(WebhookCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum OrdersCmd {
+    /// List stored orders
+    List {
+        /// Only orders with this status
+        #[arg(long, value_parser = ["received", "queued", "sent", "rejected", "cancelled", "skipped"])]
+        status: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Show one order with every reason and flag (ID = Shopify order id or #name)
+    Show {
+        id: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Re-fetch an order from Shopify and run it again (a no-op for an order already sent)
+    Retry { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum OutboxCmd {
+    /// List pending and dead-lettered calls with attempts and last error
+    List {
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Queue a call again: one by its id, or every dead letter
+    Retry {
+        /// The entry id shown by `outbox list`
+        #[arg(required_unless_present = "all_dead", conflicts_with = "all_dead")]
+        id: Option<u64>,
+        /// Replay every dead-lettered call
+        #[arg(long)]
+        all_dead: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WebhookCmd {
+    /// Sign a payload file with the configured secret and POST it like Shopify would
+    Send(webhook::SendArgs),
+}
+
+#[derive(Debug, Clone, Copy, Args)]
+struct Output {
+    /// Print JSON instead of a table
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    let path = cli.config.clone().unwrap_or_else(default_config_path);
+    let outcome = match cli.command {
+        Command::CheckConfig => check_config::run(&path),
+        Command::Serve => serve::run(&path).await,
+        Command::Orders(cmd) => admin_cmd::orders(&path, cmd).await,
+        Command::Outbox(cmd) => admin_cmd::outbox(&path, cmd).await,
+        Command::Webhook(WebhookCmd::Send(args)) => webhook::send(&path, args).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

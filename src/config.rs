@@ -1,0 +1,700 @@
+//! Configuration: one TOML file plus `CHANNELD_<SECTION>__<KEY>` environment overrides, loaded
+//! with figment into typed structs and validated once at start-up.
+//!
+//! Every key of CONTRACT.md §3 has a field here; unknown keys are refused by serde with the key's
+//! name. Secrets are wrapped in [`Secret`], whose `Debug`, `Display` and `Serialize` never show
+//! the value, so printing the effective configuration (`check-config`) cannot leak one.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use chrono::{DateTime, Utc};
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize, Serializer};
+
+/// Where the configuration comes from when `--config` is not given (CONTRACT.md §2).
+pub fn default_config_path() -> PathBuf {
+    if let Ok(p) = std::env::var("CHANNELD_CONFIG") {
+        if !p.is_empty() {
+            return PathBuf::from(p);
+        }
+    }
+    let etc = PathBuf::from("/etc/channeld/channeld.toml");
+    if etc.exists() {
+        etc
+    } else {
+        PathBuf::from("channeld.toml")
+    }
+}
+
+/// A secret string: never printed, logged or serialized in clear.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    /// The value itself: only for building an outbound request or a signature.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"********\"" })
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if self.0.is_empty() { "" } else { "********" })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: Server,
+    pub storage: Storage,
+    #[serde(default)]
+    pub log: Log,
+    pub shopify: Shopify,
+    pub wms: Wms,
+    #[serde(default)]
+    pub orders: Orders,
+    #[serde(default)]
+    pub locations: Vec<Location>,
+    #[serde(default)]
+    pub inventory: Inventory,
+    #[serde(default)]
+    pub outbox: Outbox,
+    #[serde(default)]
+    pub cancellation: Cancellation,
+    #[serde(default)]
+    pub shipping: Shipping,
+    #[serde(default)]
+    pub clickpost: Clickpost,
+    #[serde(default)]
+    pub shiprocket: Shiprocket,
+    #[serde(default)]
+    pub handover: Handover,
+    #[serde(default)]
+    pub jobs: Jobs,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    #[serde(default = "d_listen")]
+    pub listen: String,
+    #[serde(default)]
+    pub public_url: String,
+    #[serde(default = "d_max_body")]
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    pub path: PathBuf,
+    #[serde(default = "d_cache_mb")]
+    pub cache_capacity_mb: u64,
+    #[serde(default = "d_retention")]
+    pub retention_days: u32,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Plain,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    #[serde(default)]
+    pub format: LogFormat,
+    #[serde(default = "d_level")]
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shopify {
+    pub shop: String,
+    #[serde(default)]
+    pub access_token: Secret,
+    #[serde(default)]
+    pub password: Secret,
+    #[serde(default)]
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: Secret,
+    pub webhook_secret: Secret,
+    #[serde(default)]
+    pub previous_webhook_secret: Secret,
+    #[serde(default = "d_api_version")]
+    pub api_version: String,
+    #[serde(default)]
+    pub base_url: String,
+    /// Seconds before giving up on one GraphQL call (added key; default 30).
+    #[serde(default = "d_timeout")]
+    pub timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Wms {
+    pub base_url: String,
+    #[serde(default)]
+    pub auth_username: String,
+    #[serde(default)]
+    pub auth_password: Secret,
+    #[serde(default)]
+    pub auth_domain: String,
+    #[serde(default)]
+    pub inbound_username: String,
+    #[serde(default)]
+    pub inbound_password: Secret,
+    #[serde(default = "d_channel")]
+    pub channel_name: String,
+    #[serde(default = "d_already_exists")]
+    pub already_exists_pattern: String,
+    /// Seconds before giving up on one WMS call (added key; default 30).
+    #[serde(default = "d_timeout")]
+    pub timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Routing {
+    #[default]
+    Shopify,
+    Wms,
+    Fixed,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Orders {
+    #[serde(default)]
+    pub since: String,
+    #[serde(default)]
+    pub routing: Routing,
+    #[serde(default)]
+    pub default_location: String,
+    #[serde(default = "d_hold_tags")]
+    pub hold_tags: Vec<String>,
+    #[serde(default = "d_sla_attr")]
+    pub sla_attribute: String,
+    #[serde(default = "d_sla_hours")]
+    pub default_sla_hours: u32,
+    #[serde(default = "d_cod")]
+    pub cod_gateways: Vec<String>,
+    #[serde(default)]
+    pub billing_fallback_to_shipping: bool,
+    #[serde(default = "d_true")]
+    pub skip_test_orders: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Location {
+    pub shopify_location_id: u64,
+    pub wms_location_code: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub phone: String,
+    #[serde(default)]
+    pub address: String,
+    #[serde(default)]
+    pub city: String,
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub pincode: String,
+    #[serde(default)]
+    pub country: String,
+    #[serde(default)]
+    pub shiprocket_pickup_location: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inventory {
+    #[serde(default = "d_push_schedule")]
+    pub push_schedule: String,
+    #[serde(default = "d_batch")]
+    pub batch_size: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outbox {
+    #[serde(default = "d_max_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "d_max_backoff")]
+    pub max_backoff_seconds: u64,
+    /// First retry delay in milliseconds; doubles per attempt up to `max_backoff_seconds`
+    /// (added key; default 1000).
+    #[serde(default = "d_initial_backoff")]
+    pub initial_backoff_ms: u64,
+    /// How many orders' calls run at once (added key; default 16). Calls of one order never overlap.
+    #[serde(default = "d_concurrency")]
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cancellation {
+    #[serde(default = "d_true")]
+    pub restock: bool,
+    #[serde(default = "d_true")]
+    pub refund: bool,
+    #[serde(default)]
+    pub notify_customer: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    #[default]
+    Clickpost,
+    Shiprocket,
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shipping {
+    #[serde(default)]
+    pub provider: Provider,
+    #[serde(default = "d_weight")]
+    pub default_weight_grams: u32,
+    #[serde(default = "d_dims")]
+    pub default_dimensions_cm: [u32; 3],
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Clickpost {
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub api_key: Secret,
+    #[serde(default = "d_clickpost_url")]
+    pub base_url: String,
+    #[serde(default)]
+    pub courier_partner: u32,
+    #[serde(default)]
+    pub account_code: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shiprocket {
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub password: Secret,
+    #[serde(default = "d_shiprocket_url")]
+    pub base_url: String,
+    #[serde(default)]
+    pub courier_id: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Handover {
+    #[serde(default = "d_true")]
+    pub archive: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Jobs {
+    #[serde(default = "d_label_schedule")]
+    pub label_retrieval_schedule: String,
+    #[serde(default = "d_archive_schedule")]
+    pub archive_schedule: String,
+    #[serde(default = "d_reconcile_schedule")]
+    pub reconcile_schedule: String,
+    #[serde(default = "d_overlap")]
+    pub reconcile_overlap_minutes: u32,
+}
+
+fn d_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn d_max_body() -> usize {
+    2 * 1024 * 1024
+}
+fn d_cache_mb() -> u64 {
+    64
+}
+fn d_retention() -> u32 {
+    90
+}
+fn d_level() -> String {
+    "info".into()
+}
+fn d_api_version() -> String {
+    "2026-10".into()
+}
+fn d_timeout() -> u64 {
+    30
+}
+fn d_channel() -> String {
+    "SHOPIFY".into()
+}
+fn d_already_exists() -> String {
+    "already exists".into()
+}
+fn d_hold_tags() -> Vec<String> {
+    vec!["on-hold".into()]
+}
+fn d_sla_attr() -> String {
+    "dispatch_by".into()
+}
+fn d_sla_hours() -> u32 {
+    48
+}
+fn d_cod() -> Vec<String> {
+    vec!["cash on delivery".into(), "cod".into()]
+}
+fn d_true() -> bool {
+    true
+}
+fn d_push_schedule() -> String {
+    "*/30 * * * * *".into()
+}
+fn d_batch() -> usize {
+    250
+}
+fn d_max_attempts() -> u32 {
+    12
+}
+fn d_max_backoff() -> u64 {
+    600
+}
+fn d_initial_backoff() -> u64 {
+    1000
+}
+fn d_concurrency() -> usize {
+    16
+}
+fn d_weight() -> u32 {
+    500
+}
+fn d_dims() -> [u32; 3] {
+    [18, 12, 10]
+}
+fn d_clickpost_url() -> String {
+    "https://www.clickpost.in".into()
+}
+fn d_shiprocket_url() -> String {
+    "https://apiv2.shiprocket.in".into()
+}
+fn d_label_schedule() -> String {
+    "0 */5 * * * *".into()
+}
+fn d_archive_schedule() -> String {
+    "0 */10 * * * *".into()
+}
+fn d_reconcile_schedule() -> String {
+    "0 */15 * * * *".into()
+}
+fn d_overlap() -> u32 {
+    60
+}
+
+macro_rules! section_default {
+    ($($t:ty),*) => {$(
+        impl Default for $t {
+            fn default() -> Self {
+                // Every field has a serde default, so an empty table is the default section.
+                toml::from_str("").expect("every field of this section has a default")
+            }
+        }
+    )*};
+}
+section_default!(Log, Orders, Inventory, Outbox, Cancellation, Shipping, Clickpost, Shiprocket, Handover, Jobs);
+
+impl Default for Server {
+    fn default() -> Self {
+        Self { listen: d_listen(), public_url: String::new(), max_body_bytes: d_max_body() }
+    }
+}
+
+/// How channeld authenticates to Shopify, resolved from the three possible key sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShopifyAuth {
+    /// A custom-app access token, or a legacy private app's password (which is used the same way).
+    Static(Secret),
+    /// A Dev Dashboard app: tokens come from the client-credentials grant.
+    ClientCredentials { client_id: String, client_secret: Secret },
+}
+
+impl Config {
+    /// Loads the file at `path`, applies environment overrides and validates the result.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        if !path.exists() {
+            bail!("configuration file {} does not exist", path.display());
+        }
+        let cfg: Config = Figment::new()
+            .merge(Toml::file_exact(path))
+            .merge(Env::prefixed("CHANNELD_").ignore(&["CONFIG"]).split("__"))
+            .extract()
+            .map_err(|e| anyhow::anyhow!(describe_figment_error(e)))
+            .with_context(|| format!("invalid configuration in {}", path.display()))?;
+        cfg.validate().with_context(|| format!("invalid configuration in {}", path.display()))?;
+        Ok(cfg)
+    }
+
+    /// Cross-field rules serde cannot express. Every message names the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let mut errs = Vec::new();
+        if self.server.listen.parse::<SocketAddr>().is_err() {
+            errs.push(format!("server.listen: {:?} is not an address like 127.0.0.1:8080", self.server.listen));
+        }
+        if !self.server.public_url.is_empty() && reqwest::Url::parse(&self.server.public_url).is_err() {
+            errs.push("server.public_url: not a URL".into());
+        }
+        if self.server.max_body_bytes < 1024 {
+            errs.push("server.max_body_bytes: must be at least 1024".into());
+        }
+        if self.shopify.shop.trim().is_empty() {
+            errs.push("shopify.shop: must not be empty".into());
+        }
+        if self.shopify.webhook_secret.is_empty() {
+            errs.push("shopify.webhook_secret: must not be empty (webhooks could not be verified)".into());
+        }
+        if let Err(e) = self.shopify_auth() {
+            errs.push(e);
+        }
+        if !is_api_version(&self.shopify.api_version) {
+            errs.push(format!("shopify.api_version: {:?} is not like 2026-10", self.shopify.api_version));
+        }
+        for (key, url) in [
+            ("shopify.base_url", &self.shopify.base_url),
+            ("wms.base_url", &self.wms.base_url),
+            ("clickpost.base_url", &self.clickpost.base_url),
+            ("shiprocket.base_url", &self.shiprocket.base_url),
+        ] {
+            if !(url.is_empty() && key == "shopify.base_url") && reqwest::Url::parse(url).is_err() {
+                errs.push(format!("{key}: {url:?} is not a URL"));
+            }
+        }
+        if self.wms.already_exists_pattern.trim().is_empty() {
+            errs.push("wms.already_exists_pattern: must not be empty".into());
+        }
+        if self.orders.since_time().is_err() {
+            errs.push(format!("orders.since: {:?} is not an RFC 3339 time", self.orders.since));
+        }
+        if self.orders.routing == Routing::Fixed && self.orders.default_location.trim().is_empty() {
+            errs.push("orders.default_location: required when orders.routing = \"fixed\"".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for l in &self.locations {
+            if !seen.insert(l.shopify_location_id) {
+                errs.push(format!("locations: shopify_location_id {} appears twice", l.shopify_location_id));
+            }
+            if l.wms_location_code.trim().is_empty() {
+                errs.push(format!("locations.wms_location_code: empty for {}", l.shopify_location_id));
+            }
+        }
+        if !(1..=250).contains(&self.inventory.batch_size) {
+            errs.push("inventory.batch_size: must be between 1 and 250".into());
+        }
+        if self.outbox.max_attempts == 0 {
+            errs.push("outbox.max_attempts: must be at least 1".into());
+        }
+        if self.outbox.concurrency == 0 {
+            errs.push("outbox.concurrency: must be at least 1".into());
+        }
+        for (key, expr) in [
+            ("inventory.push_schedule", &self.inventory.push_schedule),
+            ("jobs.label_retrieval_schedule", &self.jobs.label_retrieval_schedule),
+            ("jobs.archive_schedule", &self.jobs.archive_schedule),
+            ("jobs.reconcile_schedule", &self.jobs.reconcile_schedule),
+        ] {
+            if expr.split_whitespace().count() != 6 {
+                errs.push(format!("{key}: {expr:?} must be a cron expression with seconds (6 fields)"));
+            }
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            bail!("{}", errs.join("\n"))
+        }
+    }
+
+    pub fn shopify_auth(&self) -> Result<ShopifyAuth, String> {
+        let s = &self.shopify;
+        let cc = !s.client_id.is_empty() || !s.client_secret.is_empty();
+        match (!s.access_token.is_empty(), !s.password.is_empty(), cc) {
+            (true, false, false) => Ok(ShopifyAuth::Static(s.access_token.clone())),
+            (false, true, false) => Ok(ShopifyAuth::Static(s.password.clone())),
+            (false, false, true) if !s.client_id.is_empty() && !s.client_secret.is_empty() => {
+                Ok(ShopifyAuth::ClientCredentials {
+                    client_id: s.client_id.clone(),
+                    client_secret: s.client_secret.clone(),
+                })
+            }
+            (false, false, true) => Err("shopify.client_id and shopify.client_secret: both are needed".into()),
+            (false, false, false) => {
+                Err("shopify.access_token: set it (or shopify.password, or client_id + client_secret)".into())
+            }
+            _ => Err("shopify.access_token / password / client_id: set exactly one way to authenticate".into()),
+        }
+    }
+
+    /// `https://{shop}.myshopify.com`, or `shopify.base_url` when set (tests, proxies).
+    pub fn shopify_base(&self) -> String {
+        if self.shopify.base_url.is_empty() {
+            format!("https://{}", self.shop_domain())
+        } else {
+            self.shopify.base_url.trim_end_matches('/').to_string()
+        }
+    }
+
+    /// The `X-Shopify-Shop-Domain` Shopify sends for this store.
+    pub fn shop_domain(&self) -> String {
+        let shop = self.shopify.shop.trim();
+        if shop.contains('.') {
+            shop.to_string()
+        } else {
+            format!("{shop}.myshopify.com")
+        }
+    }
+
+    pub fn wms_location_for(&self, shopify_location_id: u64) -> Option<&str> {
+        self.locations
+            .iter()
+            .find(|l| l.shopify_location_id == shopify_location_id)
+            .map(|l| l.wms_location_code.as_str())
+    }
+
+    /// The effective configuration as TOML, secrets masked.
+    pub fn to_masked_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# could not render configuration: {e}\n"))
+    }
+}
+
+impl Orders {
+    /// `orders.since` parsed; `None` when empty (the first start's time is used then).
+    pub fn since_time(&self) -> Result<Option<DateTime<Utc>>, chrono::ParseError> {
+        if self.since.trim().is_empty() {
+            return Ok(None);
+        }
+        DateTime::parse_from_rfc3339(self.since.trim()).map(|t| Some(t.with_timezone(&Utc)))
+    }
+}
+
+fn is_api_version(v: &str) -> bool {
+    let b = v.as_bytes();
+    b.len() == 7 && b[4] == b'-' && b.iter().enumerate().all(|(i, c)| i == 4 || c.is_ascii_digit())
+}
+
+/// figment's messages already name the key path; join the chain into readable lines.
+fn describe_figment_error(e: figment::Error) -> String {
+    e.into_iter()
+        .map(|e| {
+            let key = if e.path.is_empty() { String::new() } else { format!("{}: ", e.path.join(".")) };
+            format!("{key}{}", e.kind)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Warns (returns a message) when the configuration file can be read by other users: it holds secrets.
+pub fn permission_warning(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o004 != 0).then(|| {
+        format!(
+            "warning: {} is readable by every user (mode {:o}) and holds secrets; run: chmod o-r {}",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, body: &str) -> PathBuf {
+        let p = dir.join("c.toml");
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    const MIN: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+[storage]
+path = "./data"
+[shopify]
+shop = "increff"
+access_token = "shpat_abc"
+webhook_secret = "s3cret"
+[wms]
+base_url = "http://127.0.0.1:9"
+"#;
+
+    #[test]
+    fn minimal_config_loads_with_defaults() {
+        let d = tempfile::tempdir().unwrap();
+        let c = Config::load(&write(d.path(), MIN)).unwrap();
+        assert_eq!(c.inventory.batch_size, 250);
+        assert_eq!(c.orders.hold_tags, vec!["on-hold"]);
+        assert_eq!(c.shop_domain(), "increff.myshopify.com");
+        assert_eq!(c.shopify_base(), "https://increff.myshopify.com");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let d = tempfile::tempdir().unwrap();
+        let err = Config::load(&write(d.path(), &format!("{MIN}\n[orders]\nroutnig = \"wms\"\n"))).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("routnig"), "{msg}");
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        let d = tempfile::tempdir().unwrap();
+        let body = MIN.replace("127.0.0.1:8080", "nonsense") + "\n[inventory]\nbatch_size = 900\n";
+        let msg = format!("{:#}", Config::load(&write(d.path(), &body)).unwrap_err());
+        assert!(msg.contains("server.listen") && msg.contains("inventory.batch_size"), "{msg}");
+    }
+
+    #[test]
+    fn secrets_are_masked() {
+        let d = tempfile::tempdir().unwrap();
+        let c = Config::load(&write(d.path(), MIN)).unwrap();
+        let shown = c.to_masked_toml();
+        assert!(!shown.contains("shpat_abc") && !shown.contains("s3cret"), "{shown}");
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn two_auth_methods_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let body = MIN.replace("webhook_secret", "password = \"x\"\nwebhook_secret");
+        assert!(format!("{:#}", Config::load(&write(d.path(), &body)).unwrap_err()).contains("exactly one"));
+    }
+}

@@ -1,0 +1,196 @@
+//! The stored domain records: an order as channeld knows it, and the outbound work queued for it.
+//!
+//! These are plain data. `store` encodes them (with a format version) and `flows` decides how they
+//! change; neither needs the other's internals. Payload bodies are kept as JSON text rather than
+//! typed values because the record codec (bincode) cannot carry `serde_json::Value`.
+
+use serde::{Deserialize, Serialize};
+
+/// Where an order stands, as `orders list --status` shows it (CONTRACT.md §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderStatus {
+    /// Stored; waiting for Shopify's routing to assign a location before it can be sent.
+    Received,
+    /// Creation is queued in the outbox for the WMS.
+    Queued,
+    /// The WMS has the order.
+    Sent,
+    /// Failed validation: never sent; every reason is kept.
+    Rejected,
+    /// Cancelled on Shopify (before or after it reached the WMS).
+    Cancelled,
+    /// Not for the WMS: a test order, nothing to ship, or created before `orders.since`.
+    Skipped,
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 6] = [
+        OrderStatus::Received,
+        OrderStatus::Queued,
+        OrderStatus::Sent,
+        OrderStatus::Rejected,
+        OrderStatus::Cancelled,
+        OrderStatus::Skipped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Received => "received",
+            OrderStatus::Queued => "queued",
+            OrderStatus::Sent => "sent",
+            OrderStatus::Rejected => "rejected",
+            OrderStatus::Cancelled => "cancelled",
+            OrderStatus::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// One WMS order item as it was queued at creation, remembered for cancellations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentItem {
+    pub sku: String,
+    /// The `orderItemCode` sent: the first Shopify line id carrying this SKU.
+    pub item_code: String,
+    pub quantity: u32,
+    /// Other Shopify line ids merged into this item (Increff takes each SKU once).
+    pub merged_line_ids: Vec<u64>,
+}
+
+/// What channeld queued for the WMS when it accepted the order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WmsSnapshot {
+    /// The Create Outward Order body (JSON), without the routed location.
+    pub create_body: String,
+    pub items: Vec<SentItem>,
+    /// The last on-hold value queued for the WMS.
+    pub on_hold: bool,
+    /// The last dispatch-by time queued for the WMS (RFC 3339 UTC).
+    pub dispatch_by: String,
+    pub start_processing: String,
+    /// Shipping and billing address as mapped, to notice changes that are not forwarded.
+    pub address_digest: String,
+    pub refunds_seen: u32,
+}
+
+/// The routed WMS location of an order, once decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Placement {
+    /// Not decided yet (routing = shopify: asked when the creation is sent).
+    Pending,
+    Decided {
+        location_code: Option<String>,
+        split: bool,
+    },
+}
+
+/// An order as channeld knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderRecord {
+    pub id: u64,
+    /// Shopify's order name, e.g. `#1001`.
+    pub name: String,
+    pub status: OrderStatus,
+    /// Why the order is rejected or skipped (every reason, not only the first).
+    pub reasons: Vec<String>,
+    /// Changes seen after creation that are not forwarded to the WMS.
+    pub flags: Vec<String>,
+    /// Shopify `updated_at` of the newest update applied (unix ms), to ignore stale updates.
+    pub last_updated_ms: Option<i64>,
+    pub wms: Option<WmsSnapshot>,
+    pub placement: Placement,
+    /// The WMS acknowledged the creation: updates and cancellations may follow.
+    pub wms_created: bool,
+    /// Shopify says the order is cancelled.
+    pub cancelled: bool,
+    pub first_seen_ms: i64,
+    pub changed_ms: i64,
+}
+
+impl OrderRecord {
+    pub fn new(id: u64, name: String, now_ms: i64) -> Self {
+        Self {
+            id,
+            name,
+            status: OrderStatus::Received,
+            reasons: Vec::new(),
+            flags: Vec::new(),
+            last_updated_ms: None,
+            wms: None,
+            placement: Placement::Pending,
+            wms_created: false,
+            cancelled: false,
+            first_seen_ms: now_ms,
+            changed_ms: now_ms,
+        }
+    }
+
+    /// Adds a flag once (repeated updates carrying the same change do not pile up).
+    pub fn flag(&mut self, flag: String) {
+        if !self.flags.contains(&flag) {
+            self.flags.push(flag);
+        }
+    }
+}
+
+/// One unit of outbound work for an order. Bodies that depend on what happened before (the routed
+/// location, what the WMS acknowledged) are built when the task runs, not when it is queued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Task {
+    /// Create Outward Order from the order's snapshot.
+    WmsCreate,
+    /// Update Order Properties with this JSON body.
+    WmsUpdate { body: String },
+    /// Customer Cancellation of every item sent at creation.
+    WmsCancel,
+}
+
+impl Task {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Task::WmsCreate => "wms_create",
+            Task::WmsUpdate { .. } => "wms_update",
+            Task::WmsCancel => "wms_cancel",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryState {
+    Pending,
+    /// Gave up (a refusal, or `outbox.max_attempts` used): waits for `outbox retry`.
+    Dead,
+}
+
+/// A queued outbound call. Entries of one order run strictly in `seq` order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    /// Unique and increasing across the store's life (sled's id generator).
+    pub seq: u64,
+    pub order_id: u64,
+    pub task: Task,
+    pub state: EntryState,
+    pub attempts: u32,
+    pub next_attempt_ms: i64,
+    pub last_error: Option<String>,
+    pub created_ms: i64,
+}
+
+impl OutboxEntry {
+    pub fn new(seq: u64, order_id: u64, task: Task, now_ms: i64) -> Self {
+        Self {
+            seq,
+            order_id,
+            task,
+            state: EntryState::Pending,
+            attempts: 0,
+            next_attempt_ms: now_ms,
+            last_error: None,
+            created_ms: now_ms,
+        }
+    }
+}

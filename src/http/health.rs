@@ -1,0 +1,24 @@
+//! `/healthz` (the process answers), `/readyz` (store open, workers running), `/metrics`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+
+use crate::app::App;
+
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+pub async fn readyz(State(app): State<Arc<App>>) -> (StatusCode, &'static str) {
+    if app.is_ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+    }
+}
+
+pub async fn metrics() -> String {
+    crate::telemetry::render_metrics()
+}

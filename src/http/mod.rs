@@ -1,0 +1,27 @@
+//! The HTTP surface: Shopify webhooks, health and metrics. Handlers are thin: they read and
+//! check the request, call one service on [`App`], and map the result to the contract's status.
+
+mod health;
+mod webhooks;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::app::App;
+use crate::flows::intake::Topic;
+
+pub fn router(app: Arc<App>) -> Router {
+    let limit = app.cfg.server.max_body_bytes;
+    Router::new()
+        .route(Topic::Create.path(), post(webhooks::orders_create))
+        .route(Topic::Updated.path(), post(webhooks::orders_updated))
+        .route(Topic::Cancelled.path(), post(webhooks::orders_cancelled))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(app)
+}

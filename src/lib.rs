@@ -1,0 +1,29 @@
+//! channeld: connects one Shopify store to a WMS speaking Increff's Standard API channel contract.
+//!
+//! # Layout
+//! - [`config`]: the TOML file and `CHANNELD_*` overrides, validated into typed structs.
+//! - [`store`]: the only code touching sled: trees, the versioned record codec, group commit.
+//! - [`flows`]: business rules on plain data (order mapping, validation, routing, retries).
+//! - [`shopify`], [`wms`]: one module per external party (payload types and clients).
+//! - [`remote`]: how an outbound call ended, shared by every client.
+//! - [`app`]: the shared context and the order services the handlers and commands call.
+//! - [`http`]: the router and thin handlers; [`admin`]: commands over the unix socket.
+//! - [`outbox`]: the delivery worker; [`server`]: starts and stops everything for `serve`.
+//! - [`cli`]: the command line; [`telemetry`], [`systemd`]: logs, metrics, readiness.
+
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod flows;
+pub mod http;
+pub mod outbox;
+pub mod remote;
+pub mod server;
+pub mod shopify;
+pub mod store;
+pub mod systemd;
+pub mod telemetry;
+pub mod wms;

@@ -1,0 +1,182 @@
+//! Runs one outbox entry and records what came of it: done, dropped (nothing to send any
+//! more), retried later with backoff, or dead-lettered.
+
+use std::time::Duration;
+
+use crate::app::{now_ms, App};
+use crate::flows::intake::{cancel_body, create_body};
+use crate::flows::model::{EntryState, OrderRecord, OrderStatus, OutboxEntry, Placement, Task};
+use crate::flows::retry::backoff;
+use crate::flows::routing::{decide, RoutingDecision};
+use crate::remote::CallError;
+
+/// How long Shopify work waits after Shopify refused our credentials (not counted as an attempt).
+const AUTH_PAUSE: Duration = Duration::from_secs(60);
+
+/// The end of one run of an entry.
+enum Step {
+    /// Delivered: apply this to the order and remove the entry.
+    Done(fn(&mut OrderRecord)),
+    /// Nothing to send any more (the reason is logged); the entry is removed.
+    Dropped(String),
+    /// The order is rejected at delivery time (e.g. routed to an unmapped location).
+    Reject(String),
+    Failed(CallError),
+}
+
+pub(super) async fn run_entry(app: &App, entry: OutboxEntry) {
+    let step = match &entry.task {
+        Task::WmsCreate => create(app, &entry).await,
+        Task::WmsUpdate { body } => update(app, &entry, body).await,
+        Task::WmsCancel => cancel(app, &entry).await,
+    };
+    if let Err(e) = record(app, entry, step) {
+        // The entry stays as it was and runs again: at-least-once, made safe by idempotent handling.
+        tracing::error!(error = %e, "outbox: could not record a call's outcome");
+    }
+}
+
+fn record(app: &App, mut entry: OutboxEntry, step: Step) -> Result<(), crate::store::StoreError> {
+    let (order, kind) = (entry.order_id, entry.task.kind());
+    match step {
+        Step::Done(effect) => {
+            tracing::info!(order, call = kind, "delivered to the WMS");
+            app.store.finish_entry(&entry, effect)
+        }
+        Step::Dropped(why) => {
+            tracing::info!(order, call = kind, why, "not sent");
+            app.store.finish_entry(&entry, |_| {})
+        }
+        Step::Reject(reason) => {
+            tracing::warn!(order, %reason, "order rejected at delivery");
+            metrics::counter!("channeld_orders_total", "outcome" => "rejected").increment(1);
+            app.store.finish_entry(&entry, |r| {
+                r.status = OrderStatus::Rejected;
+                r.reasons = vec![reason.clone()];
+            })
+        }
+        Step::Failed(CallError::Unauthorized { message }) => {
+            entry.next_attempt_ms = now_ms() + AUTH_PAUSE.as_millis() as i64;
+            entry.last_error = Some(message);
+            app.store.save_entry(&entry)
+        }
+        Step::Failed(CallError::Transient { message, retry_after })
+            if entry.attempts + 1 < app.cfg.outbox.max_attempts =>
+        {
+            entry.attempts += 1;
+            let o = &app.cfg.outbox;
+            let wait = backoff(
+                entry.attempts,
+                Duration::from_millis(o.initial_backoff_ms),
+                Duration::from_secs(o.max_backoff_seconds),
+                rand::random::<f64>(),
+            )
+            .max(retry_after.unwrap_or_default());
+            tracing::warn!(order, call = kind, attempt = entry.attempts, retry_in_ms = wait.as_millis() as u64, error = %message, "call failed; will retry");
+            entry.next_attempt_ms = now_ms() + wait.as_millis() as i64;
+            entry.last_error = Some(message);
+            app.store.save_entry(&entry)
+        }
+        Step::Failed(e) => {
+            entry.attempts += 1;
+            tracing::error!(order, call = kind, attempts = entry.attempts, error = %e, "call dead-lettered; replay with `channeld outbox retry {}`", entry.seq);
+            metrics::counter!("channeld_outbox_dead_letters_total", "call" => kind).increment(1);
+            entry.state = EntryState::Dead;
+            entry.last_error = Some(e.to_string());
+            app.store.save_entry(&entry)
+        }
+    }
+}
+
+fn load(app: &App, order_id: u64) -> Result<OrderRecord, Step> {
+    match app.store.order(order_id) {
+        Ok(Some(rec)) => Ok(rec),
+        Ok(None) => Err(Step::Dropped("the order is no longer stored".into())),
+        Err(e) => Err(Step::Failed(CallError::transient(e.to_string()))),
+    }
+}
+
+async fn create(app: &App, entry: &OutboxEntry) -> Step {
+    let mut rec = match load(app, entry.order_id) {
+        Ok(r) => r,
+        Err(step) => return step,
+    };
+    if rec.wms_created {
+        return Step::Dropped("the WMS already has the order".into());
+    }
+    if rec.placement == Placement::Pending && !rec.cancelled {
+        match route(app, &rec).await {
+            Ok(p) => {
+                let placed = p.clone();
+                if let Err(e) = app.store.update_order(rec.id, move |r| {
+                    r.placement = placed.clone();
+                    if r.status == OrderStatus::Received {
+                        r.status = OrderStatus::Queued;
+                    }
+                }) {
+                    return Step::Failed(CallError::transient(e.to_string()));
+                }
+                rec.placement = p;
+            }
+            Err(step) => return step,
+        }
+    }
+    let Some(body) = create_body(&rec) else {
+        return Step::Dropped("cancelled on Shopify before it reached the WMS".into());
+    };
+    match app.wms.create_order(&body).await {
+        Ok(_) => Step::Done(|r| {
+            r.wms_created = true;
+            if !r.cancelled {
+                r.status = OrderStatus::Sent;
+            }
+        }),
+        Err(e) => Step::Failed(e),
+    }
+}
+
+/// Routing `shopify`: ask Shopify where its routing put the order.
+async fn route(app: &App, rec: &OrderRecord) -> Result<Placement, Step> {
+    let fos = app.shopify.fulfillment_orders(rec.id).await.map_err(Step::Failed)?.unwrap_or_default();
+    match decide(&fos, |id| app.cfg.wms_location_for(id).map(str::to_string)) {
+        RoutingDecision::Single(code) => Ok(Placement::Decided { location_code: Some(code), split: false }),
+        RoutingDecision::Split => Ok(Placement::Decided { location_code: None, split: true }),
+        RoutingDecision::Unmapped(id) => Err(Step::Reject(format!(
+            "Shopify assigned location {id}, which no [[locations]] entry maps to a WMS location"
+        ))),
+        RoutingDecision::NotYet => {
+            let _ = app.store.update_order(rec.id, |r| r.status = OrderStatus::Received);
+            Err(Step::Failed(CallError::transient(
+                "Shopify has no open fulfillment order for this order yet (routing still running)",
+            )))
+        }
+    }
+}
+
+async fn update(app: &App, entry: &OutboxEntry, body: &str) -> Step {
+    let rec = match load(app, entry.order_id) {
+        Ok(r) => r,
+        Err(step) => return step,
+    };
+    if !rec.wms_created {
+        return Step::Dropped("the WMS never got the order".into());
+    }
+    match app.wms.update_order(&rec.id.to_string(), body).await {
+        Ok(()) => Step::Done(|_| {}),
+        Err(e) => Step::Failed(e),
+    }
+}
+
+async fn cancel(app: &App, entry: &OutboxEntry) -> Step {
+    let rec = match load(app, entry.order_id) {
+        Ok(r) => r,
+        Err(step) => return step,
+    };
+    let Some(body) = cancel_body(&rec) else {
+        return Step::Dropped("the WMS never got the order: nothing to cancel".into());
+    };
+    match app.wms.cancel_order(&rec.id.to_string(), &body).await {
+        Ok(()) => Step::Done(|_| {}),
+        Err(e) => Step::Failed(e),
+    }
+}

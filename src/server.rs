@@ -1,0 +1,67 @@
+//! `serve`: the HTTP server, the admin socket and the background workers, started together and
+//! stopped together.
+//!
+//! [`run`] takes its listener and shutdown token from the caller, so tests run the real server
+//! in-process on `127.0.0.1:0`. Shutdown order: stop accepting (HTTP requests in flight finish,
+//! each flushing before its 200), stop the workers (calls in flight get a few seconds, the rest
+//! stays queued), flush the store, return.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{now_ms, App};
+use crate::{admin, http, outbox, systemd, telemetry};
+
+/// How often webhook ids and expired payloads are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// Webhook ids are kept at least this long for de-duplication (CONTRACT.md §4.1).
+const DEDUPE_DAYS: i64 = 7;
+
+pub async fn run(app: Arc<App>, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    telemetry::install_metrics();
+    let admin_listener = admin::socket::bind(&app.cfg.storage.path)?;
+    let workers = [
+        tokio::spawn(outbox::worker_loop(app.clone(), shutdown.clone())),
+        tokio::spawn(admin::socket::serve_loop(app.clone(), admin_listener, shutdown.clone())),
+        tokio::spawn(prune_loop(app.clone(), shutdown.clone())),
+    ];
+    app.ready.store(true, Ordering::Release);
+    tracing::info!(listen = %listener.local_addr()?, "channeld is serving");
+    systemd::notify("READY=1");
+    let stopping = shutdown.clone();
+    let server = axum::serve(listener, http::router(app.clone())).with_graceful_shutdown(async move {
+        stopping.cancelled().await;
+        systemd::notify("STOPPING=1");
+        tracing::info!("shutting down: no new requests");
+    });
+    let served = server.await;
+    shutdown.cancel();
+    app.ready.store(false, Ordering::Release);
+    for w in workers {
+        let _ = w.await;
+    }
+    app.store.flush()?;
+    tracing::info!("store flushed; bye");
+    served.map_err(Into::into)
+}
+
+async fn prune_loop(app: Arc<App>, shutdown: CancellationToken) {
+    loop {
+        let day = 86_400_000i64;
+        let keep_days = i64::from(app.cfg.storage.retention_days);
+        let now = now_ms();
+        match app.store.prune(now - DEDUPE_DAYS.max(keep_days) * day, now - keep_days * day) {
+            Ok(n) if n > 0 => tracing::info!(removed = n, "pruned expired webhook ids, payloads and personal data"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning failed; will try again"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}

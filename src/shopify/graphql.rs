@@ -1,0 +1,240 @@
+//! A thin GraphQL Admin API client: one endpoint, a pinned API version, cost-based pacing.
+//!
+//! Shopify meters GraphQL by query cost: a bucket of `maximumAvailable` points refilling at
+//! `restoreRate` per second, reported in `extensions.cost.throttleStatus` on every answer. The
+//! client keeps that estimate, waits before a call that would overdraw it, and on `THROTTLED` (or
+//! HTTP 429) waits for the refill and sends again: throttling slows work down, it never fails it.
+
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+
+use super::queries::Document;
+use super::token::TokenSource;
+use crate::remote::{self, CallError};
+
+/// How many times one request waits out `THROTTLED` or 429 before the caller is told to retry later.
+const MAX_THROTTLE_WAITS: u32 = 60;
+
+#[derive(Clone)]
+pub struct GraphqlClient {
+    http: reqwest::Client,
+    endpoint: String,
+    token: TokenSource,
+    budget: std::sync::Arc<Mutex<Budget>>,
+}
+
+/// The local estimate of Shopify's cost bucket.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    pub available: f64,
+    pub maximum: f64,
+    pub restore_rate: f64,
+    pub at: Instant,
+}
+
+impl Budget {
+    fn unknown() -> Self {
+        // Until Shopify tells us, assume the standard bucket.
+        Self { available: 1000.0, maximum: 1000.0, restore_rate: 50.0, at: Instant::now() }
+    }
+
+    /// Points available now, counting the refill since the last report.
+    fn now_available(&self, now: Instant) -> f64 {
+        (self.available + self.restore_rate * now.duration_since(self.at).as_secs_f64()).min(self.maximum)
+    }
+
+    /// How long to wait until `cost` points are available, then reserve them.
+    fn reserve(&mut self, cost: f64, now: Instant) -> Duration {
+        let avail = self.now_available(now);
+        let wait = if avail >= cost || self.restore_rate <= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64((cost - avail) / self.restore_rate)
+        };
+        self.available = avail - cost;
+        self.at = now;
+        wait
+    }
+
+    fn observe(&mut self, status: &ThrottleStatus, now: Instant) {
+        self.available = status.currently_available;
+        self.maximum = status.maximum_available;
+        self.restore_rate = status.restore_rate;
+        self.at = now;
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ThrottleStatus {
+    maximum_available: f64,
+    currently_available: f64,
+    restore_rate: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct Envelope {
+    data: Option<Value>,
+    #[serde(default)]
+    errors: Vec<GqlError>,
+    #[serde(default)]
+    extensions: Option<Extensions>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Extensions {
+    cost: Option<Cost>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Cost {
+    #[serde(default)]
+    requested_query_cost: Option<f64>,
+    throttle_status: Option<ThrottleStatus>,
+}
+
+#[derive(Debug, Deserialize)]
+struct GqlError {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    extensions: Option<Value>,
+}
+
+impl GqlError {
+    fn code(&self) -> &str {
+        self.extensions.as_ref().and_then(|e| e.get("code")).and_then(Value::as_str).unwrap_or("")
+    }
+}
+
+impl GraphqlClient {
+    pub fn new(http: reqwest::Client, base: &str, api_version: &str, token: TokenSource) -> Self {
+        Self {
+            http,
+            endpoint: format!("{base}/admin/api/{api_version}/graphql.json"),
+            token,
+            budget: std::sync::Arc::new(Mutex::new(Budget::unknown())),
+        }
+    }
+
+    /// Runs `doc` with `variables` and decodes `data` into `T`.
+    pub async fn run<T: DeserializeOwned>(&self, doc: &Document, variables: Value) -> Result<T, CallError> {
+        let data = self.run_value(doc, variables).await?;
+        serde_json::from_value(data)
+            .map_err(|e| CallError::Refused { message: format!("Shopify {}: unexpected answer: {e}", doc.name) })
+    }
+
+    async fn run_value(&self, doc: &Document, variables: Value) -> Result<Value, CallError> {
+        let body = json!({ "query": doc.text, "variables": variables });
+        let mut cost = f64::from(doc.cost);
+        for _ in 0..MAX_THROTTLE_WAITS {
+            let wait = self.budget.lock().await.reserve(cost, Instant::now());
+            if !wait.is_zero() {
+                metrics::counter!("channeld_shopify_throttle_waits_total").increment(1);
+                tokio::time::sleep(wait).await;
+            }
+            let started = Instant::now();
+            let result = self.post(&body).await;
+            metrics::histogram!("channeld_shopify_call_seconds").record(started.elapsed().as_secs_f64());
+            let envelope = match result {
+                Ok(env) => env,
+                Err(Attempt::Throttled(after)) => {
+                    metrics::counter!("channeld_shopify_calls_total", "result" => "throttled").increment(1);
+                    tokio::time::sleep(after).await;
+                    continue;
+                }
+                Err(Attempt::Failed(e)) => {
+                    record("error", &e);
+                    return Err(e);
+                }
+            };
+            let cost_info = envelope.extensions.as_ref().and_then(|e| e.cost.as_ref());
+            if let Some(requested) = cost_info.and_then(|c| c.requested_query_cost) {
+                cost = requested;
+            }
+            if let Some(status) = cost_info.and_then(|c| c.throttle_status.as_ref()) {
+                self.budget.lock().await.observe(status, Instant::now());
+            }
+            if envelope.errors.iter().any(|e| e.code() == "THROTTLED") {
+                metrics::counter!("channeld_shopify_calls_total", "result" => "throttled").increment(1);
+                continue; // the next reserve() waits for the refill
+            }
+            if !envelope.errors.is_empty() {
+                let msg: Vec<&str> = envelope.errors.iter().map(|e| e.message.as_str()).collect();
+                let err = CallError::Refused { message: format!("Shopify {}: {}", doc.name, msg.join("; ")) };
+                record("refused", &err);
+                return Err(err);
+            }
+            metrics::counter!("channeld_shopify_calls_total", "result" => "ok").increment(1);
+            return Ok(envelope.data.unwrap_or(Value::Null));
+        }
+        Err(CallError::transient(format!("Shopify {}: still throttled after waiting", doc.name)))
+    }
+
+    async fn post(&self, body: &Value) -> Result<Envelope, Attempt> {
+        let token = self.token.token().await.map_err(Attempt::Failed)?;
+        let resp = self
+            .http
+            .post(&self.endpoint)
+            .header("X-Shopify-Access-Token", token.expose())
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| Attempt::Failed(remote::network("Shopify", &e)))?;
+        let status = resp.status();
+        if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            let after = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| crate::flows::retry::parse_retry_after(v, chrono::Utc::now()))
+                .unwrap_or(Duration::from_secs(1));
+            return Err(Attempt::Throttled(after));
+        }
+        if !status.is_success() {
+            let headers = resp.headers().clone();
+            let text = resp.text().await.unwrap_or_default();
+            if status == reqwest::StatusCode::UNAUTHORIZED {
+                self.token.invalidate().await;
+            }
+            return Err(Attempt::Failed(remote::classify("Shopify", status, &headers, &text)));
+        }
+        resp.json::<Envelope>().await.map_err(|e| Attempt::Failed(remote::network("Shopify", &e)))
+    }
+}
+
+/// One HTTP exchange that did not give an envelope.
+enum Attempt {
+    /// HTTP 429: wait this long and send again.
+    Throttled(Duration),
+    Failed(CallError),
+}
+
+fn record(result: &'static str, e: &CallError) {
+    if let CallError::Unauthorized { message } = e {
+        tracing::error!(%message, "Shopify refused channeld's credentials: Shopify work is paused until fixed (see channeld doctor)");
+        metrics::counter!("channeld_shopify_auth_failures_total").increment(1);
+    }
+    metrics::counter!("channeld_shopify_calls_total", "result" => result).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_waits_for_refill() {
+        let t0 = Instant::now();
+        let mut b = Budget { available: 100.0, maximum: 1000.0, restore_rate: 50.0, at: t0 };
+        assert_eq!(b.reserve(80.0, t0), Duration::ZERO);
+        // 20 left; 120 more needs 100 points = 2 s of refill.
+        assert_eq!(b.reserve(120.0, t0), Duration::from_secs(2));
+        b.observe(&ThrottleStatus { maximum_available: 1000.0, currently_available: 0.0, restore_rate: 100.0 }, t0);
+        assert_eq!(b.reserve(50.0, t0 + Duration::from_millis(500)), Duration::ZERO);
+    }
+}

@@ -1,0 +1,202 @@
+//! Every GraphQL document channeld sends to Shopify, with the shapes of their answers.
+//!
+//! All documents are listed in [`ALL`]; a test validates each, with example variables, against
+//! Shopify's own Admin schema of the pinned version (`schema/admin-2026-10.graphql.gz`).
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::flows::routing::FulfillmentOrderView;
+use crate::shopify::order::ShopifyOrder;
+
+/// A GraphQL document and the cost channeld expects it to take (for pacing before Shopify says).
+#[derive(Debug)]
+pub struct Document {
+    pub name: &'static str,
+    pub text: &'static str,
+    pub cost: u32,
+}
+
+pub const FULFILLMENT_ORDERS: Document = Document {
+    name: "FulfillmentOrders",
+    cost: 12,
+    text: r#"query FulfillmentOrders($id: ID!) {
+  order(id: $id) {
+    fulfillmentOrders(first: 50) {
+      nodes { status assignedLocation { location { legacyResourceId } } }
+    }
+  }
+}"#,
+};
+
+pub const ORDER: Document = Document {
+    name: "Order",
+    cost: 60,
+    text: r#"query Order($id: ID!) {
+  order(id: $id) {
+    legacyResourceId name createdAt updatedAt cancelledAt test email phone tags
+    customAttributes { key value }
+    paymentGatewayNames taxesIncluded
+    totalPriceSet { shopMoney { amount } }
+    totalOutstandingSet { shopMoney { amount } }
+    shippingAddress { ...Address }
+    billingAddress { ...Address }
+    lineItems(first: 250) {
+      nodes {
+        id sku quantity currentQuantity requiresShipping isGiftCard
+        originalUnitPriceSet { shopMoney { amount } }
+        discountAllocations { allocatedAmountSet { shopMoney { amount } } }
+        taxLines { priceSet { shopMoney { amount } } }
+      }
+    }
+    shippingLines(first: 50) { nodes { discountedPriceSet { shopMoney { amount } } } }
+    refunds { id }
+  }
+}
+fragment Address on MailingAddress {
+  name firstName lastName address1 address2 city province zip country phone
+}"#,
+};
+
+/// Every document the code can send, with example variables for the schema test.
+pub fn all() -> Vec<(&'static Document, Value)> {
+    vec![(&FULFILLMENT_ORDERS, json!({ "id": order_gid(450789469) })), (&ORDER, json!({ "id": order_gid(450789469) }))]
+}
+
+pub fn order_gid(id: u64) -> String {
+    format!("gid://shopify/Order/{id}")
+}
+
+/// The numeric id at the end of a `gid://shopify/Type/123` (or a bare number).
+pub fn numeric_id(gid: &str) -> Option<u64> {
+    gid.rsplit('/').next()?.split('?').next()?.parse().ok()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FulfillmentOrdersData {
+    pub order: Option<FoOrder>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FoOrder {
+    #[serde(rename = "fulfillmentOrders")]
+    pub fulfillment_orders: Nodes<FoNode>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Nodes<T> {
+    pub nodes: Vec<T>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FoNode {
+    pub status: String,
+    #[serde(rename = "assignedLocation")]
+    pub assigned_location: Option<FoAssigned>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FoAssigned {
+    pub location: Option<LegacyId>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LegacyId {
+    #[serde(rename = "legacyResourceId")]
+    pub legacy_resource_id: Value,
+}
+
+impl FulfillmentOrdersData {
+    pub fn views(self) -> Option<Vec<FulfillmentOrderView>> {
+        Some(
+            self.order?
+                .fulfillment_orders
+                .nodes
+                .into_iter()
+                .map(|n| FulfillmentOrderView {
+                    status: n.status,
+                    location_id: n.assigned_location.and_then(|a| a.location).and_then(|l| {
+                        match l.legacy_resource_id {
+                            Value::String(s) => s.parse().ok(),
+                            Value::Number(n) => n.as_u64(),
+                            _ => None,
+                        }
+                    }),
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Converts the `order` of an [`ORDER`] answer into the REST order model, so an order fetched by
+/// GraphQL and the same order from a webhook give the same WMS payload.
+pub fn order_from_graphql(order: &Value) -> Option<ShopifyOrder> {
+    let money = |v: &Value| v.pointer("/shopMoney/amount").cloned().unwrap_or(Value::Null);
+    let addr = |v: &Value| {
+        if v.is_null() {
+            return Value::Null;
+        }
+        json!({
+            "name": v["name"], "first_name": v["firstName"], "last_name": v["lastName"],
+            "address1": v["address1"], "address2": v["address2"], "city": v["city"],
+            "province": v["province"], "zip": v["zip"], "country": v["country"], "phone": v["phone"],
+        })
+    };
+    let nodes = |v: &Value| v["nodes"].as_array().cloned().unwrap_or_default();
+    let lines: Vec<Value> = nodes(&order["lineItems"])
+        .iter()
+        .map(|l| {
+            json!({
+                "id": l["id"].as_str().and_then(numeric_id),
+                "sku": l["sku"],
+                "quantity": l["quantity"],
+                "current_quantity": l["currentQuantity"],
+                "price": money(&l["originalUnitPriceSet"]),
+                "requires_shipping": l["requiresShipping"],
+                "gift_card": l["isGiftCard"],
+                "discount_allocations": l["discountAllocations"].as_array().map(|d| d.iter()
+                    .map(|a| json!({ "amount": money(&a["allocatedAmountSet"]) })).collect::<Vec<_>>()),
+                "tax_lines": l["taxLines"].as_array().map(|t| t.iter()
+                    .map(|t| json!({ "price": money(&t["priceSet"]) })).collect::<Vec<_>>()),
+            })
+        })
+        .collect();
+    let tags = order["tags"].as_array().map(|t| t.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "));
+    let rest = json!({
+        "id": order["legacyResourceId"].as_str().and_then(|s| s.parse::<u64>().ok()).or_else(|| order["legacyResourceId"].as_u64()),
+        "name": order["name"],
+        "created_at": order["createdAt"],
+        "updated_at": order["updatedAt"],
+        "cancelled_at": order["cancelledAt"],
+        "test": order["test"],
+        "email": order["email"],
+        "phone": order["phone"],
+        "tags": tags,
+        "note_attributes": order["customAttributes"].as_array().map(|a| a.iter()
+            .map(|kv| json!({ "name": kv["key"], "value": kv["value"] })).collect::<Vec<_>>()),
+        "payment_gateway_names": order["paymentGatewayNames"],
+        "taxes_included": order["taxesIncluded"],
+        "total_price": money(&order["totalPriceSet"]),
+        "total_outstanding": money(&order["totalOutstandingSet"]),
+        "shipping_address": addr(&order["shippingAddress"]),
+        "billing_address": addr(&order["billingAddress"]),
+        "line_items": lines,
+        "shipping_lines": nodes(&order["shippingLines"]).iter()
+            .map(|s| json!({ "discounted_price": money(&s["discountedPriceSet"]) })).collect::<Vec<_>>(),
+        "refunds": order["refunds"],
+    });
+    rest["id"].as_u64()?;
+    serde_json::from_value(rest).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gids() {
+        assert_eq!(numeric_id("gid://shopify/LineItem/466157049"), Some(466157049));
+        assert_eq!(numeric_id("12"), Some(12));
+        assert_eq!(numeric_id("gid://shopify/Order/x"), None);
+    }
+}

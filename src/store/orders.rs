@@ -1,0 +1,144 @@
+//! Orders, their names, webhook ids and raw payloads: recording an event is one transaction.
+
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+
+use super::{be, codec, pair_key, Result, Store, StoreError};
+use crate::flows::intake::Change;
+use crate::flows::model::{OrderRecord, OrderStatus, OutboxEntry};
+
+/// A webhook body as received, kept for `retention_days` (support, export).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RawEvent {
+    pub topic: String,
+    pub received_ms: i64,
+    pub body: String,
+}
+
+/// What recording an event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ingested {
+    /// This (topic, event id) was accepted before: nothing changed.
+    Duplicate,
+    Applied {
+        status: OrderStatus,
+        outcome: &'static str,
+        queued: usize,
+    },
+}
+
+impl Store {
+    /// Records one Shopify event atomically: the de-duplication key, the raw body, the order as
+    /// `decide` changes it, and the outbox entries it queues. Not durable until [`Store::durable`].
+    pub fn record_event(
+        &self,
+        topic: &str,
+        event_key: Option<&str>,
+        order_id: u64,
+        body: &[u8],
+        now_ms: i64,
+        decide: impl Fn(Option<OrderRecord>) -> Change,
+    ) -> Result<Ingested> {
+        let i = &self.inner;
+        let raw = codec::encode(&RawEvent {
+            topic: topic.to_string(),
+            received_ms: now_ms,
+            body: String::from_utf8_lossy(body).into_owned(),
+        })?;
+        let seen_at = codec::encode(&now_ms)?;
+        let dedupe_key = event_key.map(|k| [topic.as_bytes(), &[0], k.as_bytes()].concat());
+        let result = (&i.orders, &i.order_names, &i.outbox, &i.webhook_ids, &i.payloads).transaction(
+            |(orders, names, outbox, ids, payloads)| {
+                if let Some(k) = &dedupe_key {
+                    if ids.get(k)?.is_some() {
+                        return Ok(Ingested::Duplicate);
+                    }
+                    ids.insert(k.as_slice(), seen_at.as_slice())?;
+                }
+                let existing = match orders.get(be(order_id))? {
+                    Some(v) => Some(codec::decode::<OrderRecord>(&v).map_err(ConflictableTransactionError::Abort)?),
+                    None => None,
+                };
+                let change = decide(existing);
+                payloads.insert(&pair_key(order_id, orders.generate_id()?), raw.as_slice())?;
+                if !change.record.name.is_empty() {
+                    names.insert(change.record.name.as_bytes(), &be(order_id))?;
+                }
+                let rec = codec::encode(&change.record).map_err(ConflictableTransactionError::Abort)?;
+                orders.insert(&be(order_id), rec)?;
+                for task in &change.tasks {
+                    let seq = outbox.generate_id()?;
+                    let entry = OutboxEntry::new(seq, order_id, task.clone(), now_ms);
+                    let v = codec::encode(&entry).map_err(ConflictableTransactionError::Abort)?;
+                    outbox.insert(&pair_key(order_id, seq), v)?;
+                }
+                Ok(Ingested::Applied {
+                    status: change.record.status,
+                    outcome: change.outcome,
+                    queued: change.tasks.len(),
+                })
+            },
+        );
+        result.map_err(|e| match e {
+            TransactionError::Abort(e) => StoreError::Codec(e),
+            TransactionError::Storage(e) => StoreError::Sled(e),
+        })
+    }
+
+    pub fn order(&self, id: u64) -> Result<Option<OrderRecord>> {
+        match self.inner.orders.get(be(id))? {
+            Some(v) => Ok(Some(codec::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Finds an order by numeric id or by name (`#1001`; the `#` may be left out).
+    pub fn find_order(&self, id_or_name: &str) -> Result<Option<OrderRecord>> {
+        let s = id_or_name.trim();
+        if let Some(rec) = s.parse::<u64>().ok().map(|id| self.order(id)).transpose()?.flatten() {
+            return Ok(Some(rec));
+        }
+        let name = if s.starts_with('#') { s.to_string() } else { format!("#{s}") };
+        match self.inner.order_names.get(name.as_bytes())? {
+            Some(id) => self.order(u64::from_be_bytes(id.as_ref().try_into().unwrap_or([0; 8]))),
+            None => Ok(None),
+        }
+    }
+
+    /// Every order, optionally of one status, in id order.
+    pub fn orders(&self, status: Option<OrderStatus>) -> Result<Vec<OrderRecord>> {
+        let mut out = Vec::new();
+        for item in self.inner.orders.iter() {
+            let rec: OrderRecord = codec::decode(&item?.1)?;
+            if status.is_none_or(|s| s == rec.status) {
+                out.push(rec);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Changes one stored order in place (used by the outbox worker after a call).
+    pub fn update_order(&self, id: u64, f: impl Fn(&mut OrderRecord)) -> Result<Option<OrderRecord>> {
+        let mut result = None;
+        self.inner.orders.fetch_and_update(be(id), |old| {
+            // An unreadable record is left exactly as it is, never dropped.
+            let old = old?;
+            let Ok(mut rec) = codec::decode::<OrderRecord>(old) else { return Some(old.to_vec()) };
+            f(&mut rec);
+            let Ok(bytes) = codec::encode(&rec) else { return Some(old.to_vec()) };
+            result = Some(rec);
+            Some(bytes)
+        })?;
+        Ok(result)
+    }
+
+    /// The raw webhook bodies kept for an order, oldest first: (topic, received ms, body).
+    pub fn payloads(&self, order_id: u64) -> Result<Vec<(String, i64, String)>> {
+        let mut out = Vec::new();
+        for item in self.inner.payloads.scan_prefix(be(order_id)) {
+            let e: RawEvent = codec::decode(&item?.1)?;
+            out.push((e.topic, e.received_ms, e.body));
+        }
+        Ok(out)
+    }
+}

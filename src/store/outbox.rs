@@ -1,0 +1,126 @@
+//! The outbox tree: queued outbound calls, keyed order id ‖ seq so that each order's entries are
+//! contiguous and in the order they were queued.
+
+use std::collections::HashSet;
+
+use super::{be, codec, pair_key, split_pair, Result, Store, StoreError};
+use crate::flows::model::{EntryState, OrderRecord, OutboxEntry};
+
+/// What the worker should do next.
+#[derive(Debug, Default)]
+pub struct DueWork {
+    /// The first entry of each order, when pending and due, and not already running.
+    pub due: Vec<OutboxEntry>,
+    /// The earliest time a waiting head entry becomes due (unix ms).
+    pub next_due_ms: Option<i64>,
+    pub pending: usize,
+    pub dead: usize,
+}
+
+impl Store {
+    /// Scans the outbox for work. Only the first entry of an order is ever due: nothing for an order
+    /// runs before its earlier entries are done (a dead entry holds its order until replayed).
+    pub fn due_work(&self, now_ms: i64, busy: &HashSet<u64>, limit: usize) -> Result<DueWork> {
+        let mut work = DueWork::default();
+        let mut last_order = None;
+        for item in self.inner.outbox.iter() {
+            let (k, v) = item?;
+            let entry: OutboxEntry = codec::decode(&v)?;
+            match entry.state {
+                EntryState::Dead => work.dead += 1,
+                EntryState::Pending => work.pending += 1,
+            }
+            let (order_id, _) = split_pair(&k).unwrap_or_default();
+            if last_order == Some(order_id) {
+                continue;
+            }
+            last_order = Some(order_id);
+            if entry.state != EntryState::Pending || busy.contains(&order_id) {
+                continue;
+            }
+            if entry.next_attempt_ms <= now_ms {
+                if work.due.len() < limit {
+                    work.due.push(entry);
+                }
+            } else {
+                work.next_due_ms =
+                    Some(work.next_due_ms.map_or(entry.next_attempt_ms, |t| t.min(entry.next_attempt_ms)));
+            }
+        }
+        Ok(work)
+    }
+
+    /// Removes a finished entry and applies its effect on the order in one transaction.
+    pub fn finish_entry(&self, entry: &OutboxEntry, effect: impl Fn(&mut OrderRecord)) -> Result<()> {
+        use sled::transaction::{ConflictableTransactionError as Abort, TransactionError, Transactional};
+        let i = &self.inner;
+        (&i.outbox, &i.orders)
+            .transaction(|(outbox, orders)| {
+                outbox.remove(&pair_key(entry.order_id, entry.seq))?;
+                if let Some(v) = orders.get(be(entry.order_id))? {
+                    let mut rec: OrderRecord = codec::decode(&v).map_err(Abort::Abort)?;
+                    effect(&mut rec);
+                    orders.insert(&be(entry.order_id), codec::encode(&rec).map_err(Abort::Abort)?)?;
+                }
+                Ok(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => StoreError::Codec(e),
+                TransactionError::Storage(e) => StoreError::Sled(e),
+            })
+    }
+
+    /// Saves an entry's new state (rescheduled or dead), unless it was removed meanwhile.
+    pub fn save_entry(&self, entry: &OutboxEntry) -> Result<()> {
+        let key = pair_key(entry.order_id, entry.seq);
+        let bytes = codec::encode(entry)?;
+        self.inner.outbox.fetch_and_update(key, |old| old.map(|_| bytes.clone()))?;
+        Ok(())
+    }
+
+    /// Whether any call for this order is still queued.
+    pub fn has_pending(&self, order_id: u64) -> Result<bool> {
+        Ok(self.inner.outbox.scan_prefix(be(order_id)).next().transpose()?.is_some())
+    }
+
+    /// Every queued entry, pending and dead, in queue order.
+    pub fn outbox_entries(&self) -> Result<Vec<OutboxEntry>> {
+        self.inner.outbox.iter().map(|item| Ok(codec::decode(&item?.1)?)).collect()
+    }
+
+    /// Puts entries back in line now with a fresh attempt count. Returns how many were replayed.
+    pub fn replay_entries(&self, which: Replay, now_ms: i64) -> Result<usize> {
+        let mut replayed = 0;
+        for mut entry in self.outbox_entries()? {
+            let dead = entry.state == EntryState::Dead;
+            let wanted = match which {
+                Replay::One(seq) => entry.seq == seq,
+                Replay::AllDead => dead,
+                Replay::DeadOfOrder(order) => dead && entry.order_id == order,
+            };
+            if wanted {
+                entry.state = EntryState::Pending;
+                entry.attempts = 0;
+                entry.next_attempt_ms = now_ms;
+                self.save_entry(&entry)?;
+                replayed += 1;
+            }
+        }
+        if let (Replay::One(seq), 0) = (which, replayed) {
+            return Err(StoreError::NotFound(format!("no outbox entry {seq}")));
+        }
+        Ok(replayed)
+    }
+
+    pub fn replay_order_dead(&self, order_id: u64, now_ms: i64) -> Result<usize> {
+        self.replay_entries(Replay::DeadOfOrder(order_id), now_ms)
+    }
+}
+
+/// Which outbox entries `outbox retry` replays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    One(u64),
+    AllDead,
+    DeadOfOrder(u64),
+}

@@ -1,0 +1,118 @@
+//! The outbound WMS client (Increff Omni Standard API): Create Outward Order, Update Order
+//! Properties, Customer Cancellation. Headers `authUsername`, `authPassword`, `authDomainName`.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+
+use super::types::{CreateOutwardOrder, CustomerCancellation};
+use crate::config;
+use crate::remote::{self, CallError};
+
+/// How a creation ended when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    New,
+    /// A 4xx matching `wms.already_exists_pattern`: the WMS already has it (e.g. our record of its
+    /// earlier 200 was lost in a crash). Counts as delivered.
+    AlreadyExisted,
+}
+
+#[derive(Clone)]
+pub struct WmsClient {
+    http: reqwest::Client,
+    base: String,
+    username: String,
+    password: config::Secret,
+    domain: String,
+    already_exists: String,
+}
+
+impl WmsClient {
+    pub fn new(cfg: &config::Wms) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(cfg.timeout_seconds.max(1)))
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("channeld/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            http,
+            base: cfg.base_url.trim_end_matches('/').to_string(),
+            username: cfg.auth_username.clone(),
+            password: cfg.auth_password.clone(),
+            domain: cfg.auth_domain.clone(),
+            already_exists: cfg.already_exists_pattern.to_lowercase(),
+        })
+    }
+
+    pub async fn create_order(&self, body: &CreateOutwardOrder) -> Result<Created, CallError> {
+        let json = serde_json::to_vec(body).map_err(|e| CallError::Refused { message: e.to_string() })?;
+        match self.send("create_order", Method::POST, "/orders/outward", json).await {
+            Ok(()) => Ok(Created::New),
+            Err((Some(status), text, _)) if status.is_client_error() && self.says_already_exists(&text) => {
+                Ok(Created::AlreadyExisted)
+            }
+            Err((_, _, e)) => Err(e),
+        }
+    }
+
+    pub async fn update_order(&self, order_code: &str, body: &str) -> Result<(), CallError> {
+        let path = format!("/orders/{order_code}");
+        self.send("update_order", Method::PUT, &path, body.as_bytes().to_vec()).await.map_err(|(_, _, e)| e)
+    }
+
+    pub async fn cancel_order(&self, order_code: &str, body: &CustomerCancellation) -> Result<(), CallError> {
+        let json = serde_json::to_vec(body).map_err(|e| CallError::Refused { message: e.to_string() })?;
+        let path = format!("/orders/{order_code}/cancel");
+        self.send("cancel_order", Method::PUT, &path, json).await.map_err(|(_, _, e)| e)
+    }
+
+    /// Any HTTP answer from the base URL: the WMS has no side-effect-free credential check.
+    pub async fn reachable(&self) -> Result<StatusCode, CallError> {
+        self.http.get(&self.base).send().await.map(|r| r.status()).map_err(|e| remote::network("WMS", &e))
+    }
+
+    fn says_already_exists(&self, body: &str) -> bool {
+        body.to_lowercase().contains(&self.already_exists)
+    }
+
+    /// Sends one call; on failure also returns the status and body so callers can read them.
+    async fn send(
+        &self,
+        call: &'static str,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<(), (Option<StatusCode>, String, CallError)> {
+        let started = Instant::now();
+        let result = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("authUsername", &self.username)
+            .header("authPassword", self.password.expose())
+            .header("authDomainName", &self.domain)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await;
+        let outcome = match result {
+            Err(e) => Err((None, String::new(), remote::network("WMS", &e))),
+            Ok(resp) if resp.status().is_success() => Ok(()),
+            Ok(resp) => {
+                let status = resp.status();
+                let headers = resp.headers().clone();
+                let text = resp.text().await.unwrap_or_default();
+                let err = remote::classify("WMS", status, &headers, &text);
+                Err((Some(status), text, err))
+            }
+        };
+        let label = match &outcome {
+            Ok(()) => "ok",
+            Err((_, _, CallError::Transient { .. })) => "transient",
+            Err(_) => "refused",
+        };
+        metrics::counter!("channeld_wms_calls_total", "call" => call, "result" => label).increment(1);
+        metrics::histogram!("channeld_wms_call_seconds", "call" => call).record(started.elapsed().as_secs_f64());
+        outcome
+    }
+}
