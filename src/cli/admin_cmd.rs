@@ -2,6 +2,7 @@
 //! socket, or run against the store directly when no daemon answers.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use serde_json::Value;
@@ -40,22 +41,30 @@ pub async fn outbox(path: &Path, cmd: OutboxCmd) -> anyhow::Result<()> {
     }
 }
 
+/// How long a command waits for a daemon that holds the store but does not answer yet (starting
+/// or stopping).
+const LOCKED_PATIENCE: Duration = Duration::from_secs(5);
+
 /// Runs a request in the daemon, or locally when none is running.
 async fn call(cfg: Config, req: Request) -> anyhow::Result<Value> {
     let storage = cfg.storage.path.clone();
-    if let Some(answer) = socket::call(&storage, &req).await.context("the admin socket failed")? {
-        return answer.map_err(|e| anyhow!(e));
-    }
-    if !storage.join("db").exists() {
-        bail!("no store at {} (has `channeld serve` run with this configuration?)", storage.display());
-    }
-    refuse_other_users(&storage)?;
-    let store = match Store::open(&storage, cfg.storage.cache_capacity_mb) {
-        Err(StoreError::Locked(p)) => bail!(
-            "a channeld process holds the store at {} but its admin socket did not answer; is it starting or stopping?",
-            p.display()
-        ),
-        other => other?,
+    let deadline = Instant::now() + LOCKED_PATIENCE;
+    let store = loop {
+        if let Some(answer) = socket::call(&storage, &req).await.context("the admin socket failed")? {
+            return answer.map_err(|e| anyhow!(e));
+        }
+        if !storage.join("db").exists() {
+            bail!("no store at {} (has `channeld serve` run with this configuration?)", storage.display());
+        }
+        refuse_other_users(&storage)?;
+        match Store::open(&storage, cfg.storage.cache_capacity_mb) {
+            Err(StoreError::Locked(_)) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(StoreError::Locked(p)) => bail!(
+                "a channeld process holds the store at {} but its admin socket does not answer; is it starting or stopping?",
+                p.display()
+            ),
+            other => break other?,
+        }
     };
     let app = App::new(cfg, store)?;
     let answer = admin::execute(&app, req).await;

@@ -1,0 +1,77 @@
+//! The admin commands, run as the real binary against a running in-process daemon (over the
+//! admin socket) and against a stopped one (opening the store directly).
+
+use channeld::flows::model::OrderStatus;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{eventually, fixture_order, run_cli, TestApp};
+
+#[tokio::test]
+async fn rejected_order_is_listed_and_shown_with_every_reason() {
+    let t = TestApp::spawn().await;
+    let mut o = fixture_order();
+    o["shipping_address"] = Value::Null;
+    o["line_items"][1]["sku"] = "".into();
+    assert_eq!(t.deliver("orders/create", &o, "r1").await, StatusCode::OK);
+    let rec = t.app.store.order(450789469).unwrap().unwrap();
+    assert_eq!(rec.status, OrderStatus::Rejected);
+
+    let (ok, out, err) = t.cli(&["orders", "list", "--status", "rejected"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("450789469") && out.contains("rejected"), "{out}");
+    let (ok, out, _) = t.cli(&["orders", "list", "--status", "rejected", "--json"]).await;
+    assert!(ok);
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    let reasons = listed[0]["reasons"].as_array().unwrap();
+    assert!(reasons.iter().any(|r| r.as_str().unwrap().contains("shipping address is missing")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.as_str().unwrap().contains("no SKU")), "{reasons:?}");
+    let (ok, out, _) = t.cli(&["orders", "show", "#1001"]).await;
+    assert!(ok && out.contains("shipping address is missing") && out.contains("no SKU"), "{out}");
+
+    t.drained().await;
+    assert!(t.wms.calls().is_empty(), "a rejected order is never sent");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn orders_and_outbox_answer_while_serving_and_when_stopped() {
+    let t = TestApp::spawn().await;
+    t.wms.set(|b| b.fail_next = 1_000);
+    t.deliver("orders/create", &fixture_order(), "c1").await;
+    let (ok, out, err) = t.cli(&["outbox", "list", "--json"]).await;
+    assert!(ok, "{err}");
+    let entries: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(entries[0]["order_id"], 450789469);
+    assert_eq!(entries[0]["call"], "wms_create");
+    let (ok, out, _) = t.cli(&["orders", "list"]).await;
+    assert!(ok && out.contains("#1001") && out.contains("queued"), "{out}");
+
+    let config = t.config_path.clone();
+    let _dir = t.stop().await;
+    // The daemon is gone: the command opens the store itself.
+    let (ok, out, err) = run_cli(&config, &["orders", "show", "450789469"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("queued"), "{out}");
+}
+
+#[tokio::test]
+async fn retry_refetches_a_rejected_order_from_shopify() {
+    let t = TestApp::spawn().await;
+    let mut broken = fixture_order();
+    broken["shipping_address"] = Value::Null;
+    t.deliver("orders/create", &broken, "r1").await;
+    assert_eq!(t.app.store.order(450789469).unwrap().unwrap().status, OrderStatus::Rejected);
+    // Fixed on Shopify since: the GraphQL order has its address.
+    let fixed: Value = serde_json::from_str(include_str!("../fixtures/shopify-graphql/order_450789469.json")).unwrap();
+    t.shopify.serve_order(fixed).await;
+    let (ok, out, err) = t.cli(&["orders", "retry", "450789469"]).await;
+    assert!(ok, "{out}{err}");
+    eventually("the retried creation", || t.wms.created() == vec!["450789469".to_string()]).await;
+    // Retrying a sent order changes nothing.
+    t.drained().await;
+    let (ok, out, _) = t.cli(&["orders", "retry", "#1001"]).await;
+    assert!(ok && out.contains("already at the WMS"), "{out}");
+    assert_eq!(t.wms.calls_to("POST", "/orders/outward").len(), 1);
+    t.stop().await;
+}

@@ -1,0 +1,170 @@
+//! The real binary, killed and stopped: what was acknowledged is delivered, once.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use channeld::shopify::webhook::sign;
+use serde_json::Value;
+use tokio::process::{Child, Command};
+
+use crate::fakes::FakeWms;
+use crate::helpers::{order_numbered, run_cli, write_config, Options, SECRET, SHOP};
+
+fn free_addr() -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+async fn start(config: &Path, addr: std::net::SocketAddr) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_channeld"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    for _ in 0..500 {
+        if let Ok(r) = client.get(format!("http://{addr}/readyz")).send().await {
+            if r.status().is_success() {
+                return child;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("channeld did not become ready");
+}
+
+async fn post_order(client: &reqwest::Client, addr: std::net::SocketAddr, id: u64) -> bool {
+    let body = serde_json::to_vec(&order_numbered(id)).unwrap();
+    let sent = client
+        .post(format!("http://{addr}/shopify/api/push/orders"))
+        .header("X-Shopify-Shop-Domain", format!("{SHOP}.myshopify.com"))
+        .header("X-Shopify-Event-Id", format!("evt-{id}"))
+        .header("X-Shopify-Hmac-Sha256", sign(SECRET, &body))
+        .body(body)
+        .send()
+        .await;
+    matches!(sent, Ok(r) if r.status().is_success())
+}
+
+async fn outbox(config: &Path) -> Vec<Value> {
+    let (ok, out, err) = run_cli(config, &["outbox", "list", "--json"]).await;
+    assert!(ok, "{err}");
+    serde_json::from_str::<Vec<Value>>(&out).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_loses_no_acknowledged_order() {
+    const ORDERS: u64 = 600;
+    let dir = tempfile::tempdir().unwrap();
+    let wms = FakeWms::start().await;
+    // A slowish WMS keeps plenty of work in flight when the kill comes.
+    wms.set(|b| b.delay = Duration::from_millis(5));
+    let addr = free_addr();
+    let config = write_config(
+        dir.path(),
+        addr,
+        &wms.url(),
+        "http://127.0.0.1:9",
+        &Options { routing: "wms", max_attempts: 50, ..Options::default() },
+    );
+    let mut daemon = start(&config, addr).await;
+
+    let acked = Arc::new(Mutex::new(HashSet::new()));
+    let client = reqwest::Client::new();
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(1));
+    let mut senders = Vec::new();
+    for _ in 0..32 {
+        let (client, acked, next) = (client.clone(), acked.clone(), next.clone());
+        senders.push(tokio::spawn(async move {
+            loop {
+                let id = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if id > ORDERS {
+                    return;
+                }
+                if post_order(&client, addr, 10_000 + id).await {
+                    acked.lock().unwrap().insert(10_000 + id);
+                }
+            }
+        }));
+    }
+    // Kill in the middle of the load.
+    while acked.lock().unwrap().len() < (ORDERS / 2) as usize {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    daemon.start_kill().unwrap();
+    daemon.wait().await.unwrap();
+    for s in senders {
+        s.await.unwrap();
+    }
+    let acked: HashSet<u64> = acked.lock().unwrap().clone();
+    assert!(acked.len() >= (ORDERS / 2) as usize);
+    let before_restart = wms.created().len();
+    eprintln!("killed: {} acknowledged, {before_restart} created at the WMS before the restart", acked.len());
+
+    let mut daemon = start(&config, addr).await;
+    for _ in 0..3000 {
+        let created: HashSet<u64> = wms.created().iter().map(|c| c.parse().unwrap()).collect();
+        if acked.is_subset(&created) && outbox(&config).await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let created: HashSet<u64> = wms.created().iter().map(|c| c.parse().unwrap()).collect();
+    let missing: Vec<_> = acked.difference(&created).collect();
+    assert!(missing.is_empty(), "acknowledged but never created at the WMS: {missing:?}");
+    let left = outbox(&config).await;
+    assert!(left.is_empty(), "nothing may stay queued or dead-lettered: {left:?}");
+    // Each creation accepted once by the WMS: repeats after the crash were answered
+    // "already exists" and counted as delivered.
+    let posts = wms.calls_to("POST", "/orders/outward").len();
+    assert!(posts >= created.len());
+    eprintln!("after restart: {} created, {posts} creation calls", created.len());
+    daemon.start_kill().unwrap();
+    let _ = daemon.wait().await;
+}
+
+#[tokio::test]
+async fn sigterm_stops_cleanly_and_pending_work_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let wms = FakeWms::start().await;
+    wms.set(|b| b.fail_next = 1_000);
+    let addr = free_addr();
+    let config = write_config(
+        dir.path(),
+        addr,
+        &wms.url(),
+        "http://127.0.0.1:9",
+        &Options { routing: "wms", max_attempts: 100, ..Options::default() },
+    );
+    let daemon = start(&config, addr).await;
+    let client = reqwest::Client::new();
+    for id in 1..=20 {
+        assert!(post_order(&client, addr, id).await);
+    }
+    let pid = daemon.id().unwrap();
+    let started = std::time::Instant::now();
+    let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = daemon.wait_with_output().await.unwrap();
+    assert!(out.status.success(), "exit status {:?}", out.status);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(wms.created().is_empty());
+
+    wms.set(|b| b.fail_next = 0);
+    let mut daemon = start(&config, addr).await;
+    for _ in 0..500 {
+        if wms.created().len() == 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(wms.created().len(), 20, "work queued before the stop resumes by itself");
+    daemon.start_kill().unwrap();
+    let _ = daemon.wait().await;
+}

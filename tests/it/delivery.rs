@@ -1,0 +1,57 @@
+//! Outbox behaviour against a failing WMS: retries, dead letters, replay.
+
+use channeld::flows::model::EntryState;
+
+use crate::helpers::{eventually, fixture_order, TestApp};
+
+#[tokio::test]
+async fn three_server_errors_then_success_delivers_once() {
+    let t = TestApp::spawn().await;
+    t.wms.set(|b| b.fail_next = 3);
+    t.deliver("orders/create", &fixture_order(), "c1").await;
+    t.drained().await;
+    assert_eq!(t.wms.calls_to("POST", "/orders/outward").len(), 4);
+    assert_eq!(t.wms.created(), vec!["450789469".to_string()]);
+    assert!(t.app.store.outbox_entries().unwrap().is_empty(), "nothing left or dead-lettered");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn refusal_is_dead_lettered_at_once_and_replayable() {
+    let t = TestApp::spawn().await;
+    t.wms.set(|b| b.refuse = Some((400, "Invalid pincode for location".into())));
+    t.deliver("orders/create", &fixture_order(), "c1").await;
+    eventually("a dead letter", || t.app.store.outbox_entries().unwrap().iter().any(|e| e.state == EntryState::Dead))
+        .await;
+    let dead = t.app.store.outbox_entries().unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].attempts, 1, "a refusal is not retried");
+    assert!(dead[0].last_error.as_deref().unwrap().contains("Invalid pincode for location"), "{dead:?}");
+    assert_eq!(t.wms.calls_to("POST", "/orders/outward").len(), 1);
+
+    // The operator sees it, fixes the WMS side, and replays it.
+    let (ok, out, err) = t.cli(&["outbox", "list"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("dead") && out.contains("Invalid pincode"), "{out}");
+    t.wms.set(|b| b.refuse = None);
+    let (ok, out, err) = t.cli(&["outbox", "retry", "--all-dead"]).await;
+    assert!(ok && out.contains("1 call(s) queued again"), "{out}{err}");
+    eventually("the replayed creation", || t.wms.created() == vec!["450789469".to_string()]).await;
+    t.drained().await;
+    assert!(t.app.store.outbox_entries().unwrap().is_empty());
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn slow_wms_does_not_slow_acknowledgements() {
+    let t = TestApp::spawn().await;
+    t.wms.set(|b| b.delay = std::time::Duration::from_secs(3));
+    let started = std::time::Instant::now();
+    for i in 0..5u64 {
+        let status = t.deliver("orders/create", &crate::helpers::order_numbered(1000 + i), &format!("e{i}")).await;
+        assert_eq!(status, reqwest::StatusCode::OK);
+    }
+    // Not a timing assertion on speed: only that acknowledging never waits for the 3 s WMS.
+    assert!(started.elapsed() < std::time::Duration::from_secs(3), "acknowledgements waited for the WMS");
+    t.stop().await;
+}

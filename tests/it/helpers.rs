@@ -1,0 +1,233 @@
+//! Starting the real server in-process against fakes, and talking to it like Shopify does.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use channeld::app::App;
+use channeld::config::Config;
+use channeld::shopify::webhook::sign;
+use channeld::store::Store;
+use reqwest::StatusCode;
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::fakes::{FakeShopify, FakeWms};
+
+pub const SECRET: &str = "test-webhook-secret";
+pub const PREVIOUS_SECRET: &str = "previous-webhook-secret";
+pub const SHOP: &str = "test-shop";
+/// The location of the fulfillment-orders fixture, mapped to WH-1 in the test configuration.
+pub const LOCATION_ID: u64 = 24826418;
+
+pub struct Options {
+    pub routing: &'static str,
+    pub max_attempts: u32,
+    pub max_body_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { routing: "shopify", max_attempts: 5, max_body_bytes: 2 * 1024 * 1024 }
+    }
+}
+
+/// A configuration file for a daemon at `listen` using the given fakes, its store under `dir`.
+pub fn write_config(dir: &Path, listen: SocketAddr, wms: &str, shopify: &str, o: &Options) -> PathBuf {
+    let toml = format!(
+        r#"
+[server]
+listen = "{listen}"
+public_url = "https://connector.example.com"
+max_body_bytes = {max_body}
+
+[storage]
+path = "{store}"
+cache_capacity_mb = 16
+
+[log]
+level = "warn"
+
+[shopify]
+shop = "{SHOP}"
+access_token = "shpat_test"
+webhook_secret = "{SECRET}"
+previous_webhook_secret = "{PREVIOUS_SECRET}"
+base_url = "{shopify}"
+
+[wms]
+base_url = "{wms}"
+auth_username = "wms-user"
+auth_password = "wms-pass"
+auth_domain = "wms-domain"
+inbound_username = "in-user"
+inbound_password = "in-pass"
+timeout_seconds = 5
+
+[orders]
+since = "2000-01-01T00:00:00Z"
+routing = "{routing}"
+
+[[locations]]
+shopify_location_id = {LOCATION_ID}
+wms_location_code = "WH-1"
+
+[outbox]
+max_attempts = {attempts}
+initial_backoff_ms = 20
+max_backoff_seconds = 1
+"#,
+        store = dir.join("store").display(),
+        max_body = o.max_body_bytes,
+        routing = o.routing,
+        attempts = o.max_attempts,
+    );
+    let path = dir.join("channeld.toml");
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+/// The real server, in-process on 127.0.0.1, with a fake WMS and a fake Shopify.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    pub config_path: PathBuf,
+    pub wms: FakeWms,
+    pub shopify: FakeShopify,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+    dir: Option<TempDir>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(o: Options) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let wms = FakeWms::start().await;
+        let shopify = FakeShopify::start(LOCATION_ID).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config_path = write_config(dir.path(), addr, &wms.url(), &shopify.url(), &o);
+        let cfg = Config::load(&config_path).unwrap();
+        let store = Store::open(&cfg.storage.path, cfg.storage.cache_capacity_mb).unwrap();
+        let app = App::new(cfg, store).unwrap();
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(channeld::server::run(app.clone(), listener, shutdown.clone()));
+        Self {
+            addr,
+            app,
+            config_path,
+            wms,
+            shopify,
+            http: reqwest::Client::new(),
+            shutdown,
+            handle: Some(handle),
+            dir: Some(dir),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Delivers a webhook signed like Shopify does.
+    pub async fn deliver(&self, topic: &str, body: &Value, event_id: &str) -> StatusCode {
+        let bytes = serde_json::to_vec(body).unwrap();
+        self.deliver_raw(
+            topic,
+            &bytes,
+            &[("X-Shopify-Event-Id", event_id.to_string()), ("X-Shopify-Hmac-Sha256", sign(SECRET, &bytes))],
+        )
+        .await
+    }
+
+    /// Delivers raw bytes with the shop domain and topic set, plus `headers`.
+    pub async fn deliver_raw(&self, topic: &str, body: &[u8], headers: &[(&str, String)]) -> StatusCode {
+        let path = channeld::flows::intake::Topic::parse(topic).unwrap().path();
+        let mut req = self
+            .http
+            .post(self.url(path))
+            .header("X-Shopify-Topic", topic)
+            .header("X-Shopify-Shop-Domain", format!("{SHOP}.myshopify.com"))
+            .body(body.to_vec());
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        req.send().await.unwrap().status()
+    }
+
+    /// Waits until the outbox is empty: after that, nothing more will be sent.
+    pub async fn drained(&self) {
+        eventually("the outbox to drain", || {
+            self.app.store.outbox_entries().unwrap().iter().all(|e| e.state == channeld::flows::model::EntryState::Dead)
+        })
+        .await;
+    }
+
+    /// Runs the real `channeld` binary against this server's configuration.
+    pub async fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        run_cli(&self.config_path, args).await
+    }
+
+    /// Stops the server cleanly; the returned directory keeps the store and configuration.
+    pub async fn stop(mut self) -> TempDir {
+        self.shutdown.cancel();
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap().unwrap();
+        }
+        self.dir.take().unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub async fn run_cli(config: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_channeld"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Polls `cond` every 10 ms for up to 10 s.
+pub async fn eventually(what: &str, cond: impl Fn() -> bool) {
+    for _ in 0..1000 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// The fixture order `#1001` as a webhook carries it (the bare order object).
+pub fn fixture_order() -> Value {
+    let v: Value = serde_json::from_str(include_str!("../fixtures/shopify/order_450789469_get_2025-10.json")).unwrap();
+    v["order"].clone()
+}
+
+/// The fixture order under another id and name (so many distinct orders can be sent).
+pub fn order_numbered(id: u64) -> Value {
+    let mut o = fixture_order();
+    o["id"] = id.into();
+    o["name"] = format!("#{id}").into();
+    o
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the real server (in-process, or the real binary for crash tests) against
+//! fakes of the WMS and Shopify on 127.0.0.1, fed with the published fixtures.
+
+mod admin;
+mod crash;
+mod delivery;
+mod fakes;
+mod graphql_schema;
+mod helpers;
+mod updates;
+mod webhooks;
