@@ -7,5 +7,6 @@ mod delivery;
 mod fakes;
 mod graphql_schema;
 mod helpers;
+mod systemd;
 mod updates;
 mod webhooks;
