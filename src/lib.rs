@@ -8,7 +8,7 @@
 //! - [`remote`]: how an outbound call ended, shared by every client.
 //! - [`app`]: the shared context and the order services the handlers and commands call.
 //! - [`http`]: the router and thin handlers; [`admin`]: commands over the unix socket.
-//! - [`outbox`]: the delivery worker; [`server`]: starts and stops everything for `serve`.
+//! - [`outbox`]: the delivery worker; [`jobs`]: scheduled jobs; [`server`]: starts and stops everything.
 //! - [`cli`]: the command line; [`telemetry`], [`systemd`]: logs, metrics, readiness.
 
 #![forbid(unsafe_code)]
@@ -19,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod flows;
 pub mod http;
+pub mod jobs;
 pub mod outbox;
 pub mod remote;
 pub mod server;

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{now_ms, App};
-use crate::{admin, http, outbox, systemd, telemetry};
+use crate::{admin, http, jobs, outbox, systemd, telemetry};
 
 /// How often webhook ids and expired payloads are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -29,6 +29,7 @@ pub async fn run(app: Arc<App>, listener: TcpListener, shutdown: CancellationTok
         tokio::spawn(admin::socket::serve_loop(app.clone(), admin_listener, shutdown.clone())),
         tokio::spawn(prune_loop(app.clone(), shutdown.clone())),
     ];
+    let mut scheduler = jobs::start(app.clone()).await?;
     app.ready.store(true, Ordering::Release);
     tracing::info!(listen = %listener.local_addr()?, "channeld is serving");
     systemd::notify("READY=1");
@@ -41,6 +42,9 @@ pub async fn run(app: Arc<App>, listener: TcpListener, shutdown: CancellationTok
     let served = server.await;
     shutdown.cancel();
     app.ready.store(false, Ordering::Release);
+    if let Err(e) = scheduler.shutdown().await {
+        tracing::warn!(error = %e, "job scheduler did not stop cleanly");
+    }
     for w in workers {
         let _ = w.await;
     }

@@ -1,4 +1,4 @@
-//! Admin commands (`orders`, `outbox`) and how they reach the store.
+//! Admin commands (`orders`, `outbox`, `listings`, `inventory`) and how they reach the store.
 //!
 //! sled allows one process per database. While `serve` runs, commands are sent over the unix
 //! socket `{storage.path}/admin.sock` (mode 0660, never on the network) as one JSON line each way
@@ -10,6 +10,8 @@ pub mod socket;
 use serde::{Deserialize, Serialize};
 
 use crate::app::{now_ms, App};
+use crate::flows::inventory::InventoryRow;
+use crate::flows::listings::Listing;
 use crate::flows::model::{EntryState, OrderRecord, OrderStatus, OutboxEntry, Placement};
 use crate::store::Replay;
 
@@ -30,6 +32,24 @@ pub enum Request {
     OutboxRetry {
         seq: Option<u64>,
     },
+    /// Replace every listing (already validated by the CLI, including against Shopify).
+    ListingsReplace {
+        listings: Vec<Listing>,
+    },
+    ListingsList,
+    InventoryStatus,
+    InventoryRelease {
+        sku: String,
+    },
+    InventoryResync,
+}
+
+/// `inventory status`: rows waiting to be pushed, and quarantined rows with Shopify's reason.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InventoryStatusView {
+    pub pending: Vec<InventoryRow>,
+    pub quarantined: Vec<InventoryRow>,
+    pub total_rows: usize,
 }
 
 /// What a command answers: data for the CLI to print, or an error message.
@@ -95,6 +115,32 @@ pub async fn execute(app: &App, req: Request) -> Response {
             store.durable().await.map_err(err)?;
             app.outbox_wake.notify_one();
             Ok(serde_json::Value::String(format!("{n} call(s) queued again")))
+        }
+        Request::ListingsReplace { listings } => {
+            let change = store.replace_listings(&listings).map_err(err)?;
+            store.durable().await.map_err(err)?;
+            to_json(&change)
+        }
+        Request::ListingsList => to_json(&store.listings().map_err(err)?),
+        Request::InventoryStatus => {
+            let rows = store.inventory_rows().map_err(err)?;
+            let total_rows = rows.len();
+            let (quarantined, rest): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.quarantine.is_some());
+            let pending = rest.into_iter().filter(InventoryRow::is_pending).collect();
+            to_json(&InventoryStatusView { pending, quarantined, total_rows })
+        }
+        Request::InventoryRelease { sku } => {
+            let n = store.release_sku(&sku).map_err(err)?;
+            store.durable().await.map_err(err)?;
+            if n == 0 {
+                return Err(format!("no quarantined row for SKU {sku}"));
+            }
+            Ok(serde_json::Value::String(format!("{n} row(s) of {sku} released; pushed at the next run")))
+        }
+        Request::InventoryResync => {
+            let n = store.resync_inventory().map_err(err)?;
+            store.durable().await.map_err(err)?;
+            Ok(serde_json::Value::String(format!("{n} row(s) will be pushed again at the next run")))
         }
     }
 }

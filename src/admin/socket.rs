@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 use super::{execute, Request, Response};
 use crate::app::App;
 
-/// Requests larger than this are refused (they are a few hundred bytes at most).
-const MAX_LINE: usize = 64 * 1024;
+/// Requests and answers larger than this are refused (a full listings file fits comfortably).
+const MAX_LINE: usize = 256 * 1024 * 1024;
 
 pub fn socket_path(storage: &Path) -> PathBuf {
     storage.join("admin.sock")

@@ -46,7 +46,7 @@ pub async fn outbox(path: &Path, cmd: OutboxCmd) -> anyhow::Result<()> {
 const LOCKED_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Runs a request in the daemon, or locally when none is running.
-async fn call(cfg: Config, req: Request) -> anyhow::Result<Value> {
+pub(super) async fn call(cfg: Config, req: Request) -> anyhow::Result<Value> {
     let storage = cfg.storage.path.clone();
     let deadline = Instant::now() + LOCKED_PATIENCE;
     let store = loop {
@@ -87,12 +87,12 @@ fn refuse_other_users(storage: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_message(v: Value) -> anyhow::Result<()> {
+pub(super) fn print_message(v: Value) -> anyhow::Result<()> {
     println!("{}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
     Ok(())
 }
 
-fn print_json(v: &Value) -> anyhow::Result<()> {
+pub(super) fn print_json(v: &Value) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }

@@ -2,6 +2,8 @@
 
 mod admin_cmd;
 mod check_config;
+mod inventory;
+mod listings;
 mod serve;
 mod webhook;
 
@@ -42,6 +44,38 @@ enum Command {
     /// Local webhook testing
     #[command(subcommand)]
     Webhook(WebhookCmd),
+    /// SKU ↔ serial number (Shopify inventory item) listings
+    #[command(subcommand)]
+    Listings(ListingsCmd),
+    /// Inventory rows: pending, quarantined, release, resync
+    #[command(subcommand)]
+    Inventory(InventoryCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum ListingsCmd {
+    /// Replace the listings with a CSV file (header: channelSkuCode, channelSerialNo); all or nothing
+    Import { file: PathBuf },
+    /// Map every Shopify variant with a SKU to its inventory item (exact SKU match)
+    Discover,
+    /// Show the stored listings
+    List {
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum InventoryCmd {
+    /// Pending and quarantined rows, with reasons
+    Status {
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Release a SKU's quarantined rows so they are pushed again
+    Release { sku: String },
+    /// Push every desired quantity again at the next run
+    Resync,
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,6 +137,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Orders(cmd) => admin_cmd::orders(&path, cmd).await,
         Command::Outbox(cmd) => admin_cmd::outbox(&path, cmd).await,
         Command::Webhook(WebhookCmd::Send(args)) => webhook::send(&path, args).await,
+        Command::Listings(cmd) => listings::run(&path, cmd).await,
+        Command::Inventory(cmd) => inventory::run(&path, cmd).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

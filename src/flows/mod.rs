@@ -6,8 +6,11 @@
 //! - [`intake`]: how a webhook (or a re-fetched order) changes an order and what it queues.
 //! - [`routing`]: which WMS location an order goes to, from Shopify's fulfillment orders.
 //! - [`retry`]: backoff and `Retry-After`.
+//! - [`listings`], [`inventory`]: SKU ↔ inventory item mapping, WMS quantities, push batches.
 
 pub mod intake;
+pub mod inventory;
+pub mod listings;
 pub mod model;
 pub mod order_map;
 pub mod retry;

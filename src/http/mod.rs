@@ -1,8 +1,9 @@
-//! The HTTP surface: Shopify webhooks, health and metrics. Handlers are thin: they read and
+//! The HTTP surface: Shopify webhooks, the WMS's calls, health and metrics. Handlers are thin: they read and
 //! check the request, call one service on [`App`], and map the result to the contract's status.
 
 mod health;
 mod webhooks;
+pub mod wms;
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .merge(wms::router(app.clone()))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(app)
 }

@@ -13,11 +13,13 @@ pub mod queries;
 pub mod token;
 pub mod webhook;
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::config::Config;
+use crate::flows::inventory::{refused_row, PushRow};
 use crate::flows::routing::FulfillmentOrderView;
 use crate::remote::CallError;
 use graphql::GraphqlClient;
@@ -50,6 +52,67 @@ impl ShopifyClient {
         Ok(data.views())
     }
 
+    /// Sets absolute "available" quantities. Returns the rows Shopify refused (by index, with its
+    /// message); the other rows were applied.
+    pub async fn set_quantities(
+        &self,
+        rows: &[PushRow],
+        key: &str,
+        reference: &str,
+    ) -> Result<Vec<(usize, String)>, CallError> {
+        let vars = queries::set_quantities_variables(rows, key, reference);
+        let data: queries::SetQuantitiesData = self.gql.run(&queries::INVENTORY_SET_QUANTITIES, vars).await?;
+        let errors = data.payload.map(|p| p.user_errors).unwrap_or_default();
+        let mut refused = Vec::new();
+        for e in &errors {
+            match e.field.as_deref().and_then(refused_row) {
+                Some(i) if i < rows.len() => refused.push((i, e.message.clone())),
+                // An error naming no row refuses the request as a whole: nothing was applied.
+                _ => {
+                    return Err(CallError::Refused {
+                        message: format!(
+                            "Shopify refused the batch: {} ({})",
+                            e.message,
+                            e.code.as_deref().unwrap_or("")
+                        ),
+                    })
+                }
+            }
+        }
+        Ok(refused)
+    }
+
+    /// Which of these inventory item ids exist on Shopify (at most 250 per call).
+    pub async fn existing_inventory_items(&self, ids: &[u64]) -> Result<HashSet<u64>, CallError> {
+        let gids: Vec<String> = ids.iter().map(|&i| queries::inventory_item_gid(i)).collect();
+        let data: Value = self.gql.run(&queries::INVENTORY_ITEMS, json!({ "ids": gids })).await?;
+        Ok(data["nodes"]
+            .as_array()
+            .map(|nodes| nodes.iter().filter_map(|n| legacy_id(&n["legacyResourceId"])).collect())
+            .unwrap_or_default())
+    }
+
+    /// One page of product variants: (SKU, inventory item id) pairs and the cursor of the next page.
+    pub async fn variants_page(&self, after: Option<&str>) -> Result<(Vec<(String, u64)>, Option<String>), CallError> {
+        let data: Value = self.gql.run(&queries::PRODUCT_VARIANTS, json!({ "after": after })).await?;
+        let pv = &data["productVariants"];
+        let variants = pv["nodes"]
+            .as_array()
+            .map(|nodes| {
+                nodes
+                    .iter()
+                    .filter_map(|n| {
+                        Some((n["sku"].as_str()?.to_string(), legacy_id(&n["inventoryItem"]["legacyResourceId"])?))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let next = (pv["pageInfo"]["hasNextPage"] == true)
+            .then(|| pv["pageInfo"]["endCursor"].as_str().map(str::to_string))
+            .flatten();
+        Ok((variants, next))
+    }
+
     /// The order as Shopify has it now, in the same model webhooks carry; `None` when unknown.
     pub async fn order(&self, order_id: u64) -> Result<Option<ShopifyOrder>, CallError> {
         let data: Value = self.gql.run(&queries::ORDER, json!({ "id": order_gid(order_id) })).await?;
@@ -59,5 +122,14 @@ impl ShopifyClient {
                 .map(Some)
                 .ok_or_else(|| CallError::Refused { message: "Shopify Order: the answer could not be read".into() }),
         }
+    }
+}
+
+/// `UnsignedInt64` arrives as a string; accept a number too.
+fn legacy_id(v: &Value) -> Option<u64> {
+    match v {
+        Value::String(s) => s.parse().ok(),
+        Value::Number(n) => n.as_u64(),
+        _ => None,
     }
 }

@@ -6,6 +6,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::flows::inventory::PushRow;
 use crate::flows::routing::FulfillmentOrderView;
 use crate::shopify::order::ShopifyOrder;
 
@@ -58,9 +59,98 @@ fragment Address on MailingAddress {
 }"#,
 };
 
+pub const INVENTORY_SET_QUANTITIES: Document = Document {
+    name: "InventorySetQuantities",
+    cost: 10,
+    text: r#"mutation InventorySetQuantities($input: InventorySetQuantitiesInput!, $key: String!) {
+  inventorySetQuantities(input: $input) @idempotent(key: $key) {
+    inventoryAdjustmentGroup { id }
+    userErrors { field message code }
+  }
+}"#,
+};
+
+pub const INVENTORY_ITEMS: Document = Document {
+    name: "InventoryItems",
+    cost: 260,
+    text: r#"query InventoryItems($ids: [ID!]!) {
+  nodes(ids: $ids) { ... on InventoryItem { legacyResourceId } }
+}"#,
+};
+
+pub const PRODUCT_VARIANTS: Document = Document {
+    name: "ProductVariants",
+    cost: 260,
+    text: r#"query ProductVariants($after: String) {
+  productVariants(first: 250, after: $after) {
+    nodes { sku inventoryItem { legacyResourceId } }
+    pageInfo { hasNextPage endCursor }
+  }
+}"#,
+};
+
 /// Every document the code can send, with example variables for the schema test.
 pub fn all() -> Vec<(&'static Document, Value)> {
-    vec![(&FULFILLMENT_ORDERS, json!({ "id": order_gid(450789469) })), (&ORDER, json!({ "id": order_gid(450789469) }))]
+    let row = PushRow { sku: "A".into(), item_id: 49148385, location_id: 655441491, quantity: 4 };
+    vec![
+        (&FULFILLMENT_ORDERS, json!({ "id": order_gid(450789469) })),
+        (&ORDER, json!({ "id": order_gid(450789469) })),
+        (
+            &INVENTORY_SET_QUANTITIES,
+            set_quantities_variables(&[row], "channeld-0123", "logistics://channeld/test/push/1"),
+        ),
+        (&INVENTORY_ITEMS, json!({ "ids": [inventory_item_gid(49148385)] })),
+        (&PRODUCT_VARIANTS, json!({ "after": null })),
+    ]
+}
+
+pub fn inventory_item_gid(id: u64) -> String {
+    format!("gid://shopify/InventoryItem/{id}")
+}
+
+pub fn location_gid(id: u64) -> String {
+    format!("gid://shopify/Location/{id}")
+}
+
+/// Variables of one `inventorySetQuantities` call: absolute "available" quantities, no compare.
+pub fn set_quantities_variables(rows: &[PushRow], key: &str, reference: &str) -> Value {
+    let quantities: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "inventoryItemId": inventory_item_gid(r.item_id),
+                "locationId": location_gid(r.location_id),
+                "quantity": r.quantity,
+                "changeFromQuantity": null,
+            })
+        })
+        .collect();
+    json!({
+        "input": { "name": "available", "reason": "correction", "referenceDocumentUri": reference, "quantities": quantities },
+        "key": key,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SetQuantitiesData {
+    #[serde(rename = "inventorySetQuantities")]
+    pub payload: Option<SetQuantitiesPayload>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SetQuantitiesPayload {
+    #[serde(rename = "userErrors", default)]
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserError {
+    #[serde(default)]
+    pub field: Option<Vec<String>>,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub code: Option<String>,
 }
 
 pub fn order_gid(id: u64) -> String {

@@ -7,7 +7,8 @@
 //!   order makes "the first entry of each order" a forward scan
 //! - `webhook_ids`: topic ‖ 0 ‖ event id → when it was accepted (de-duplication, kept ≥ 7 days)
 //! - `payloads`: order id (BE) ‖ seq (BE) → the raw webhook body, for support and export
-//! - `meta`: store format, first start, and other single values
+//! - `listings`, `inventory`: SKU ↔ inventory item, and desired/pushed quantities (see `inventory.rs`)
+//! - `meta`: store format, first start, job statuses and other single values
 //!
 //! # Durability
 //! sled writes to its log in memory and flushes every 500 ms on its own; a crash loses what was not
@@ -16,6 +17,7 @@
 //! woken by it (group commit), so a burst of webhooks costs one fsync, not one each.
 
 mod codec;
+mod inventory;
 mod orders;
 mod outbox;
 
@@ -27,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::flows::model::OrderStatus;
 
 pub use codec::{CodecError, FORMAT_VERSION};
+pub use inventory::{JobStatus, ListingsChange};
 pub use orders::Ingested;
 pub use outbox::{DueWork, Replay};
 
@@ -66,6 +69,8 @@ struct Inner {
     outbox: sled::Tree,
     webhook_ids: sled::Tree,
     payloads: sled::Tree,
+    listings: sled::Tree,
+    inventory: sled::Tree,
     meta: sled::Tree,
     commit_tx: mpsc::UnboundedSender<CommitWaiter>,
 }
@@ -103,6 +108,8 @@ impl Store {
             outbox: tree("outbox")?,
             webhook_ids: tree("webhook_ids")?,
             payloads: tree("payloads")?,
+            listings: tree("listings")?,
+            inventory: tree("inventory")?,
             meta: tree("meta")?,
             db,
             commit_tx,

@@ -11,7 +11,8 @@ use serde_json::Value;
 use tokio::process::{Child, Command};
 
 use crate::fakes::FakeWms;
-use crate::helpers::{order_numbered, run_cli, write_config, Options, SECRET, SHOP};
+use crate::helpers::{order_numbered, run_cli, write_config, Options, INVENTORY_LOCATION_ID, SECRET, SHOP};
+use crate::shopify_inventory_fake::InventoryShopify;
 
 fn free_addr() -> std::net::SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -125,6 +126,50 @@ async fn sigkill_under_load_loses_no_acknowledged_order() {
     let posts = wms.calls_to("POST", "/orders/outward").len();
     assert!(posts >= created.len());
     eprintln!("after restart: {} created, {posts} creation calls", created.len());
+    daemon.start_kill().unwrap();
+    let _ = daemon.wait().await;
+}
+
+#[tokio::test]
+async fn inventory_accepted_before_a_kill_is_pushed_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let wms = FakeWms::start().await;
+    let shop = InventoryShopify::start().await;
+    shop.add_items([10_000, 10_001]);
+    let addr = free_addr();
+    let far = Options { shopify_url: Some(shop.url()), ..Options::default() };
+    let config = write_config(dir.path(), addr, &wms.url(), &shop.url(), &far);
+    let mut daemon = start(&config, addr).await;
+    let csv = dir.path().join("listings.csv");
+    std::fs::write(&csv, "channelSkuCode,channelSerialNo\nSKU-0,10000\nSKU-1,10001\n").unwrap();
+    let (ok, _, err) = run_cli(&config, &["listings", "import", csv.to_str().unwrap()]).await;
+    assert!(ok, "{err}");
+    let resp = reqwest::Client::new()
+        .put(format!("http://{addr}/wms/inventory"))
+        .header("authUsername", "in-user")
+        .header("authPassword", "in-pass")
+        .json(&serde_json::json!({ "locationCode": "WH-INV", "inventories": [
+            { "channelSkuCode": "SKU-0", "quantity": 11 }, { "channelSkuCode": "SKU-1", "quantity": 12 } ] }))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    // Killed before any push could run (its schedule is once a year).
+    daemon.start_kill().unwrap();
+    daemon.wait().await.unwrap();
+    assert!(shop.calls().is_empty());
+
+    let every_second = Options { push_schedule: "*/1 * * * * *", ..far };
+    write_config(dir.path(), addr, &wms.url(), &shop.url(), &every_second);
+    let mut daemon = start(&config, addr).await;
+    for _ in 0..500 {
+        if shop.level(10_001, INVENTORY_LOCATION_ID) == Some(12) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(shop.level(10_000, INVENTORY_LOCATION_ID), Some(11));
+    assert_eq!(shop.level(10_001, INVENTORY_LOCATION_ID), Some(12));
     daemon.start_kill().unwrap();
     let _ = daemon.wait().await;
 }

@@ -22,16 +22,28 @@ pub const PREVIOUS_SECRET: &str = "previous-webhook-secret";
 pub const SHOP: &str = "test-shop";
 /// The location of the fulfillment-orders fixture, mapped to WH-1 in the test configuration.
 pub const LOCATION_ID: u64 = 24826418;
+/// A second mapped location, used by the inventory tests.
+pub const INVENTORY_LOCATION_ID: u64 = 655441491;
 
 pub struct Options {
     pub routing: &'static str,
     pub max_attempts: u32,
     pub max_body_bytes: usize,
+    /// Far away by default: tests run the job step themselves.
+    pub push_schedule: &'static str,
+    /// Another Shopify than the wiremock one (e.g. the stateful inventory fake).
+    pub shopify_url: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { routing: "shopify", max_attempts: 5, max_body_bytes: 2 * 1024 * 1024 }
+        Self {
+            routing: "shopify",
+            max_attempts: 5,
+            max_body_bytes: 2 * 1024 * 1024,
+            push_schedule: "0 0 0 1 1 *",
+            shopify_url: None,
+        }
     }
 }
 
@@ -75,6 +87,13 @@ routing = "{routing}"
 shopify_location_id = {LOCATION_ID}
 wms_location_code = "WH-1"
 
+[[locations]]
+shopify_location_id = {INVENTORY_LOCATION_ID}
+wms_location_code = "WH-INV"
+
+[inventory]
+push_schedule = "{push_schedule}"
+
 [outbox]
 max_attempts = {attempts}
 initial_backoff_ms = 20
@@ -84,6 +103,7 @@ max_backoff_seconds = 1
         max_body = o.max_body_bytes,
         routing = o.routing,
         attempts = o.max_attempts,
+        push_schedule = o.push_schedule,
     );
     let path = dir.join("channeld.toml");
     std::fs::write(&path, toml).unwrap();
@@ -114,7 +134,8 @@ impl TestApp {
         let shopify = FakeShopify::start(LOCATION_ID).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let config_path = write_config(dir.path(), addr, &wms.url(), &shopify.url(), &o);
+        let shopify_url = o.shopify_url.clone().unwrap_or_else(|| shopify.url());
+        let config_path = write_config(dir.path(), addr, &wms.url(), &shopify_url, &o);
         let cfg = Config::load(&config_path).unwrap();
         let store = Store::open(&cfg.storage.path, cfg.storage.cache_capacity_mb).unwrap();
         let app = App::new(cfg, store).unwrap();
@@ -163,6 +184,26 @@ impl TestApp {
         req.send().await.unwrap().status()
     }
 
+    /// The directory holding this server's configuration and store.
+    pub fn dir(&self) -> &Path {
+        self.dir.as_ref().unwrap().path()
+    }
+
+    /// A call from the WMS, with its inbound credentials.
+    pub async fn wms_call(&self, method: reqwest::Method, path: &str, body: &Value) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .request(method, self.url(path))
+            .header("authUsername", "in-user")
+            .header("authPassword", "in-pass")
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
     /// Waits until the outbox is empty: after that, nothing more will be sent.
     pub async fn drained(&self) {
         eventually("the outbox to drain", || {
@@ -177,6 +218,11 @@ impl TestApp {
     }
 
     /// Stops the server cleanly; the returned directory keeps the store and configuration.
+    pub async fn cli_owned(&self, args: Vec<String>) -> (bool, String, String) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_cli(&self.config_path, &args).await
+    }
+
     pub async fn stop(mut self) -> TempDir {
         self.shutdown.cancel();
         if let Some(h) = self.handle.take() {

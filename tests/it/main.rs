@@ -7,6 +7,8 @@ mod delivery;
 mod fakes;
 mod graphql_schema;
 mod helpers;
+mod inventory;
+mod shopify_inventory_fake;
 mod systemd;
 mod updates;
 mod webhooks;

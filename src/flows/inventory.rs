@@ -1,0 +1,202 @@
+//! Inventory rules: checking the WMS's absolute quantities, what to push, how to batch it, and
+//! which rows Shopify refused. Pure; the push job and the `/wms/inventory` handler do the I/O.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::listings::parse_serial;
+
+/// The desired quantity of one SKU at one location, and what Shopify last accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryRow {
+    pub sku: String,
+    /// The inventory item the listing maps the SKU to.
+    pub item_id: u64,
+    pub location_id: u64,
+    pub location_code: String,
+    /// The latest absolute quantity from the WMS.
+    pub desired: i64,
+    /// The quantity Shopify last accepted for this row; `None` = never pushed (or resync asked).
+    pub pushed: Option<i64>,
+    /// Why Shopify refused this row; a quarantined row is not sent until released or relisted.
+    pub quarantine: Option<String>,
+    pub updated_ms: i64,
+}
+
+impl InventoryRow {
+    pub fn is_pending(&self) -> bool {
+        self.quarantine.is_none() && self.pushed != Some(self.desired)
+    }
+}
+
+/// `PUT /wms/inventory` body (Increff "Location Wise Available To Promise").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AtpIn {
+    pub location_code: String,
+    #[serde(default)]
+    pub inventories: Vec<AtpRowIn>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AtpRowIn {
+    #[serde(default)]
+    pub channel_sku_code: String,
+    #[serde(deserialize_with = "lenient_int")]
+    pub quantity: Option<i64>,
+    #[serde(default)]
+    pub channel_serial_no: Option<String>,
+}
+
+/// At most this many rows per `PUT /wms/inventory` (CONTRACT.md §4.2).
+pub const MAX_ATP_ROWS: usize = 200;
+
+/// One row's fate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AtpVerdict {
+    Accept { sku: String, item_id: u64, quantity: i64 },
+    Reject { sku: String, reason: String },
+}
+
+/// Checks each row: a known listing, a serial that agrees with it when given, a quantity ≥ 0.
+/// (The location is checked once for the whole request by the caller.)
+pub fn check_atp(rows: &[AtpRowIn], listing: impl Fn(&str) -> Option<u64>) -> Vec<AtpVerdict> {
+    rows.iter()
+        .map(|r| {
+            let sku = r.channel_sku_code.trim().to_string();
+            let reject = |reason: String| AtpVerdict::Reject { sku: sku.clone(), reason };
+            let Some(item_id) = listing(&sku) else {
+                return reject(format!("no listing for SKU {sku:?}"));
+            };
+            if let Some(serial) = r.channel_serial_no.as_deref().filter(|s| !s.trim().is_empty()) {
+                if parse_serial(serial) != Some(item_id) {
+                    return reject(format!("channelSerialNo {serial} disagrees with the listing ({item_id})"));
+                }
+            }
+            match r.quantity {
+                Some(q) if q >= 0 => AtpVerdict::Accept { sku: sku.clone(), item_id, quantity: q },
+                Some(q) => reject(format!("negative quantity {q}")),
+                None => reject("quantity missing or not a whole number".into()),
+            }
+        })
+        .collect()
+}
+
+/// One row of an `inventorySetQuantities` call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushRow {
+    pub sku: String,
+    pub item_id: u64,
+    pub location_id: u64,
+    pub quantity: i64,
+}
+
+impl PushRow {
+    pub fn of(row: &InventoryRow) -> Self {
+        Self { sku: row.sku.clone(), item_id: row.item_id, location_id: row.location_id, quantity: row.desired }
+    }
+}
+
+/// The idempotency key of one request: the same rows in the same run give the same key (a resend
+/// after a lost answer is applied once); other rows, or a later run, give another.
+pub fn idempotency_key(run_id: &str, rows: &[PushRow]) -> String {
+    let mut h = Sha256::new();
+    h.update(run_id.as_bytes());
+    for r in rows {
+        h.update(format!("|{}:{}:{}", r.item_id, r.location_id, r.quantity).as_bytes());
+    }
+    let hex: String = h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("channeld-{hex}")
+}
+
+/// The row index a `userErrors.field` path names: `["input", "quantities", "3", ...]` → 3.
+pub fn refused_row(field: &[String]) -> Option<usize> {
+    let pos = field.iter().position(|f| f == "quantities")?;
+    field.get(pos + 1)?.parse().ok()
+}
+
+fn lenient_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) => {
+            n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+        }
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(sku: &str, q: serde_json::Value, serial: Option<&str>) -> AtpRowIn {
+        serde_json::from_value(serde_json::json!({"channelSkuCode": sku, "quantity": q, "channelSerialNo": serial}))
+            .unwrap()
+    }
+
+    #[test]
+    fn atp_rows_are_checked_one_by_one() {
+        let listing = |sku: &str| (sku == "302").then_some(49148385);
+        let v = check_atp(
+            &[
+                row("302", 40.into(), Some("49148385")),
+                row("302", 40.into(), Some("gid://shopify/InventoryItem/1")),
+                row("999", 1.into(), None),
+                row("302", (-1).into(), None),
+                row("302", "7".into(), None),
+            ],
+            listing,
+        );
+        assert_eq!(v[0], AtpVerdict::Accept { sku: "302".into(), item_id: 49148385, quantity: 40 });
+        assert!(matches!(&v[1], AtpVerdict::Reject { reason, .. } if reason.contains("disagrees")));
+        assert!(matches!(&v[2], AtpVerdict::Reject { reason, .. } if reason.contains("no listing")));
+        assert!(matches!(&v[3], AtpVerdict::Reject { reason, .. } if reason.contains("negative")));
+        assert_eq!(v[4], AtpVerdict::Accept { sku: "302".into(), item_id: 49148385, quantity: 7 });
+    }
+
+    #[test]
+    fn the_fixture_request_parses() {
+        let req: AtpIn =
+            serde_json::from_str(include_str!("../../tests/fixtures/increff/atp_inventory_request.json")).unwrap();
+        assert_eq!(req.location_code, "wd003");
+        assert_eq!(req.inventories[0].quantity, Some(40));
+    }
+
+    #[test]
+    fn keys_change_with_rows_and_runs() {
+        let rows = vec![PushRow { sku: "A".into(), item_id: 1, location_id: 2, quantity: 3 }];
+        let mut other = rows.clone();
+        other[0].quantity = 4;
+        assert_eq!(idempotency_key("r1", &rows), idempotency_key("r1", &rows));
+        assert_ne!(idempotency_key("r1", &rows), idempotency_key("r1", &other));
+        assert_ne!(idempotency_key("r1", &rows), idempotency_key("r2", &rows));
+    }
+
+    #[test]
+    fn refused_rows_are_named_by_index() {
+        let f = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(refused_row(&f(&["input", "quantities", "3", "inventoryItemId"])), Some(3));
+        assert_eq!(refused_row(&f(&["input", "reason"])), None);
+    }
+
+    #[test]
+    fn pending_means_unpushed_and_not_quarantined() {
+        let mut r = InventoryRow {
+            sku: "A".into(),
+            item_id: 1,
+            location_id: 2,
+            location_code: "W".into(),
+            desired: 5,
+            pushed: None,
+            quarantine: None,
+            updated_ms: 0,
+        };
+        assert!(r.is_pending());
+        r.pushed = Some(5);
+        assert!(!r.is_pending());
+        r.desired = 6;
+        r.quarantine = Some("bad".into());
+        assert!(!r.is_pending());
+    }
+}

@@ -1,0 +1,118 @@
+//! Endpoints the WMS calls (`/wms/*`, CONTRACT.md §4.2), in the WMS's own conventions: every call
+//! carries `authUsername` / `authPassword`; failures are a 4xx/5xx with
+//! `{"hasError": true, "errorMessage": "..."}`; anything answered 200 is on disk first.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, post, put};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use crate::app::{now_ms, App};
+use crate::flows::inventory::{check_atp, AtpIn, AtpVerdict, MAX_ATP_ROWS};
+
+/// A failure in the WMS's error convention.
+#[derive(Debug)]
+pub struct WmsError {
+    status: StatusCode,
+    message: String,
+}
+
+impl WmsError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into() }
+    }
+}
+
+impl IntoResponse for WmsError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "hasError": true, "errorMessage": self.message }))).into_response()
+    }
+}
+
+impl From<crate::store::StoreError> for WmsError {
+    fn from(e: crate::store::StoreError) -> Self {
+        tracing::error!(error = %e, "store error on a WMS call; answering 503");
+        WmsError::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily unable to store the request; try again")
+    }
+}
+
+pub fn router(app: Arc<App>) -> Router<Arc<App>> {
+    Router::new()
+        .route("/wms/inventory", put(put_inventory))
+        .route("/wms/manifest", post(|| unsupported("manifest")))
+        .route("/wms/returns", any(|| unsupported("returns")))
+        .route("/wms/returns/{*rest}", any(|| unsupported("returns")))
+        .route("/wms/acknowledgement", any(|| unsupported("acknowledgement")))
+        .route_layer(middleware::from_fn_with_state(app, authenticate))
+}
+
+/// Every `/wms/*` call must carry the configured inbound credentials (compared in constant time).
+async fn authenticate(State(app): State<Arc<App>>, headers: HeaderMap, req: Request, next: Next) -> Response {
+    let given = |name: &str| headers.get(name).map(|v| v.as_bytes().to_vec()).unwrap_or_default();
+    let w = &app.cfg.wms;
+    let user_ok = given("authUsername").ct_eq(w.inbound_username.as_bytes());
+    let pass_ok = given("authPassword").ct_eq(w.inbound_password.expose().as_bytes());
+    let configured = !w.inbound_username.is_empty() && !w.inbound_password.is_empty();
+    if configured && bool::from(user_ok & pass_ok) {
+        next.run(req).await
+    } else {
+        metrics::counter!("channeld_wms_inbound_total", "call" => "any", "result" => "unauthorized").increment(1);
+        WmsError::new(StatusCode::UNAUTHORIZED, "authUsername / authPassword missing or wrong").into_response()
+    }
+}
+
+async fn unsupported(what: &str) -> WmsError {
+    WmsError::new(StatusCode::BAD_REQUEST, format!("{what} is not supported for Shopify"))
+}
+
+/// Reads a JSON body into `T`, answering the WMS's 400 when it does not fit.
+pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, WmsError> {
+    serde_json::from_slice(body)
+        .map_err(|e| WmsError::new(StatusCode::BAD_REQUEST, format!("invalid request body: {e}")))
+}
+
+/// `PUT /wms/inventory`: absolute quantities per SKU at one location.
+async fn put_inventory(State(app): State<Arc<App>>, body: Bytes) -> Result<Json<serde_json::Value>, WmsError> {
+    let req: AtpIn = parse(&body)?;
+    if req.inventories.len() > MAX_ATP_ROWS {
+        return Err(WmsError::new(
+            StatusCode::BAD_REQUEST,
+            format!("{} rows sent; at most {MAX_ATP_ROWS} per call", req.inventories.len()),
+        ));
+    }
+    let skus = || req.inventories.iter().map(|r| r.channel_sku_code.trim().to_string());
+    let Some(location) = app.cfg.locations.iter().find(|l| l.wms_location_code == req.location_code.trim()) else {
+        tracing::warn!(location = %req.location_code, rows = req.inventories.len(), "inventory for an unmapped location refused");
+        metrics::counter!("channeld_inventory_rows_refused_total").increment(req.inventories.len() as u64);
+        return Ok(Json(json!({ "successList": [], "failureList": skus().collect::<Vec<_>>() })));
+    };
+    let store = &app.store;
+    let verdicts = check_atp(&req.inventories, |sku| store.listing(sku).ok().flatten());
+    let mut accepted = Vec::new();
+    let (mut success, mut failure) = (Vec::new(), Vec::new());
+    for v in verdicts {
+        match v {
+            AtpVerdict::Accept { sku, item_id, quantity } => {
+                success.push(sku.clone());
+                accepted.push((sku, item_id, quantity));
+            }
+            AtpVerdict::Reject { sku, reason } => {
+                tracing::warn!(%sku, location = %location.wms_location_code, %reason, "inventory row refused");
+                failure.push(sku);
+            }
+        }
+    }
+    store.set_desired(location.shopify_location_id, &location.wms_location_code, &accepted, now_ms())?;
+    store.durable().await?;
+    metrics::counter!("channeld_inventory_rows_accepted_total").increment(success.len() as u64);
+    metrics::counter!("channeld_inventory_rows_refused_total").increment(failure.len() as u64);
+    Ok(Json(json!({ "successList": success, "failureList": failure })))
+}

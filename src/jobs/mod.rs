@@ -1,0 +1,72 @@
+//! Scheduled jobs (tokio-cron-scheduler, cron with seconds, UTC) and their bookkeeping.
+//!
+//! Each job is one async function `run(&App) -> Result<String>`; the wiring here guarantees that a
+//! job never runs twice at once (a tick that finds it still running is skipped), records its last
+//! run and result (store, metrics, logs), and leaves retrying to the next tick.
+
+pub mod inventory_push;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::Mutex;
+use tokio_cron_scheduler::{Job, JobScheduler};
+
+use crate::app::{now_ms, App};
+use crate::store::JobStatus;
+
+type JobFn = fn(Arc<App>) -> Pin<Box<dyn Future<Output = anyhow::Result<String>> + Send>>;
+
+/// The jobs and the configuration key holding each one's schedule.
+fn jobs(app: &App) -> Vec<(&'static str, &'static str, String, JobFn)> {
+    vec![("inventory_push", "inventory.push_schedule", app.cfg.inventory.push_schedule.clone(), |app| {
+        Box::pin(async move { inventory_push::run(&app).await })
+    })]
+}
+
+/// Creates the scheduler with every job and starts it.
+pub async fn start(app: Arc<App>) -> anyhow::Result<JobScheduler> {
+    let sched = JobScheduler::new().await.context("could not create the job scheduler")?;
+    for (name, key, schedule, run) in jobs(&app) {
+        let guard = Arc::new(Mutex::new(()));
+        let app = app.clone();
+        let job = Job::new_async(schedule.as_str(), move |_, _| {
+            let (app, guard) = (app.clone(), guard.clone());
+            Box::pin(async move {
+                let Ok(_running) = guard.try_lock() else {
+                    tracing::debug!(job = name, "previous run still going; tick skipped");
+                    return;
+                };
+                run_recorded(&app, name, run).await;
+            })
+        })
+        .with_context(|| format!("{key}: {schedule:?} is not a valid cron expression"))?;
+        sched.add(job).await.with_context(|| format!("could not schedule {name}"))?;
+    }
+    sched.start().await.context("could not start the job scheduler")?;
+    Ok(sched)
+}
+
+/// Runs a job once and records the outcome.
+pub async fn run_recorded(app: &Arc<App>, name: &'static str, run: JobFn) {
+    let started = now_ms();
+    let (ok, summary) = match run(app.clone()).await {
+        Ok(summary) => (true, summary),
+        Err(e) => (false, format!("{e:#}")),
+    };
+    if ok {
+        tracing::info!(job = name, %summary, "job ran");
+    } else {
+        tracing::warn!(job = name, error = %summary, "job failed; retried at the next tick");
+    }
+    metrics::gauge!("channeld_job_last_run_timestamp_seconds", "job" => name).set(started as f64 / 1000.0);
+    metrics::gauge!("channeld_job_last_success", "job" => name).set(if ok { 1.0 } else { 0.0 });
+    metrics::counter!("channeld_job_runs_total", "job" => name, "result" => if ok { "ok" } else { "error" })
+        .increment(1);
+    let status = JobStatus { last_run_ms: started, ok, summary };
+    if let Err(e) = app.store.set_job_status(name, &status) {
+        tracing::warn!(job = name, error = %e, "could not record the job's status");
+    }
+}
