@@ -63,7 +63,8 @@ async fn run(n: u64, budget: Option<Budget>) -> (usize, f64) {
     let app = app(&shop.url(), dir.path()).await;
     let listings: Vec<Listing> = (0..n).map(|i| Listing { sku: format!("SKU-{i}"), item_id: 1_000_000 + i }).collect();
     app.store.replace_listings(&listings).unwrap();
-    let rows: Vec<(String, u64, i64)> = listings.iter().map(|l| (l.sku.clone(), l.item_id, (l.item_id % 50) as i64)).collect();
+    let rows: Vec<(String, u64, i64)> =
+        listings.iter().map(|l| (l.sku.clone(), l.item_id, (l.item_id % 50) as i64)).collect();
     for chunk in rows.chunks(200) {
         app.store.set_desired(LOCATION, "WH", chunk, 0).unwrap();
     }
@@ -83,8 +84,17 @@ async fn main() {
     let (calls, secs) = run(n, Some(Budget::new(BUCKET, RESTORE_RATE, MUTATION_COST))).await;
     let min = ((calls as f64 * MUTATION_COST - BUCKET) / RESTORE_RATE).max(0.0);
     println!("inventory push, N = {n} SKUs, batch 250");
-    println!("  calls: {calls} (expected ceil(N/250) = {expected_calls}) {}", if calls == expected_calls { "OK" } else { "MISMATCH" });
+    println!(
+        "  calls: {calls} (expected ceil(N/250) = {expected_calls}) {}",
+        if calls == expected_calls { "OK" } else { "MISMATCH" }
+    );
     println!("  budget {RESTORE_RATE} points/s, bucket {BUCKET}, {MUTATION_COST} points per call");
-    println!("  wall time {secs:.2} s; budget-bound minimum {min:.2} s; ratio {:.3}", if min > 0.0 { secs / min } else { f64::NAN });
-    println!("  baseline, unlimited budget: {free_calls} calls in {free_secs:.2} s ({:.0} rows/s)", n as f64 / free_secs);
+    println!(
+        "  wall time {secs:.2} s; budget-bound minimum {min:.2} s; ratio {:.3}",
+        if min > 0.0 { secs / min } else { f64::NAN }
+    );
+    println!(
+        "  baseline, unlimited budget: {free_calls} calls in {free_secs:.2} s ({:.0} rows/s)",
+        n as f64 / free_secs
+    );
 }

@@ -4,7 +4,7 @@
 //! [`App`] is created once and shared as `Arc<App>`; it owns no background task itself, so the
 //! same context serves `serve` and a one-shot CLI command that opened the store directly.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::Notify;
@@ -29,7 +29,12 @@ pub struct App {
     pub outbox_wake: Notify,
     /// Set once the server listens and its workers run (`/readyz`).
     pub ready: AtomicBool,
+    /// When the store-derived gauges were last computed (unix ms): they need a scan.
+    gauges_at: AtomicI64,
 }
+
+/// How long store-derived gauges (orders by status, inventory rows, jobs) may be reused.
+const GAUGES_TTL_MS: i64 = 30_000;
 
 /// Why a webhook was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +71,7 @@ impl App {
             store,
             outbox_wake: Notify::new(),
             ready: AtomicBool::new(false),
+            gauges_at: AtomicI64::new(0),
         }))
     }
 
@@ -138,6 +144,43 @@ impl App {
             ),
             Ingested::Duplicate => format!("order {id}: nothing to do"),
         })
+    }
+}
+
+impl App {
+    /// Sets the gauges that come from counting stored records (orders by status, inventory rows,
+    /// last job runs), at most once per [`GAUGES_TTL_MS`]: counting means a scan.
+    pub fn refresh_gauges(&self) {
+        let now = now_ms();
+        let last = self.gauges_at.load(Ordering::Relaxed);
+        if now - last < GAUGES_TTL_MS
+            || self.gauges_at.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
+        {
+            return;
+        }
+        if let Ok(orders) = self.store.orders(None) {
+            for status in OrderStatus::ALL {
+                let n = orders.iter().filter(|o| o.status == status).count();
+                metrics::gauge!("channeld_orders", "status" => status.as_str()).set(n as f64);
+            }
+        }
+        if let Ok(rows) = self.store.inventory_rows() {
+            let count = |f: &dyn Fn(&crate::flows::inventory::InventoryRow) -> bool| {
+                rows.iter().filter(|r| f(r)).count() as f64
+            };
+            metrics::gauge!("channeld_inventory_rows", "state" => "pending").set(count(&|r| r.is_pending()));
+            metrics::gauge!("channeld_inventory_rows", "state" => "quarantined")
+                .set(count(&|r| r.quarantine.is_some()));
+            metrics::gauge!("channeld_inventory_rows", "state" => "pushed")
+                .set(count(&|r| r.pushed == Some(r.desired)));
+        }
+        if let Ok(jobs) = self.store.job_statuses() {
+            for (job, s) in jobs {
+                metrics::gauge!("channeld_job_last_run_timestamp_seconds", "job" => job.clone())
+                    .set(s.last_run_ms as f64 / 1000.0);
+                metrics::gauge!("channeld_job_last_success", "job" => job).set(if s.ok { 1.0 } else { 0.0 });
+            }
+        }
     }
 }
 

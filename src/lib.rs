@@ -4,7 +4,7 @@
 //! - [`config`]: the TOML file and `CHANNELD_*` overrides, validated into typed structs.
 //! - [`store`]: the only code touching sled: trees, the versioned record codec, group commit.
 //! - [`flows`]: business rules on plain data (order mapping, validation, routing, retries).
-//! - [`shopify`], [`wms`]: one module per external party (payload types and clients).
+//! - [`shopify`], [`wms`], [`courier`]: one module per external party (payload types and clients).
 //! - [`remote`]: how an outbound call ended, shared by every client.
 //! - [`app`]: the shared context and the order services the handlers and commands call.
 //! - [`http`]: the router and thin handlers; [`admin`]: commands over the unix socket.
@@ -17,6 +17,7 @@ pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod courier;
 pub mod flows;
 pub mod http;
 pub mod jobs;

@@ -42,6 +42,7 @@ pub enum Request {
         sku: String,
     },
     InventoryResync,
+    JobStatuses,
 }
 
 /// `inventory status`: rows waiting to be pushed, and quarantined rows with Shopify's reason.
@@ -137,6 +138,7 @@ pub async fn execute(app: &App, req: Request) -> Response {
             }
             Ok(serde_json::Value::String(format!("{n} row(s) of {sku} released; pushed at the next run")))
         }
+        Request::JobStatuses => to_json(&store.job_statuses().map_err(err)?),
         Request::InventoryResync => {
             let n = store.resync_inventory().map_err(err)?;
             store.durable().await.map_err(err)?;

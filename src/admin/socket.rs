@@ -60,6 +60,9 @@ async fn handle(app: &App, stream: UnixStream) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     read_line(read, &mut line).await?;
+    if line.trim() == EXPORT {
+        return stream_export(app, write).await;
+    }
     let response: Response = match serde_json::from_str::<Request>(&line) {
         Ok(req) => execute(app, req).await,
         Err(e) => Err(format!("bad admin request: {e}")),
@@ -68,6 +71,59 @@ async fn handle(app: &App, stream: UnixStream) -> std::io::Result<()> {
     out.push(b'\n');
     write.write_all(&out).await?;
     write.shutdown().await
+}
+
+/// The request line that asks for an export: answered by many lines, see [`export`].
+const EXPORT: &str = "export";
+
+/// Streams every record as one JSON line, then a final `{"Ok": count}` (or `{"Err": ...}`).
+async fn stream_export(app: &App, mut write: tokio::net::unix::OwnedWriteHalf) -> std::io::Result<()> {
+    // The store is read on a blocking thread; lines come back through a bounded channel.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(1024);
+    let store = app.store.clone();
+    let reader = tokio::task::spawn_blocking(move || {
+        store.export(|v| tx.blocking_send(v.to_string()).map_err(|_| std::io::ErrorKind::BrokenPipe.into()))
+    });
+    while let Some(line) = rx.recv().await {
+        write.write_all(line.as_bytes()).await?;
+        write.write_all(b"\n").await?;
+    }
+    let last: Response = match reader.await {
+        Ok(Ok(n)) => Ok(serde_json::json!(n)),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    write.write_all(serde_json::to_string(&last)?.as_bytes()).await?;
+    write.write_all(b"\n").await?;
+    write.shutdown().await
+}
+
+/// Asks a running daemon for an export, handing each record line to `line`. `Ok(None)` when no
+/// daemon answers.
+pub async fn export(
+    storage: &Path,
+    line: &mut impl FnMut(&str) -> std::io::Result<()>,
+) -> std::io::Result<Option<usize>> {
+    let mut stream = match UnixStream::connect(socket_path(storage)).await {
+        Ok(s) => s,
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    stream.write_all(format!("{EXPORT}\n").as_bytes()).await?;
+    let mut lines = BufReader::new(stream).lines();
+    while let Some(l) = lines.next_line().await? {
+        // Records are objects with "key", "tree" and "value"; the last line is {"Ok": n} or {"Err": ..}.
+        if !(l.starts_with("{\"Ok\"") || l.starts_with("{\"Err\"")) {
+            line(&l)?;
+            continue;
+        }
+        return match serde_json::from_str::<Response>(&l) {
+            Ok(Ok(n)) => Ok(Some(n.as_u64().unwrap_or(0) as usize)),
+            Ok(Err(e)) => Err(std::io::Error::other(e)),
+            Err(e) => Err(std::io::Error::new(ErrorKind::InvalidData, e)),
+        };
+    }
+    Err(std::io::Error::new(ErrorKind::UnexpectedEof, "the daemon ended the export early"))
 }
 
 /// Sends a request to a running daemon. `Ok(None)` when no daemon answers on the socket.

@@ -47,29 +47,35 @@ const LOCKED_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Runs a request in the daemon, or locally when none is running.
 pub(super) async fn call(cfg: Config, req: Request) -> anyhow::Result<Value> {
-    let storage = cfg.storage.path.clone();
+    if let Some(answer) = socket::call(&cfg.storage.path, &req).await.context("the admin socket failed")? {
+        return answer.map_err(|e| anyhow!(e));
+    }
+    let store = open_store(&cfg).await?;
+    let app = App::new(cfg, store)?;
+    let answer = admin::execute(&app, req).await;
+    app.store.flush()?;
+    answer.map_err(|e| anyhow!(e))
+}
+
+/// Opens the store when no daemon answers on its socket. A daemon that is stopping (or starting)
+/// still holds the store for a moment: wait a little before giving up.
+pub(super) async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
+    let storage = &cfg.storage.path;
+    if !storage.join("db").exists() {
+        bail!("no store at {} (has `channeld serve` run with this configuration?)", storage.display());
+    }
+    refuse_other_users(storage)?;
     let deadline = Instant::now() + LOCKED_PATIENCE;
-    let store = loop {
-        if let Some(answer) = socket::call(&storage, &req).await.context("the admin socket failed")? {
-            return answer.map_err(|e| anyhow!(e));
-        }
-        if !storage.join("db").exists() {
-            bail!("no store at {} (has `channeld serve` run with this configuration?)", storage.display());
-        }
-        refuse_other_users(&storage)?;
-        match Store::open(&storage, cfg.storage.cache_capacity_mb) {
+    loop {
+        match Store::open(storage, cfg.storage.cache_capacity_mb) {
             Err(StoreError::Locked(_)) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
             Err(StoreError::Locked(p)) => bail!(
                 "a channeld process holds the store at {} but its admin socket does not answer; is it starting or stopping?",
                 p.display()
             ),
-            other => break other?,
+            other => return Ok(other?),
         }
-    };
-    let app = App::new(cfg, store)?;
-    let answer = admin::execute(&app, req).await;
-    app.store.flush()?;
-    answer.map_err(|e| anyhow!(e))
+    }
 }
 
 /// Files a command creates in the store must stay the daemon user's: refuse to open someone else's.

@@ -2,10 +2,13 @@
 
 mod admin_cmd;
 mod check_config;
+mod doctor;
+mod export;
 mod inventory;
 mod listings;
 mod serve;
 mod webhook;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +38,13 @@ enum Command {
     Serve,
     /// Load and validate the configuration; print it with secrets masked
     CheckConfig,
+    /// Check credentials, access scopes, locations, webhooks, reachability and job runs
+    Doctor,
+    /// Shopify webhook subscriptions for the three order topics at server.public_url
+    #[command(subcommand)]
+    Webhooks(WebhooksCmd),
+    /// Write a copy of the store as JSON lines (works while serving)
+    Export { file: PathBuf },
     /// Inspect and re-run orders
     #[command(subcommand)]
     Orders(OrdersCmd),
@@ -50,6 +60,14 @@ enum Command {
     /// Inventory rows: pending, quarantined, release, resync
     #[command(subcommand)]
     Inventory(InventoryCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum WebhooksCmd {
+    /// Create the missing subscriptions and delete stale ones of ours; never touch others
+    Register,
+    /// Show the subscriptions and whether they are ours, stale or missing
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,6 +151,10 @@ pub async fn run(cli: Cli) -> ExitCode {
     let path = cli.config.clone().unwrap_or_else(default_config_path);
     let outcome = match cli.command {
         Command::CheckConfig => check_config::run(&path),
+        Command::Doctor => doctor::run(&path).await,
+        Command::Webhooks(WebhooksCmd::Register) => webhooks::register(&path).await,
+        Command::Webhooks(WebhooksCmd::List) => webhooks::list(&path).await,
+        Command::Export { file } => export::run(&path, &file).await,
         Command::Serve => serve::run(&path).await,
         Command::Orders(cmd) => admin_cmd::orders(&path, cmd).await,
         Command::Outbox(cmd) => admin_cmd::outbox(&path, cmd).await,

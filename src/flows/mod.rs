@@ -7,6 +7,7 @@
 //! - [`routing`]: which WMS location an order goes to, from Shopify's fulfillment orders.
 //! - [`retry`]: backoff and `Retry-After`.
 //! - [`listings`], [`inventory`]: SKU ↔ inventory item mapping, WMS quantities, push batches.
+//! - [`webhooks`], [`scopes`]: the subscriptions and access scopes channeld needs.
 
 pub mod intake;
 pub mod inventory;
@@ -15,6 +16,8 @@ pub mod model;
 pub mod order_map;
 pub mod retry;
 pub mod routing;
+pub mod scopes;
+pub mod webhooks;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 

@@ -19,6 +19,9 @@ pub async fn readyz(State(app): State<Arc<App>>) -> (StatusCode, &'static str) {
     }
 }
 
-pub async fn metrics() -> String {
+pub async fn metrics(State(app): State<Arc<App>>) -> String {
+    // The counts scan the store: keep them off the async workers.
+    let counted = app.clone();
+    let _ = tokio::task::spawn_blocking(move || counted.refresh_gauges()).await;
     crate::telemetry::render_metrics()
 }

@@ -6,7 +6,7 @@
 //! new idempotency key. Throttling is absorbed by the GraphQL client (it waits for the budget).
 
 use crate::app::App;
-use crate::flows::inventory::{idempotency_key, InventoryRow, PushRow};
+use crate::flows::inventory::{idempotency_key, PushRow};
 use crate::remote::CallError;
 
 /// What one run did.
@@ -53,7 +53,6 @@ pub async fn push_pending(app: &App) -> anyhow::Result<PushReport> {
             }
         }
     }
-    record_gauges(app)?;
     Ok(report)
 }
 
@@ -88,14 +87,5 @@ async fn push_batch(
         metrics::counter!("channeld_inventory_rows_quarantined_total").increment(refused_idx.len() as u64);
         batch = batch.into_iter().enumerate().filter(|(i, _)| !refused_idx.contains(i)).map(|(_, r)| r).collect();
     }
-    Ok(())
-}
-
-fn record_gauges(app: &App) -> anyhow::Result<()> {
-    let rows = app.store.inventory_rows()?;
-    let count = |f: fn(&InventoryRow) -> bool| rows.iter().filter(|r| f(r)).count() as f64;
-    metrics::gauge!("channeld_inventory_rows", "state" => "pending").set(count(InventoryRow::is_pending));
-    metrics::gauge!("channeld_inventory_rows", "state" => "quarantined").set(count(|r| r.quarantine.is_some()));
-    metrics::gauge!("channeld_inventory_rows", "state" => "pushed").set(count(|r| r.pushed == Some(r.desired)));
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! run and result (store, metrics, logs), and leaves retrying to the next tick.
 
 pub mod inventory_push;
+pub mod reconcile;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,9 +22,15 @@ type JobFn = fn(Arc<App>) -> Pin<Box<dyn Future<Output = anyhow::Result<String>>
 
 /// The jobs and the configuration key holding each one's schedule.
 fn jobs(app: &App) -> Vec<(&'static str, &'static str, String, JobFn)> {
-    vec![("inventory_push", "inventory.push_schedule", app.cfg.inventory.push_schedule.clone(), |app| {
-        Box::pin(async move { inventory_push::run(&app).await })
-    })]
+    let c = &app.cfg;
+    vec![
+        ("inventory_push", "inventory.push_schedule", c.inventory.push_schedule.clone(), |app| {
+            Box::pin(async move { inventory_push::run(&app).await })
+        }),
+        ("reconcile", "jobs.reconcile_schedule", c.jobs.reconcile_schedule.clone(), |app| {
+            Box::pin(async move { reconcile::run(&app).await })
+        }),
+    ]
 }
 
 /// Creates the scheduler with every job and starts it.
@@ -31,10 +38,13 @@ pub async fn start(app: Arc<App>) -> anyhow::Result<JobScheduler> {
     let sched = JobScheduler::new().await.context("could not create the job scheduler")?;
     for (name, key, schedule, run) in jobs(&app) {
         let guard = Arc::new(Mutex::new(()));
-        let app = app.clone();
+        // The scheduler may outlive `serve` inside one process (tests): it must not keep the app
+        // (and with it the store) alive, so it holds a weak reference.
+        let app = Arc::downgrade(&app);
         let job = Job::new_async(schedule.as_str(), move |_, _| {
             let (app, guard) = (app.clone(), guard.clone());
             Box::pin(async move {
+                let Some(app) = app.upgrade() else { return };
                 let Ok(_running) = guard.try_lock() else {
                     tracing::debug!(job = name, "previous run still going; tick skipped");
                     return;

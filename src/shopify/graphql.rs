@@ -22,6 +22,7 @@ const MAX_THROTTLE_WAITS: u32 = 60;
 #[derive(Clone)]
 pub struct GraphqlClient {
     http: reqwest::Client,
+    base: String,
     endpoint: String,
     token: TokenSource,
     budget: std::sync::Arc<Mutex<Budget>>,
@@ -116,6 +117,7 @@ impl GraphqlClient {
     pub fn new(http: reqwest::Client, base: &str, api_version: &str, token: TokenSource) -> Self {
         Self {
             http,
+            base: base.to_string(),
             endpoint: format!("{base}/admin/api/{api_version}/graphql.json"),
             token,
             budget: std::sync::Arc::new(Mutex::new(Budget::unknown())),
@@ -174,6 +176,25 @@ impl GraphqlClient {
             return Ok(envelope.data.unwrap_or(Value::Null));
         }
         Err(CallError::transient(format!("Shopify {}: still throttled after waiting", doc.name)))
+    }
+
+    /// A GET on the REST Admin API (only `access_scopes.json` needs it), with the same token.
+    pub async fn rest_get(&self, path: &str) -> Result<Value, CallError> {
+        let token = self.token.token().await?;
+        let url = format!("{}{path}", self.base);
+        let resp = self
+            .http
+            .get(url)
+            .header("X-Shopify-Access-Token", token.expose())
+            .send()
+            .await
+            .map_err(|e| remote::network("Shopify", &e))?;
+        if !resp.status().is_success() {
+            let (status, headers) = (resp.status(), resp.headers().clone());
+            let text = resp.text().await.unwrap_or_default();
+            return Err(remote::classify("Shopify", status, &headers, &text));
+        }
+        resp.json().await.map_err(|e| remote::network("Shopify", &e))
     }
 
     async fn post(&self, body: &Value) -> Result<Envelope, Attempt> {

@@ -107,10 +107,69 @@ impl ShopifyClient {
                     .collect()
             })
             .unwrap_or_default();
-        let next = (pv["pageInfo"]["hasNextPage"] == true)
-            .then(|| pv["pageInfo"]["endCursor"].as_str().map(str::to_string))
-            .flatten();
-        Ok((variants, next))
+        Ok((variants, next_cursor(pv)))
+    }
+
+    /// One page of orders updated at or after `since`: (id, updatedAt) and the next page's cursor.
+    pub async fn orders_updated_since(
+        &self,
+        since: &str,
+        after: Option<&str>,
+    ) -> Result<(Vec<(u64, String)>, Option<String>), CallError> {
+        let vars = json!({ "query": format!("updated_at:>='{since}'"), "after": after });
+        let data: Value = self.gql.run(&queries::ORDERS_UPDATED_SINCE, vars).await?;
+        let o = &data["orders"];
+        let orders = o["nodes"]
+            .as_array()
+            .map(|nodes| {
+                nodes
+                    .iter()
+                    .filter_map(|n| Some((legacy_id(&n["legacyResourceId"])?, n["updatedAt"].as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok((orders, next_cursor(o)))
+    }
+
+    /// Every location: (id, name, active).
+    pub async fn locations(&self) -> Result<Vec<(u64, String, bool)>, CallError> {
+        let data: Value = self.gql.run(&queries::LOCATIONS, json!({})).await?;
+        Ok(data["locations"]["nodes"]
+            .as_array()
+            .map(|nodes| {
+                nodes
+                    .iter()
+                    .filter_map(|n| {
+                        let name = n["name"].as_str().unwrap_or_default().to_string();
+                        Some((legacy_id(&n["legacyResourceId"])?, name, n["isActive"] == true))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    pub async fn webhook_subscriptions(&self) -> Result<Vec<Subscription>, CallError> {
+        let data: Value = self.gql.run(&queries::WEBHOOK_SUBSCRIPTIONS, json!({})).await?;
+        Ok(serde_json::from_value(data["webhookSubscriptions"]["nodes"].clone()).unwrap_or_default())
+    }
+
+    pub async fn create_webhook(&self, topic: &str, uri: &str) -> Result<(), CallError> {
+        let data: Value = self.gql.run(&queries::WEBHOOK_CREATE, json!({ "topic": topic, "uri": uri })).await?;
+        user_errors(&data["webhookSubscriptionCreate"])
+    }
+
+    pub async fn delete_webhook(&self, id: &str) -> Result<(), CallError> {
+        let data: Value = self.gql.run(&queries::WEBHOOK_DELETE, json!({ "id": id })).await?;
+        user_errors(&data["webhookSubscriptionDelete"])
+    }
+
+    /// The access scopes granted to channeld's token (REST: the only place Shopify lists them).
+    pub async fn access_scopes(&self) -> Result<Vec<String>, CallError> {
+        let v = self.gql.rest_get("/admin/oauth/access_scopes.json").await?;
+        Ok(v["access_scopes"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|s| s["handle"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default())
     }
 
     /// The order as Shopify has it now, in the same model webhooks carry; `None` when unknown.
@@ -120,7 +179,12 @@ impl ShopifyClient {
             Value::Null => Ok(None),
             o => queries::order_from_graphql(o)
                 .map(Some)
-                .ok_or_else(|| CallError::Refused { message: "Shopify Order: the answer could not be read".into() }),
+                .ok_or_else(|| CallError::Refused {
+                    message: format!(
+                        "Shopify order {order_id} could not be read, or has more than {} lines (then only its webhook can bring it)",
+                        queries::ORDER_LINE_LIMIT
+                    ),
+                }),
         }
     }
 }
@@ -132,4 +196,34 @@ fn legacy_id(v: &Value) -> Option<u64> {
         Value::Number(n) => n.as_u64(),
         _ => None,
     }
+}
+
+/// The cursor of the next page of a connection, when there is one.
+fn next_cursor(connection: &Value) -> Option<String> {
+    let info = &connection["pageInfo"];
+    (info["hasNextPage"] == true).then(|| info["endCursor"].as_str().map(str::to_string)).flatten()
+}
+
+/// A mutation payload's `userErrors` as a refusal.
+fn user_errors(payload: &Value) -> Result<(), CallError> {
+    match payload["userErrors"].as_array() {
+        Some(errors) if !errors.is_empty() => {
+            let msgs: Vec<&str> = errors.iter().filter_map(|e| e["message"].as_str()).collect();
+            Err(CallError::Refused { message: format!("Shopify refused: {}", msgs.join("; ")) })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A webhook subscription as Shopify lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct Subscription {
+    pub id: String,
+    pub topic: String,
+    #[serde(default)]
+    pub uri: String,
+    #[serde(default, rename = "includeFields")]
+    pub include_fields: Vec<String>,
+    #[serde(default)]
+    pub filter: Option<String>,
 }

@@ -30,9 +30,13 @@ pub const FULFILLMENT_ORDERS: Document = Document {
 }"#,
 };
 
+/// Line items per fetched order: Shopify refuses a query costing more than 1,000 points, and each
+/// line with its money costs about nine. Longer orders are refused clearly (see `order_from_graphql`).
+pub const ORDER_LINE_LIMIT: usize = 80;
+
 pub const ORDER: Document = Document {
     name: "Order",
-    cost: 60,
+    cost: 760,
     text: r#"query Order($id: ID!) {
   order(id: $id) {
     legacyResourceId name createdAt updatedAt cancelledAt test email phone tags
@@ -42,7 +46,8 @@ pub const ORDER: Document = Document {
     totalOutstandingSet { shopMoney { amount } }
     shippingAddress { ...Address }
     billingAddress { ...Address }
-    lineItems(first: 250) {
+    lineItems(first: 80) {
+      pageInfo { hasNextPage }
       nodes {
         id sku quantity currentQuantity requiresShipping isGiftCard
         originalUnitPriceSet { shopMoney { amount } }
@@ -56,6 +61,55 @@ pub const ORDER: Document = Document {
 }
 fragment Address on MailingAddress {
   name firstName lastName address1 address2 city province zip country phone
+}"#,
+};
+
+pub const ORDERS_UPDATED_SINCE: Document = Document {
+    name: "OrdersUpdatedSince",
+    cost: 252,
+    text: r#"query OrdersUpdatedSince($query: String!, $after: String) {
+  orders(first: 250, after: $after, query: $query, sortKey: UPDATED_AT) {
+    nodes { legacyResourceId updatedAt }
+    pageInfo { hasNextPage endCursor }
+  }
+}"#,
+};
+
+pub const LOCATIONS: Document = Document {
+    name: "Locations",
+    cost: 252,
+    text: r#"query Locations {
+  locations(first: 250, includeInactive: true) { nodes { legacyResourceId name isActive } }
+}"#,
+};
+
+pub const WEBHOOK_SUBSCRIPTIONS: Document = Document {
+    name: "WebhookSubscriptions",
+    cost: 252,
+    text: r#"query WebhookSubscriptions {
+  webhookSubscriptions(first: 250) { nodes { id topic uri includeFields filter } }
+}"#,
+};
+
+pub const WEBHOOK_CREATE: Document = Document {
+    name: "WebhookSubscriptionCreate",
+    cost: 10,
+    text: r#"mutation WebhookSubscriptionCreate($topic: WebhookSubscriptionTopic!, $uri: String!) {
+  webhookSubscriptionCreate(topic: $topic, webhookSubscription: { uri: $uri, format: JSON }) {
+    webhookSubscription { id }
+    userErrors { field message }
+  }
+}"#,
+};
+
+pub const WEBHOOK_DELETE: Document = Document {
+    name: "WebhookSubscriptionDelete",
+    cost: 10,
+    text: r#"mutation WebhookSubscriptionDelete($id: ID!) {
+  webhookSubscriptionDelete(id: $id) {
+    deletedWebhookSubscriptionId
+    userErrors { field message }
+  }
 }"#,
 };
 
@@ -101,6 +155,14 @@ pub fn all() -> Vec<(&'static Document, Value)> {
         ),
         (&INVENTORY_ITEMS, json!({ "ids": [inventory_item_gid(49148385)] })),
         (&PRODUCT_VARIANTS, json!({ "after": null })),
+        (&ORDERS_UPDATED_SINCE, json!({ "query": "updated_at:>='2026-11-27T10:00:00Z'", "after": null })),
+        (&LOCATIONS, json!({})),
+        (&WEBHOOK_SUBSCRIPTIONS, json!({})),
+        (
+            &WEBHOOK_CREATE,
+            json!({ "topic": "ORDERS_CREATE", "uri": "https://connector.example.com/shopify/api/push/orders" }),
+        ),
+        (&WEBHOOK_DELETE, json!({ "id": "gid://shopify/WebhookSubscription/1" })),
     ]
 }
 
@@ -219,7 +281,8 @@ impl FulfillmentOrdersData {
 }
 
 /// Converts the `order` of an [`ORDER`] answer into the REST order model, so an order fetched by
-/// GraphQL and the same order from a webhook give the same WMS payload.
+/// GraphQL and the same order from a webhook give the same WMS payload. `None` when the answer
+/// cannot be read, or the order has more than [`ORDER_LINE_LIMIT`] lines.
 pub fn order_from_graphql(order: &Value) -> Option<ShopifyOrder> {
     let money = |v: &Value| v.pointer("/shopMoney/amount").cloned().unwrap_or(Value::Null);
     let addr = |v: &Value| {
@@ -276,6 +339,10 @@ pub fn order_from_graphql(order: &Value) -> Option<ShopifyOrder> {
         "refunds": order["refunds"],
     });
     rest["id"].as_u64()?;
+    if order["lineItems"]["pageInfo"]["hasNextPage"] == true {
+        // Never map a truncated order: the missing lines would silently not reach the WMS.
+        return None;
+    }
     serde_json::from_value(rest).ok()
 }
 

@@ -198,6 +198,19 @@ impl Store {
         Ok(())
     }
 
+    /// The newest Shopify `updated_at` (unix ms) reconciliation has fully processed.
+    pub fn reconcile_watermark(&self) -> Result<Option<i64>> {
+        match self.inner.meta.get(b"reconcile_watermark")? {
+            Some(v) => Ok(Some(codec::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn set_reconcile_watermark(&self, ms: i64) -> Result<()> {
+        self.inner.meta.insert(b"reconcile_watermark", codec::encode(&ms)?)?;
+        Ok(())
+    }
+
     pub fn job_statuses(&self) -> Result<Vec<(String, JobStatus)>> {
         self.inner
             .meta

@@ -17,6 +17,7 @@
 //! woken by it (group commit), so a burst of webhooks costs one fsync, not one each.
 
 mod codec;
+mod export;
 mod inventory;
 mod orders;
 mod outbox;

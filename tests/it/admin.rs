@@ -75,3 +75,29 @@ async fn retry_refetches_a_rejected_order_from_shopify() {
     assert_eq!(t.wms.calls_to("POST", "/orders/outward").len(), 1);
     t.stop().await;
 }
+
+#[tokio::test]
+async fn export_writes_every_record_while_serving_and_when_stopped() {
+    let t = TestApp::spawn().await;
+    t.deliver("orders/create", &fixture_order(), "e1").await;
+    t.drained().await;
+    let live = t.dir().join("live.jsonl");
+    let (ok, out, err) = t.cli(&["export", live.to_str().unwrap()]).await;
+    assert!(ok, "{out}{err}");
+    let text = std::fs::read_to_string(&live).unwrap();
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines
+        .iter()
+        .any(|l| l["tree"] == "orders" && l["value"]["id"] == 450789469 && l["value"]["status"] == "sent"));
+    assert!(lines.iter().any(|l| l["tree"] == "payloads"));
+    assert!(lines.iter().any(|l| l["tree"] == "webhook_ids"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&live).unwrap().permissions().mode() & 0o777, 0o600);
+
+    let config = t.config_path.clone();
+    let dir = t.stop().await;
+    let offline = dir.path().join("offline.jsonl");
+    let (ok, out, err) = run_cli(&config, &["export", offline.to_str().unwrap()]).await;
+    assert!(ok, "{out}{err}");
+    assert_eq!(std::fs::read_to_string(&offline).unwrap().lines().count(), lines.len());
+}

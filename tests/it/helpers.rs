@@ -31,6 +31,9 @@ pub struct Options {
     pub max_body_bytes: usize,
     /// Far away by default: tests run the job step themselves.
     pub push_schedule: &'static str,
+    pub reconcile_schedule: &'static str,
+    /// The `[shopify]` credential lines.
+    pub shopify_auth: &'static str,
     /// Another Shopify than the wiremock one (e.g. the stateful inventory fake).
     pub shopify_url: Option<String>,
 }
@@ -42,6 +45,8 @@ impl Default for Options {
             max_attempts: 5,
             max_body_bytes: 2 * 1024 * 1024,
             push_schedule: "0 0 0 1 1 *",
+            reconcile_schedule: "0 0 0 1 1 *",
+            shopify_auth: "access_token = \"shpat_test\"",
             shopify_url: None,
         }
     }
@@ -65,7 +70,7 @@ level = "warn"
 
 [shopify]
 shop = "{SHOP}"
-access_token = "shpat_test"
+{shopify_auth}
 webhook_secret = "{SECRET}"
 previous_webhook_secret = "{PREVIOUS_SECRET}"
 base_url = "{shopify}"
@@ -94,6 +99,15 @@ wms_location_code = "WH-INV"
 [inventory]
 push_schedule = "{push_schedule}"
 
+[clickpost]
+base_url = "{wms}"
+
+[shiprocket]
+base_url = "{wms}"
+
+[jobs]
+reconcile_schedule = "{reconcile_schedule}"
+
 [outbox]
 max_attempts = {attempts}
 initial_backoff_ms = 20
@@ -104,6 +118,8 @@ max_backoff_seconds = 1
         routing = o.routing,
         attempts = o.max_attempts,
         push_schedule = o.push_schedule,
+        shopify_auth = o.shopify_auth,
+        reconcile_schedule = o.reconcile_schedule,
     );
     let path = dir.join("channeld.toml");
     std::fs::write(&path, toml).unwrap();

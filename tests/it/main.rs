@@ -8,6 +8,8 @@ mod fakes;
 mod graphql_schema;
 mod helpers;
 mod inventory;
+mod operations;
+mod shopify_admin_fake;
 mod shopify_inventory_fake;
 mod systemd;
 mod updates;

@@ -1,0 +1,31 @@
+//! `channeld export FILE`: a JSON-lines copy of the store, from the running daemon (streamed over
+//! the admin socket) or from the store directly when none runs. The file holds personal data: it
+//! is created with mode 0600.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::admin::socket;
+use crate::config::Config;
+
+pub async fn run(path: &Path, file: &Path) -> anyhow::Result<()> {
+    let cfg = Config::load(path)?;
+    let out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+        .with_context(|| format!("could not create {} (it must not exist yet)", file.display()))?;
+    let mut out = std::io::BufWriter::new(out);
+    let mut write_line = |line: &str| -> std::io::Result<()> { writeln!(out, "{line}") };
+    let count = match socket::export(&cfg.storage.path, &mut write_line).await? {
+        Some(n) => n,
+        None => super::admin_cmd::open_store(&cfg).await?.export(|v| write_line(&v.to_string()))?,
+    };
+    out.flush()?;
+    println!("{count} record(s) written to {}", file.display());
+    Ok(())
+}

@@ -1,0 +1,3 @@
+//! Shipping aggregators (Clickpost, Shiprocket): one client module each.
+
+pub mod shiprocket;

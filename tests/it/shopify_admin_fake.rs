@@ -1,0 +1,188 @@
+//! A stateful fake of the Shopify Admin API for operations: access scopes, the client-credentials
+//! token endpoint (with a configurable token lifetime), locations, webhook subscriptions (list,
+//! create, delete), and orders for routing, `orders retry` and reconciliation.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+pub const STATIC_TOKEN: &str = "shpat_test";
+
+/// Subscription id → (topic, uri, includeFields).
+type Subscriptions = BTreeMap<u64, (String, String, Vec<String>)>;
+
+pub struct AdminState {
+    pub scopes: Mutex<Vec<String>>,
+    pub locations: Mutex<Vec<(u64, String, bool)>>,
+    pub subscriptions: Mutex<Subscriptions>,
+    pub next_id: Mutex<u64>,
+    /// Orders as GraphQL returns them, by id.
+    pub orders: Mutex<HashMap<u64, Value>>,
+    pub fulfillment_location: Mutex<u64>,
+    /// Tokens issued by the client-credentials grant, with their expiry.
+    pub issued: Mutex<HashMap<String, Instant>>,
+    pub token_lifetime: Mutex<Duration>,
+    /// Every GraphQL operation and token grant, in order: "query Locations", "grant", ...
+    pub log: Mutex<Vec<String>>,
+    /// Requests refused because their token was unknown or expired.
+    pub refused_tokens: Mutex<u32>,
+}
+
+#[derive(Clone)]
+pub struct AdminShopify {
+    pub addr: SocketAddr,
+    pub state: Arc<AdminState>,
+}
+
+impl AdminShopify {
+    pub async fn start() -> Self {
+        let all: Vec<String> = channeld::flows::scopes::REQUIRED.iter().map(|(s, _)| s.to_string()).collect();
+        let state = Arc::new(AdminState {
+            scopes: Mutex::new(all),
+            locations: Mutex::new(vec![(24826418, "Warehouse".into(), true), (655441491, "Store".into(), true)]),
+            subscriptions: Mutex::new(BTreeMap::new()),
+            next_id: Mutex::new(1),
+            orders: Mutex::new(HashMap::new()),
+            fulfillment_location: Mutex::new(24826418),
+            issued: Mutex::new(HashMap::new()),
+            token_lifetime: Mutex::new(Duration::from_secs(3600)),
+            log: Mutex::new(Vec::new()),
+            refused_tokens: Mutex::new(0),
+        });
+        let app = axum::Router::new().fallback(handle).with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { addr, state }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn add_subscription(&self, topic: &str, uri: &str, include_fields: &[&str]) -> u64 {
+        let mut next = self.state.next_id.lock().unwrap();
+        let id = *next;
+        *next += 1;
+        let fields = include_fields.iter().map(|s| s.to_string()).collect();
+        self.state.subscriptions.lock().unwrap().insert(id, (topic.into(), uri.into(), fields));
+        id
+    }
+
+    pub fn subscriptions(&self) -> Vec<(String, String)> {
+        self.state.subscriptions.lock().unwrap().values().map(|(t, u, _)| (t.clone(), u.clone())).collect()
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.state.log.lock().unwrap().clone()
+    }
+
+    /// Puts an order (GraphQL shape) on the fake shop.
+    pub fn put_order(&self, order: Value) {
+        let id: u64 = order["legacyResourceId"].as_str().unwrap().parse().unwrap();
+        self.state.orders.lock().unwrap().insert(id, order);
+    }
+}
+
+fn token_ok(state: &AdminState, headers: &HeaderMap) -> bool {
+    let token = headers.get("X-Shopify-Access-Token").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if token == STATIC_TOKEN {
+        return true;
+    }
+    state.issued.lock().unwrap().get(token).is_some_and(|exp| Instant::now() < *exp)
+}
+
+async fn handle(State(state): State<Arc<AdminState>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    if uri.path() == "/admin/oauth/access_token" {
+        let text = String::from_utf8_lossy(&body);
+        if !text.contains("grant_type=client_credentials") || !text.contains("client_secret=cc-secret") {
+            return (StatusCode::BAD_REQUEST, "bad grant").into_response();
+        }
+        let lifetime = *state.token_lifetime.lock().unwrap();
+        let token = format!("cc-{}", uuid::Uuid::new_v4().simple());
+        state.issued.lock().unwrap().insert(token.clone(), Instant::now() + lifetime);
+        state.log.lock().unwrap().push("grant".into());
+        return Json(json!({ "access_token": token, "scope": "read_orders", "expires_in": lifetime.as_secs() }))
+            .into_response();
+    }
+    if !token_ok(&state, &headers) {
+        *state.refused_tokens.lock().unwrap() += 1;
+        return (StatusCode::UNAUTHORIZED, Json(json!({ "errors": "[API] Invalid API key or access token" })))
+            .into_response();
+    }
+    if uri.path() == "/admin/oauth/access_scopes.json" {
+        let scopes: Vec<Value> = state.scopes.lock().unwrap().iter().map(|s| json!({ "handle": s })).collect();
+        return Json(json!({ "access_scopes": scopes })).into_response();
+    }
+    let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let query = req["query"].as_str().unwrap_or_default();
+    let vars = &req["variables"];
+    let op = query.split('(').next().unwrap_or_default().split('{').next().unwrap_or_default().trim().to_string();
+    state.log.lock().unwrap().push(op.clone());
+    let data = match op.as_str() {
+        "query Locations" => {
+            let nodes: Vec<Value> = state.locations.lock().unwrap().iter()
+                .map(|(id, name, active)| json!({ "legacyResourceId": id.to_string(), "name": name, "isActive": active }))
+                .collect();
+            json!({ "locations": { "nodes": nodes } })
+        }
+        "query WebhookSubscriptions" => {
+            let nodes: Vec<Value> = state
+                .subscriptions
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(id, (topic, uri, fields))| {
+                    json!({ "id": format!("gid://shopify/WebhookSubscription/{id}"),
+                    "topic": topic, "uri": uri, "includeFields": fields, "filter": "" })
+                })
+                .collect();
+            json!({ "webhookSubscriptions": { "nodes": nodes } })
+        }
+        "mutation WebhookSubscriptionCreate" => {
+            let mut next = state.next_id.lock().unwrap();
+            let id = *next;
+            *next += 1;
+            let entry =
+                (vars["topic"].as_str().unwrap().to_string(), vars["uri"].as_str().unwrap().to_string(), vec![]);
+            state.subscriptions.lock().unwrap().insert(id, entry);
+            json!({ "webhookSubscriptionCreate": { "webhookSubscription": { "id": format!("gid://shopify/WebhookSubscription/{id}") }, "userErrors": [] } })
+        }
+        "mutation WebhookSubscriptionDelete" => {
+            let id: u64 = vars["id"].as_str().unwrap().rsplit('/').next().unwrap().parse().unwrap();
+            state.subscriptions.lock().unwrap().remove(&id);
+            json!({ "webhookSubscriptionDelete": { "deletedWebhookSubscriptionId": vars["id"], "userErrors": [] } })
+        }
+        "query FulfillmentOrders" => {
+            let loc = *state.fulfillment_location.lock().unwrap();
+            json!({ "order": { "fulfillmentOrders": { "nodes": [
+                { "status": "OPEN", "assignedLocation": { "location": { "legacyResourceId": loc.to_string() } } } ] } } })
+        }
+        "query OrdersUpdatedSince" => {
+            let nodes: Vec<Value> = state
+                .orders
+                .lock()
+                .unwrap()
+                .values()
+                .map(|o| json!({ "legacyResourceId": o["legacyResourceId"], "updatedAt": o["updatedAt"] }))
+                .collect();
+            json!({ "orders": { "nodes": nodes, "pageInfo": { "hasNextPage": false, "endCursor": null } } })
+        }
+        "query Order" => {
+            let id: u64 = vars["id"].as_str().unwrap().rsplit('/').next().unwrap().parse().unwrap();
+            json!({ "order": state.orders.lock().unwrap().get(&id).cloned() })
+        }
+        _ => return Json(json!({ "errors": [{ "message": format!("the fake does not know {op}") }] })).into_response(),
+    };
+    Json(json!({ "data": data, "extensions": { "cost": { "requestedQueryCost": 10, "throttleStatus":
+        { "maximumAvailable": 2000.0, "currentlyAvailable": 1990, "restoreRate": 100.0 } } } }))
+    .into_response()
+}
