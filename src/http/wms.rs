@@ -47,6 +47,7 @@ impl From<crate::store::StoreError> for WmsError {
 pub fn router(app: Arc<App>) -> Router<Arc<App>> {
     Router::new()
         .route("/wms/inventory", put(put_inventory))
+        .route("/wms/handover", post(post_handover))
         .route("/wms/manifest", post(|| unsupported("manifest")))
         .route("/wms/returns", any(|| unsupported("returns")))
         .route("/wms/returns/{*rest}", any(|| unsupported("returns")))
@@ -77,6 +78,60 @@ async fn unsupported(what: &str) -> WmsError {
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, WmsError> {
     serde_json::from_slice(body)
         .map_err(|e| WmsError::new(StatusCode::BAD_REQUEST, format!("invalid request body: {e}")))
+}
+
+/// `POST /wms/handover` body (Increff Handover Notification).
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HandoverIn {
+    #[serde(default)]
+    location_code: String,
+    #[serde(default)]
+    handover_items: Vec<HandoverItemIn>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HandoverItemIn {
+    #[serde(default)]
+    order_code: String,
+    #[serde(default, deserialize_with = "crate::http::wms::text")]
+    shipment_code: String,
+}
+
+/// `POST /wms/handover`: recorded durably; the archive job closes the orders on Shopify.
+async fn post_handover(State(app): State<Arc<App>>, body: Bytes) -> Result<Json<serde_json::Value>, WmsError> {
+    let req: HandoverIn = parse(&body)?;
+    if req.handover_items.is_empty() {
+        return Err(WmsError::new(StatusCode::BAD_REQUEST, "handoverItems is empty"));
+    }
+    let mut orders = Vec::new();
+    for item in &req.handover_items {
+        let Ok(id) = item.order_code.trim().parse::<u64>() else {
+            return Err(WmsError::new(
+                StatusCode::BAD_REQUEST,
+                format!("orderCode {:?} is not a Shopify order id", item.order_code),
+            ));
+        };
+        orders.push((id, item.shipment_code.trim().to_string()));
+    }
+    let now = now_ms();
+    for (id, shipment) in &orders {
+        app.store.record_handover(*id, req.location_code.trim(), shipment, now)?;
+    }
+    app.store.durable().await?;
+    tracing::info!(orders = orders.len(), "handover recorded");
+    Ok(Json(json!({ "hasError": false })))
+}
+
+/// A string that may arrive as a number.
+fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    use serde::Deserialize;
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => s,
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    })
 }
 
 /// `PUT /wms/inventory`: absolute quantities per SKU at one location.

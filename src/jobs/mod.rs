@@ -4,6 +4,7 @@
 //! job never runs twice at once (a tick that finds it still running is skipped), records its last
 //! run and result (store, metrics, logs), and leaves retrying to the next tick.
 
+pub mod archive;
 pub mod inventory_push;
 pub mod reconcile;
 
@@ -29,6 +30,9 @@ fn jobs(app: &App) -> Vec<(&'static str, &'static str, String, JobFn)> {
         }),
         ("reconcile", "jobs.reconcile_schedule", c.jobs.reconcile_schedule.clone(), |app| {
             Box::pin(async move { reconcile::run(&app).await })
+        }),
+        ("archive", "jobs.archive_schedule", c.jobs.archive_schedule.clone(), |app| {
+            Box::pin(async move { archive::run(&app).await })
         }),
     ]
 }

@@ -163,6 +163,16 @@ impl ShopifyClient {
         user_errors(&data["webhookSubscriptionDelete"])
     }
 
+    /// Closes (archives) an order. An order already closed counts as done.
+    pub async fn close_order(&self, order_id: u64) -> Result<(), CallError> {
+        let data: Value =
+            self.gql.run(&queries::ORDER_CLOSE, json!({ "input": { "id": order_gid(order_id) } })).await?;
+        match user_errors(&data["orderClose"]) {
+            Err(CallError::Refused { message }) if message.to_lowercase().contains("closed") => Ok(()),
+            other => other,
+        }
+    }
+
     /// The access scopes granted to channeld's token (REST: the only place Shopify lists them).
     pub async fn access_scopes(&self) -> Result<Vec<String>, CallError> {
         let v = self.gql.rest_get("/admin/oauth/access_scopes.json").await?;

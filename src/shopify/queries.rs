@@ -113,6 +113,17 @@ pub const WEBHOOK_DELETE: Document = Document {
 }"#,
 };
 
+pub const ORDER_CLOSE: Document = Document {
+    name: "OrderClose",
+    cost: 10,
+    text: r#"mutation OrderClose($input: OrderCloseInput!) {
+  orderClose(input: $input) {
+    order { closed }
+    userErrors { field message }
+  }
+}"#,
+};
+
 pub const INVENTORY_SET_QUANTITIES: Document = Document {
     name: "InventorySetQuantities",
     cost: 10,
@@ -163,6 +174,7 @@ pub fn all() -> Vec<(&'static Document, Value)> {
             json!({ "topic": "ORDERS_CREATE", "uri": "https://connector.example.com/shopify/api/push/orders" }),
         ),
         (&WEBHOOK_DELETE, json!({ "id": "gid://shopify/WebhookSubscription/1" })),
+        (&ORDER_CLOSE, json!({ "input": { "id": order_gid(450789469) } })),
     ]
 }
 

@@ -8,6 +8,7 @@
 //! - `webhook_ids`: topic ‖ 0 ‖ event id → when it was accepted (de-duplication, kept ≥ 7 days)
 //! - `payloads`: order id (BE) ‖ seq (BE) → the raw webhook body, for support and export
 //! - `listings`, `inventory`: SKU ↔ inventory item, and desired/pushed quantities (see `inventory.rs`)
+//! - `handovers`: order id (BE) → handover and whether the order was archived on Shopify
 //! - `meta`: store format, first start, job statuses and other single values
 //!
 //! # Durability
@@ -18,6 +19,7 @@
 
 mod codec;
 mod export;
+mod handovers;
 mod inventory;
 mod orders;
 mod outbox;
@@ -30,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::flows::model::OrderStatus;
 
 pub use codec::{CodecError, FORMAT_VERSION};
+pub use handovers::HandoverRecord;
 pub use inventory::{JobStatus, ListingsChange};
 pub use orders::Ingested;
 pub use outbox::{DueWork, Replay};
@@ -72,6 +75,7 @@ struct Inner {
     payloads: sled::Tree,
     listings: sled::Tree,
     inventory: sled::Tree,
+    handovers: sled::Tree,
     meta: sled::Tree,
     commit_tx: mpsc::UnboundedSender<CommitWaiter>,
 }
@@ -111,6 +115,7 @@ impl Store {
             payloads: tree("payloads")?,
             listings: tree("listings")?,
             inventory: tree("inventory")?,
+            handovers: tree("handovers")?,
             meta: tree("meta")?,
             db,
             commit_tx,

@@ -32,6 +32,7 @@ pub struct Options {
     /// Far away by default: tests run the job step themselves.
     pub push_schedule: &'static str,
     pub reconcile_schedule: &'static str,
+    pub archive: bool,
     /// The `[shopify]` credential lines.
     pub shopify_auth: &'static str,
     /// Another Shopify than the wiremock one (e.g. the stateful inventory fake).
@@ -46,6 +47,7 @@ impl Default for Options {
             max_body_bytes: 2 * 1024 * 1024,
             push_schedule: "0 0 0 1 1 *",
             reconcile_schedule: "0 0 0 1 1 *",
+            archive: true,
             shopify_auth: "access_token = \"shpat_test\"",
             shopify_url: None,
         }
@@ -105,6 +107,9 @@ base_url = "{wms}"
 [shiprocket]
 base_url = "{wms}"
 
+[handover]
+archive = {archive}
+
 [jobs]
 reconcile_schedule = "{reconcile_schedule}"
 
@@ -119,6 +124,7 @@ max_backoff_seconds = 1
         attempts = o.max_attempts,
         push_schedule = o.push_schedule,
         shopify_auth = o.shopify_auth,
+        archive = o.archive,
         reconcile_schedule = o.reconcile_schedule,
     );
     let path = dir.join("channeld.toml");

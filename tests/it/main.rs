@@ -5,6 +5,7 @@ mod admin;
 mod crash;
 mod delivery;
 mod fakes;
+mod fulfilment;
 mod graphql_schema;
 mod helpers;
 mod inventory;

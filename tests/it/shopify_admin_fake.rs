@@ -161,6 +161,11 @@ async fn handle(State(state): State<Arc<AdminState>>, uri: Uri, headers: HeaderM
             state.subscriptions.lock().unwrap().remove(&id);
             json!({ "webhookSubscriptionDelete": { "deletedWebhookSubscriptionId": vars["id"], "userErrors": [] } })
         }
+        "mutation OrderClose" => {
+            let id = vars["input"]["id"].as_str().unwrap_or_default().to_string();
+            state.log.lock().unwrap().push(format!("closed {id}"));
+            json!({ "orderClose": { "order": { "closed": true }, "userErrors": [] } })
+        }
         "query FulfillmentOrders" => {
             let loc = *state.fulfillment_location.lock().unwrap();
             json!({ "order": { "fulfillmentOrders": { "nodes": [

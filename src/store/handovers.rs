@@ -1,0 +1,69 @@
+//! Handovers: `handovers` tree, order id (BE) → [`HandoverRecord`]. The archive job closes each
+//! handed-over order on Shopify once and records that it did.
+
+use serde::{Deserialize, Serialize};
+
+use super::{be, codec, Result, Store};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoverRecord {
+    pub order_id: u64,
+    pub location_code: String,
+    pub shipment_codes: Vec<String>,
+    pub first_ms: i64,
+    /// When Shopify closed (archived) the order; `None` while pending (or `handover.archive = false`).
+    pub archived_ms: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+impl Store {
+    /// Records a handover; repeating one changes nothing but adds a shipment code it did not have.
+    pub fn record_handover(&self, order_id: u64, location_code: &str, shipment_code: &str, now_ms: i64) -> Result<()> {
+        let mut failure = None;
+        self.inner.handovers.fetch_and_update(be(order_id), |old| {
+            let mut rec = old.and_then(|v| codec::decode::<HandoverRecord>(v).ok()).unwrap_or(HandoverRecord {
+                order_id,
+                location_code: location_code.to_string(),
+                shipment_codes: Vec::new(),
+                first_ms: now_ms,
+                archived_ms: None,
+                last_error: None,
+            });
+            if !shipment_code.is_empty() && !rec.shipment_codes.iter().any(|c| c == shipment_code) {
+                rec.shipment_codes.push(shipment_code.to_string());
+            }
+            match codec::encode(&rec) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    failure = Some(e);
+                    old.map(<[u8]>::to_vec)
+                }
+            }
+        })?;
+        match failure {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    pub fn handovers(&self) -> Result<Vec<HandoverRecord>> {
+        self.inner.handovers.iter().map(|item| Ok(codec::decode(&item?.1)?)).collect()
+    }
+
+    /// Records the outcome of archiving one order.
+    pub fn set_archive_outcome(&self, order_id: u64, outcome: std::result::Result<i64, String>) -> Result<()> {
+        self.inner.handovers.fetch_and_update(be(order_id), |old| {
+            let old = old?;
+            let Ok(mut rec) = codec::decode::<HandoverRecord>(old) else { return Some(old.to_vec()) };
+            match &outcome {
+                Ok(at) => {
+                    rec.archived_ms = Some(*at);
+                    rec.last_error = None;
+                }
+                Err(e) => rec.last_error = Some(e.clone()),
+            }
+            Some(codec::encode(&rec).unwrap_or_else(|_| old.to_vec()))
+        })?;
+        Ok(())
+    }
+}
