@@ -24,6 +24,7 @@ pub struct App {
     pub store: Store,
     pub wms: WmsClient,
     pub shopify: ShopifyClient,
+    pub shipping: crate::shipping::Shipping,
     pub rules: OrderRules,
     /// Woken whenever new outbox work is stored, so the worker does not wait for its next tick.
     pub outbox_wake: Notify,
@@ -63,7 +64,12 @@ impl App {
             Some(t) => t.timestamp_millis(),
             None => store.first_start_ms(now)?,
         };
+        let shipping = crate::shipping::Shipping::new(&cfg)?;
+        if let Some((token, at)) = store.courier_token("shiprocket")? {
+            shipping.shiprocket.seed_token(crate::config::Secret::new(token), at);
+        }
         Ok(Arc::new(Self {
+            shipping,
             wms: WmsClient::new(&cfg.wms)?,
             shopify: ShopifyClient::new(&cfg)?,
             rules: OrderRules::new(&cfg.orders, since_ms),

@@ -285,6 +285,10 @@ pub struct Shipping {
     pub default_weight_grams: u32,
     #[serde(default = "d_dims")]
     pub default_dimensions_cm: [u32; 3],
+    /// How long a pack call waits for the courier before answering "in progress" (added key;
+    /// default 30: Increff gives up at 45 s).
+    #[serde(default = "d_answer_within")]
+    pub answer_within_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -394,6 +398,9 @@ fn d_initial_backoff() -> u64 {
 }
 fn d_concurrency() -> usize {
     16
+}
+fn d_answer_within() -> u64 {
+    30
 }
 fn d_weight() -> u32 {
     500
@@ -517,6 +524,9 @@ impl Config {
         }
         if !(1..=250).contains(&self.inventory.batch_size) {
             errs.push("inventory.batch_size: must be between 1 and 250".into());
+        }
+        if !(1..=40).contains(&self.shipping.answer_within_seconds) {
+            errs.push("shipping.answer_within_seconds: must be between 1 and 40 (Increff gives up at 45)".into());
         }
         if self.outbox.max_attempts == 0 {
             errs.push("outbox.max_attempts: must be at least 1".into());

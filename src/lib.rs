@@ -8,7 +8,8 @@
 //! - [`remote`]: how an outbound call ended, shared by every client.
 //! - [`app`]: the shared context and the order services the handlers and commands call.
 //! - [`http`]: the router and thin handlers; [`admin`]: commands over the unix socket.
-//! - [`outbox`]: the delivery worker; [`jobs`]: scheduled jobs; [`server`]: starts and stops everything.
+//! - [`outbox`]: the delivery worker; [`jobs`]: scheduled jobs; [`shipping`]: courier bookings;
+//!   [`server`]: starts and stops everything.
 //! - [`cli`]: the command line; [`telemetry`], [`systemd`]: logs, metrics, readiness.
 
 #![forbid(unsafe_code)]
@@ -24,6 +25,7 @@ pub mod jobs;
 pub mod outbox;
 pub mod remote;
 pub mod server;
+pub mod shipping;
 pub mod shopify;
 pub mod store;
 pub mod systemd;

@@ -30,6 +30,12 @@ pub async fn run(app: Arc<App>, listener: TcpListener, shutdown: CancellationTok
         tokio::spawn(prune_loop(app.clone(), shutdown.clone())),
     ];
     let mut scheduler = jobs::start(app.clone()).await?;
+    // Bookings interrupted by a stop or a crash finish now (the courier recognises a repeat).
+    for s in app.store.shipments_booking()? {
+        tracing::info!(shipment = s.shipment_id, "resuming an interrupted booking");
+        let app = app.clone();
+        tokio::spawn(async move { crate::shipping::book(&app, s.shipment_id, std::time::Duration::ZERO).await });
+    }
     app.ready.store(true, Ordering::Release);
     tracing::info!(listen = %listener.local_addr()?, "channeld is serving");
     systemd::notify("READY=1");

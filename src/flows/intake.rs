@@ -150,6 +150,7 @@ fn admit(mut rec: OrderRecord, order: &ShopifyOrder, rules: &OrderRules, now_ms:
                 start_processing: m.body.start_processing_time.clone(),
                 address_digest: m.address_digest,
                 refunds_seen: order.refunds.len() as u32,
+                cod_amount: if order.total_outstanding > 0.0 { order.total_outstanding } else { order.total_price },
             });
             Change { record: rec, tasks: vec![Task::WmsCreate], outcome: "queued" }
         }
@@ -189,7 +190,14 @@ fn update(mut rec: OrderRecord, order: &ShopifyOrder, rules: &OrderRules, now_ms
         flags.push("address changed on Shopify after creation (not forwarded to the WMS)".to_string());
     }
     let now_items: Vec<(String, u32)> = items_of(order).into_iter().map(|i| (i.sku, i.quantity)).collect();
-    let sent_items: Vec<(String, u32)> = snap.items.iter().map(|i| (i.sku.clone(), i.quantity)).collect();
+    // Units the WMS itself cancelled are expected to be gone on Shopify.
+    let seller_cancelled = |code: &str| rec.seller_cancelled.iter().find(|(c, _)| c == code).map_or(0, |(_, q)| *q);
+    let sent_items: Vec<(String, u32)> = snap
+        .items
+        .iter()
+        .map(|i| (i.sku.clone(), i.quantity - seller_cancelled(&i.item_code).min(i.quantity)))
+        .filter(|(_, q)| *q > 0)
+        .collect();
     if now_items != sent_items {
         flags.push("line items changed on Shopify after creation (not forwarded to the WMS)".to_string());
     }
@@ -221,7 +229,8 @@ fn cancel(existing: Option<OrderRecord>, order: &ShopifyOrder, now_ms: i64) -> C
     rec.cancelled = true;
     rec.status = OrderStatus::Cancelled;
     rec.changed_ms = now_ms;
-    let tasks = if was_queued { vec![Task::WmsCancel] } else { Vec::new() };
+    // A cancellation channeld made itself for the WMS (seller cancellation) is not sent back to it.
+    let tasks = if was_queued && !rec.seller_cancelled_all { vec![Task::WmsCancel] } else { Vec::new() };
     Change { record: rec, tasks, outcome: "cancelled" }
 }
 

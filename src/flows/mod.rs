@@ -17,6 +17,8 @@ pub mod order_map;
 pub mod retry;
 pub mod routing;
 pub mod scopes;
+pub mod seller_cancel;
+pub mod shipment;
 pub mod webhooks;
 
 use chrono::{DateTime, SecondsFormat, Utc};

@@ -57,8 +57,9 @@ pub struct SentItem {
     /// The `orderItemCode` sent: the first Shopify line id carrying this SKU.
     pub item_code: String,
     pub quantity: u32,
-    /// Other Shopify line ids merged into this item (Increff takes each SKU once).
-    pub merged_line_ids: Vec<u64>,
+    /// The Shopify lines behind this item, with their quantities at creation, first line first
+    /// (Increff takes each SKU once, so lines sharing a SKU are merged into one item).
+    pub lines: Vec<(u64, u32)>,
 }
 
 /// What channeld queued for the WMS when it accepted the order.
@@ -75,6 +76,8 @@ pub struct WmsSnapshot {
     /// Shipping and billing address as mapped, to notice changes that are not forwarded.
     pub address_digest: String,
     pub refunds_seen: u32,
+    /// What a COD courier collects: the order's outstanding amount, else its total.
+    pub cod_amount: f64,
 }
 
 /// The routed WMS location of an order, once decided.
@@ -107,6 +110,10 @@ pub struct OrderRecord {
     pub wms_created: bool,
     /// Shopify says the order is cancelled.
     pub cancelled: bool,
+    /// Units the WMS cancelled (seller cancellation), absolute per `orderItemCode`, as last accepted.
+    pub seller_cancelled: Vec<(String, u32)>,
+    /// The WMS cancelled every unit: Shopify's `orders/cancelled` echo is not sent back to it.
+    pub seller_cancelled_all: bool,
     pub first_seen_ms: i64,
     pub changed_ms: i64,
 }
@@ -124,6 +131,8 @@ impl OrderRecord {
             placement: Placement::Pending,
             wms_created: false,
             cancelled: false,
+            seller_cancelled: Vec::new(),
+            seller_cancelled_all: false,
             first_seen_ms: now_ms,
             changed_ms: now_ms,
         }
@@ -147,6 +156,16 @@ pub enum Task {
     WmsUpdate { body: String },
     /// Customer Cancellation of every item sent at creation.
     WmsCancel,
+    /// Seller cancellation of every unit: `orderCancel` on Shopify.
+    ShopifyCancelOrder,
+    /// Seller cancellation of some units: an order edit setting these Shopify lines to these
+    /// absolute quantities, then (when configured) a refund of `refund` units per line.
+    ShopifyEditLines { lines: Vec<(u64, u32)>, refund: Vec<(u64, u32)> },
+    /// Refund money for cancelled units, with the transactions Shopify suggested before the edit
+    /// removed them (JSON list of `OrderTransactionInput`).
+    ShopifyRefund { transactions: String },
+    /// Tell Shopify a shipment left: `fulfillmentCreate` with its tracking number.
+    ShopifyFulfill { shipment_id: u64 },
 }
 
 impl Task {
@@ -155,6 +174,10 @@ impl Task {
             Task::WmsCreate => "wms_create",
             Task::WmsUpdate { .. } => "wms_update",
             Task::WmsCancel => "wms_cancel",
+            Task::ShopifyCancelOrder => "shopify_cancel",
+            Task::ShopifyEditLines { .. } => "shopify_edit",
+            Task::ShopifyRefund { .. } => "shopify_refund",
+            Task::ShopifyFulfill { .. } => "shopify_fulfill",
         }
     }
 }

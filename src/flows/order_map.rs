@@ -197,7 +197,7 @@ fn priced(line: &LineItem, add_tax: bool) -> Priced {
             sku: line.sku.trim().to_string(),
             item_code: line.id.to_string(),
             quantity: line.open_quantity(),
-            merged_line_ids: Vec::new(),
+            lines: vec![(line.id, line.open_quantity())],
         },
         discount_pu,
         selling_pu,
@@ -215,7 +215,7 @@ fn merge_by_sku(lines: &[Priced]) -> Vec<Priced> {
                 m.discount_pu = (m.discount_pu * a + p.discount_pu * b) / (a + b);
                 m.selling_pu = (m.selling_pu * a + p.selling_pu * b) / (a + b);
                 m.item.quantity += p.item.quantity;
-                m.item.merged_line_ids.push(p.item.item_code.parse().unwrap_or_default());
+                m.item.lines.extend(p.item.lines.iter().copied());
             }
             None => out.push(Priced { item: p.item.clone(), discount_pu: p.discount_pu, selling_pu: p.selling_pu }),
         }
@@ -392,7 +392,7 @@ mod tests {
             m.body.order_items.iter().map(|i| i.shipping_charge_per_unit * f64::from(i.quantity)).sum();
         assert!((units_total - 30.0).abs() < 0.02, "{units_total}");
         let red_item = m.items.iter().find(|i| i.sku == "IPOD2008RED").unwrap();
-        assert_eq!(red_item.merged_line_ids, vec![703073504]);
+        assert_eq!(red_item.lines, vec![(518995019, 1), (703073504, 1)]);
     }
 
     #[test]

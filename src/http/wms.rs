@@ -5,11 +5,12 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::Query;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, post, put};
+use axum::routing::{any, get, post, put};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -47,6 +48,10 @@ impl From<crate::store::StoreError> for WmsError {
 pub fn router(app: Arc<App>) -> Router<Arc<App>> {
     Router::new()
         .route("/wms/inventory", put(put_inventory))
+        .route("/wms/orders/cancel", put(put_seller_cancel))
+        .route("/wms/shipments", post(post_shipment))
+        .route("/wms/invoice", get(get_invoice))
+        .route("/wms/shipping-label", get(get_label))
         .route("/wms/handover", post(post_handover))
         .route("/wms/manifest", post(|| unsupported("manifest")))
         .route("/wms/returns", any(|| unsupported("returns")))
@@ -78,6 +83,136 @@ async fn unsupported(what: &str) -> WmsError {
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, WmsError> {
     serde_json::from_slice(body)
         .map_err(|e| WmsError::new(StatusCode::BAD_REQUEST, format!("invalid request body: {e}")))
+}
+
+/// The order a WMS `orderCode` names (channeld sends the Shopify order id as `orderCode`).
+fn known_order(app: &App, code: &str) -> Result<crate::flows::model::OrderRecord, WmsError> {
+    code.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|id| app.store.order(id).ok().flatten())
+        .ok_or_else(|| WmsError::new(StatusCode::NOT_FOUND, format!("unknown orderCode {code:?}")))
+}
+
+/// `PUT /wms/orders/cancel` (Seller Cancellation): absolute cancelled quantities, executed on
+/// Shopify through the outbox; the same numbers again change nothing.
+async fn put_seller_cancel(State(app): State<Arc<App>>, body: Bytes) -> Result<Json<serde_json::Value>, WmsError> {
+    use crate::flows::seller_cancel::{plan, SellerCancelError, SellerCancelIn};
+    let req: SellerCancelIn = parse(&body)?;
+    let rec = known_order(&app, &req.order_code)?;
+    let p = plan(&rec, &req, app.cfg.cancellation.refund).map_err(|e| match e {
+        SellerCancelError::NotFound(m) => WmsError::new(StatusCode::NOT_FOUND, m),
+        SellerCancelError::Invalid(m) => WmsError::new(StatusCode::BAD_REQUEST, m),
+    })?;
+    let queued = app.store.record_seller_cancel(rec.id, now_ms(), |r| {
+        r.seller_cancelled = p.cancelled.clone();
+        r.seller_cancelled_all |= p.all;
+        p.task.clone()
+    })?;
+    app.store.durable().await?;
+    if queued.is_some() {
+        app.outbox_wake.notify_one();
+    }
+    tracing::info!(order = rec.id, all = p.all, changed = queued.is_some(), "seller cancellation recorded");
+    Ok(Json(json!({ "hasError": false })))
+}
+
+/// `POST /wms/shipments` (Pack Order): books the shipment with the configured courier,
+/// idempotently on `shipmentId`.
+async fn post_shipment(State(app): State<Arc<App>>, body: Bytes) -> Result<Json<serde_json::Value>, WmsError> {
+    use crate::flows::shipment::{new_shipment, PackError, PackIn, ShipmentState};
+    use crate::shipping::{book, Booked};
+    let pack: PackIn = parse(&body)?;
+    let rec = known_order(&app, &pack.order_code)?;
+    let id = pack.shipment_id.ok_or_else(|| WmsError::new(StatusCode::BAD_REQUEST, "shipmentId is missing"))?;
+    match app.store.shipment(id)? {
+        Some(s) if s.state == ShipmentState::Booked => return Ok(Json(s.answer())),
+        Some(s) if s.order_id != rec.id => {
+            return Err(WmsError::new(
+                StatusCode::BAD_REQUEST,
+                format!("shipmentId {id} belongs to order {}", s.order_id),
+            ))
+        }
+        Some(_) => {}
+        None => {
+            let sh = &app.cfg.shipping;
+            let provider = format!("{:?}", sh.provider).to_lowercase();
+            let defaults = (sh.default_weight_grams, sh.default_dimensions_cm);
+            let s = new_shipment(&rec, &pack, &provider, defaults, now_ms()).map_err(|e| match e {
+                PackError::NotFound(m) => WmsError::new(StatusCode::NOT_FOUND, m),
+                PackError::Invalid(m) => WmsError::new(StatusCode::BAD_REQUEST, m),
+            })?;
+            app.store.save_shipment(&s, &[], now_ms())?;
+            app.store.durable().await?;
+        }
+    }
+    let wait = std::time::Duration::from_secs(app.cfg.shipping.answer_within_seconds);
+    match book(&app, id, wait).await {
+        Some(Booked::Done(s)) => Ok(Json(s.answer())),
+        Some(Booked::Refused(m)) => Err(WmsError::new(StatusCode::BAD_REQUEST, m)),
+        Some(Booked::Later(m)) => Err(WmsError::new(StatusCode::SERVICE_UNAVAILABLE, format!("try again: {m}"))),
+        None => Err(WmsError::new(StatusCode::SERVICE_UNAVAILABLE, "in progress")),
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ShipmentQuery {
+    #[serde(default)]
+    order_code: String,
+    #[serde(default)]
+    shipment_code: String,
+    #[serde(default)]
+    shipment_id: String,
+}
+
+impl ShipmentQuery {
+    /// The shipment by `shipmentCode`, then `shipmentId`; it must belong to `orderCode` when given.
+    fn find(&self, app: &App) -> Result<Option<crate::flows::shipment::ShipmentRecord>, WmsError> {
+        for code in [&self.shipment_code, &self.shipment_id] {
+            if let Some(s) = code.trim().parse::<u64>().ok().map(|id| app.store.shipment(id)).transpose()?.flatten() {
+                if self.order_code.trim().is_empty() || self.order_code.trim() == s.order_id.to_string() {
+                    return Ok(Some(s));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// `GET /wms/invoice`: the invoice the pack call sent (Clickpost), or Shiprocket's.
+async fn get_invoice(
+    State(app): State<Arc<App>>,
+    Query(q): Query<ShipmentQuery>,
+) -> Result<Json<serde_json::Value>, WmsError> {
+    let not_yet = || WmsError::new(StatusCode::NOT_FOUND, "no invoice is known for this shipment yet");
+    let s = q.find(&app)?.ok_or_else(not_yet)?;
+    let date = chrono::DateTime::from_timestamp_millis(s.updated_ms).map(crate::flows::fmt_time).unwrap_or_default();
+    if s.provider == "shiprocket" {
+        // Shiprocket makes the tax invoice: its URL, with the pack call's number and date when given.
+        if s.invoice_url.is_empty() {
+            return Err(not_yet());
+        }
+        let (code, date) =
+            s.invoice.as_ref().map_or((s.shipment_id.to_string(), date), |i| (i.code.clone(), i.date.clone()));
+        return Ok(Json(json!({ "invoiceCode": code, "invoiceDate": date, "invoiceUrl": s.invoice_url })));
+    }
+    // Clickpost makes no tax invoice: answer what the pack call sent.
+    let inv = s.invoice.as_ref().ok_or_else(not_yet)?;
+    Ok(Json(json!({ "invoiceCode": inv.code, "invoiceDate": inv.date, "invoiceUrl": inv.url })))
+}
+
+/// `GET /wms/shipping-label`: AWB, transporter and label URL once known.
+async fn get_label(
+    State(app): State<Arc<App>>,
+    Query(q): Query<ShipmentQuery>,
+) -> Result<Json<serde_json::Value>, WmsError> {
+    let not_yet = || WmsError::new(StatusCode::NOT_FOUND, "no shipping label is available for this shipment yet");
+    let s = q.find(&app)?.ok_or_else(not_yet)?;
+    if s.label_url.is_empty() || s.awb.is_empty() {
+        return Err(not_yet());
+    }
+    Ok(Json(json!({ "awbNumber": s.awb, "transporter": s.transporter, "shippingLabelUrl": s.label_url })))
 }
 
 /// `POST /wms/handover` body (Increff Handover Notification).

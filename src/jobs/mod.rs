@@ -34,6 +34,9 @@ fn jobs(app: &App) -> Vec<(&'static str, &'static str, String, JobFn)> {
         ("archive", "jobs.archive_schedule", c.jobs.archive_schedule.clone(), |app| {
             Box::pin(async move { archive::run(&app).await })
         }),
+        ("label_retrieval", "jobs.label_retrieval_schedule", c.jobs.label_retrieval_schedule.clone(), |app| {
+            Box::pin(async move { crate::shipping::retrieve_labels(&app).await })
+        }),
     ]
 }
 

@@ -17,6 +17,8 @@ const AUTH_PAUSE: Duration = Duration::from_secs(60);
 enum Step {
     /// Delivered: apply this to the order and remove the entry.
     Done(fn(&mut OrderRecord)),
+    /// Delivered, and this work follows (queued behind the order's other calls).
+    DoneThen(Vec<Task>),
     /// Nothing to send any more (the reason is logged); the entry is removed.
     Dropped(String),
     /// The order is rejected at delivery time (e.g. routed to an unmapped location).
@@ -29,6 +31,10 @@ pub(super) async fn run_entry(app: &App, entry: OutboxEntry) {
         Task::WmsCreate => create(app, &entry).await,
         Task::WmsUpdate { body } => update(app, &entry, body).await,
         Task::WmsCancel => cancel(app, &entry).await,
+        Task::ShopifyCancelOrder => done(app.shopify.cancel_order(entry.order_id, &app.cfg.cancellation).await),
+        Task::ShopifyEditLines { lines, refund } => edit_lines(app, entry.order_id, lines, refund).await,
+        Task::ShopifyRefund { transactions } => refund(app, entry.order_id, transactions).await,
+        Task::ShopifyFulfill { shipment_id } => fulfill(app, *shipment_id).await,
     };
     if let Err(e) = record(app, entry, step) {
         // The entry stays as it was and runs again: at-least-once, made safe by idempotent handling.
@@ -40,20 +46,28 @@ fn record(app: &App, mut entry: OutboxEntry, step: Step) -> Result<(), crate::st
     let (order, kind) = (entry.order_id, entry.task.kind());
     match step {
         Step::Done(effect) => {
-            tracing::info!(order, call = kind, "delivered to the WMS");
-            app.store.finish_entry(&entry, effect)
+            tracing::info!(order, call = kind, "delivered");
+            app.store.finish_entry(&entry, effect, &[])
+        }
+        Step::DoneThen(next) => {
+            tracing::info!(order, call = kind, follow_ups = next.len(), "delivered");
+            app.store.finish_entry(&entry, |_| {}, &next)
         }
         Step::Dropped(why) => {
             tracing::info!(order, call = kind, why, "not sent");
-            app.store.finish_entry(&entry, |_| {})
+            app.store.finish_entry(&entry, |_| {}, &[])
         }
         Step::Reject(reason) => {
             tracing::warn!(order, %reason, "order rejected at delivery");
             metrics::counter!("channeld_orders_total", "outcome" => "rejected").increment(1);
-            app.store.finish_entry(&entry, |r| {
-                r.status = OrderStatus::Rejected;
-                r.reasons = vec![reason.clone()];
-            })
+            app.store.finish_entry(
+                &entry,
+                |r| {
+                    r.status = OrderStatus::Rejected;
+                    r.reasons = vec![reason.clone()];
+                },
+                &[],
+            )
         }
         Step::Failed(CallError::Unauthorized { message }) => {
             entry.next_attempt_ms = now_ms() + AUTH_PAUSE.as_millis() as i64;
@@ -179,4 +193,51 @@ async fn cancel(app: &App, entry: &OutboxEntry) -> Step {
         Ok(()) => Step::Done(|_| {}),
         Err(e) => Step::Failed(e),
     }
+}
+
+fn done(result: Result<(), CallError>) -> Step {
+    match result {
+        Ok(()) => Step::Done(|_| {}),
+        Err(e) => Step::Failed(e),
+    }
+}
+
+/// Seller cancellation of some units: the refund Shopify suggests is worked out before the edit
+/// removes the units, and sent as a follow-up call once the edit is committed.
+async fn edit_lines(app: &App, order_id: u64, lines: &[(u64, u32)], refund_units: &[(u64, u32)]) -> Step {
+    let c = &app.cfg.cancellation;
+    let transactions = if c.refund && !refund_units.is_empty() {
+        match app.shopify.suggested_refund(order_id, refund_units).await {
+            Ok(t) => t,
+            Err(e) => return Step::Failed(e),
+        }
+    } else {
+        Vec::new()
+    };
+    if let Err(e) = app.shopify.edit_lines(order_id, lines, c).await {
+        return Step::Failed(e);
+    }
+    if transactions.is_empty() {
+        return Step::Done(|_| {});
+    }
+    let transactions = serde_json::to_string(&transactions).unwrap_or_default();
+    Step::DoneThen(vec![Task::ShopifyRefund { transactions }])
+}
+
+async fn refund(app: &App, order_id: u64, transactions: &str) -> Step {
+    let txs: Vec<serde_json::Value> = serde_json::from_str(transactions).unwrap_or_default();
+    done(app.shopify.refund(order_id, &txs, app.cfg.cancellation.notify_customer).await)
+}
+
+/// Clickpost's acknowledgement to Shopify: a fulfillment with the tracking number.
+async fn fulfill(app: &App, shipment_id: u64) -> Step {
+    let s = match app.store.shipment(shipment_id) {
+        Ok(Some(s)) => s,
+        Ok(None) => return Step::Dropped(format!("shipment {shipment_id} is not stored")),
+        Err(e) => return Step::Failed(CallError::transient(e.to_string())),
+    };
+    let lines: Vec<(u64, u32)> = s.lines.iter().flat_map(|l| l.shopify_lines.iter().copied()).collect();
+    let tracking =
+        crate::shopify::Tracking { number: s.awb.clone(), company: s.transporter.clone(), url: String::new() };
+    done(app.shopify.fulfill(s.order_id, &lines, &tracking).await)
 }

@@ -13,7 +13,7 @@ pub mod queries;
 pub mod token;
 pub mod webhook;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -173,6 +173,151 @@ impl ShopifyClient {
         }
     }
 
+    /// Cancels the whole order (seller cancellation). An order already cancelled counts as done.
+    pub async fn cancel_order(&self, order_id: u64, c: &crate::config::Cancellation) -> Result<(), CallError> {
+        let vars = json!({
+            "orderId": order_gid(order_id),
+            "restock": c.restock,
+            "notifyCustomer": c.notify_customer,
+            "refundMethod": { "originalPaymentMethodsRefund": c.refund },
+            "staffNote": "cancelled by the WMS (channeld seller cancellation)",
+        });
+        let data: Value = self.gql.run(&queries::ORDER_CANCEL, vars).await?;
+        let payload = &data["orderCancel"];
+        let errors = payload["orderCancelUserErrors"].as_array().cloned().unwrap_or_default();
+        let messages: Vec<String> = errors.iter().filter_map(|e| e["message"].as_str().map(str::to_string)).collect();
+        if messages.is_empty() || messages.iter().all(|m| m.to_lowercase().contains("already")) {
+            return Ok(());
+        }
+        Err(CallError::Refused {
+            message: format!("Shopify refused to cancel order {order_id}: {}", messages.join("; ")),
+        })
+    }
+
+    /// Sets lines to absolute quantities with an order edit (begin, set quantity, commit). Lines
+    /// already at their target are left alone, so running it again changes nothing.
+    pub async fn edit_lines(
+        &self,
+        order_id: u64,
+        lines: &[(u64, u32)],
+        c: &crate::config::Cancellation,
+    ) -> Result<(), CallError> {
+        let data: Value = self.gql.run(&queries::ORDER_LINE_QUANTITIES, json!({ "id": order_gid(order_id) })).await?;
+        let current: HashMap<u64, u64> = data["order"]["lineItems"]["nodes"]
+            .as_array()
+            .map(|nodes| {
+                nodes
+                    .iter()
+                    .filter_map(|n| Some((queries::numeric_id(n["id"].as_str()?)?, n["currentQuantity"].as_u64()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let changes: Vec<(u64, u32)> =
+            lines.iter().copied().filter(|(line, target)| current.get(line) != Some(&u64::from(*target))).collect();
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let begun: Value = self.gql.run(&queries::ORDER_EDIT_BEGIN, json!({ "id": order_gid(order_id) })).await?;
+        user_errors(&begun["orderEditBegin"])?;
+        let calc = begun["orderEditBegin"]["calculatedOrder"]["id"]
+            .as_str()
+            .ok_or_else(|| CallError::Refused { message: "Shopify began no order edit".into() })?
+            .to_string();
+        for (line, quantity) in changes {
+            let vars = json!({ "id": calc, "lineItemId": queries::calculated_line_gid(line), "quantity": quantity, "restock": c.restock });
+            let set: Value = self.gql.run(&queries::ORDER_EDIT_SET_QUANTITY, vars).await?;
+            user_errors(&set["orderEditSetQuantity"])?;
+        }
+        let vars = json!({ "id": calc, "notifyCustomer": c.notify_customer, "staffNote": "units cancelled by the WMS (channeld)" });
+        let committed: Value = self.gql.run(&queries::ORDER_EDIT_COMMIT, vars).await?;
+        user_errors(&committed["orderEditCommit"])
+    }
+
+    /// The refund transactions Shopify suggests for these units (line, quantity), as
+    /// `OrderTransactionInput`s ready for [`Self::refund`].
+    pub async fn suggested_refund(&self, order_id: u64, units: &[(u64, u32)]) -> Result<Vec<Value>, CallError> {
+        let lines: Vec<Value> = units
+            .iter()
+            .filter(|(_, q)| *q > 0)
+            .map(|(l, q)| json!({ "lineItemId": queries::line_gid(*l), "quantity": q, "restockType": "NO_RESTOCK" }))
+            .collect();
+        let data: Value =
+            self.gql.run(&queries::SUGGESTED_REFUND, json!({ "id": order_gid(order_id), "lines": lines })).await?;
+        Ok(data["order"]["suggestedRefund"]["suggestedTransactions"]
+            .as_array()
+            .map(|txs| {
+                txs.iter()
+                    .filter_map(|t| {
+                        let amount = t["amountSet"]["shopMoney"]["amount"].as_str()?;
+                        (amount.parse::<f64>().ok()? > 0.0).then(|| {
+                            json!({ "orderId": order_gid(order_id), "parentId": t["parentTransaction"]["id"],
+                                    "amount": amount, "gateway": t["gateway"], "kind": "REFUND" })
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Refunds money with these transactions (from [`Self::suggested_refund`]).
+    pub async fn refund(&self, order_id: u64, transactions: &[Value], notify: bool) -> Result<(), CallError> {
+        let input = json!({ "orderId": order_gid(order_id), "notify": notify, "transactions": transactions,
+                            "note": "refund of units cancelled by the WMS (channeld)" });
+        let data: Value = self.gql.run(&queries::REFUND_CREATE, json!({ "input": input })).await?;
+        user_errors(&data["refundCreate"])
+    }
+
+    /// Fulfils these Shopify lines (line id, quantity) with a tracking number. A fulfillment that
+    /// already carries this tracking number means it was done.
+    pub async fn fulfill(&self, order_id: u64, lines: &[(u64, u32)], tracking: &Tracking) -> Result<(), CallError> {
+        let data: Value = self.gql.run(&queries::FULFILLMENT_STATE, json!({ "id": order_gid(order_id) })).await?;
+        let order = &data["order"];
+        let done = order["fulfillments"].as_array().into_iter().flatten().any(|f| {
+            f["trackingInfo"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|t| t["number"].as_str() == Some(tracking.number.as_str()))
+        });
+        if done {
+            return Ok(());
+        }
+        let mut wanted: HashMap<u64, u32> = lines.iter().copied().collect();
+        let mut by_fo = Vec::new();
+        for fo in order["fulfillmentOrders"]["nodes"].as_array().into_iter().flatten() {
+            if !matches!(fo["status"].as_str(), Some("OPEN" | "IN_PROGRESS" | "SCHEDULED")) {
+                continue;
+            }
+            let mut items = Vec::new();
+            for li in fo["lineItems"]["nodes"].as_array().into_iter().flatten() {
+                let Some(line) = li["lineItem"]["id"].as_str().and_then(queries::numeric_id) else { continue };
+                let remaining = li["remainingQuantity"].as_u64().unwrap_or(0) as u32;
+                if let Some(want) = wanted.get_mut(&line) {
+                    let take = (*want).min(remaining);
+                    if take > 0 {
+                        items.push(json!({ "id": li["id"], "quantity": take }));
+                        *want -= take;
+                    }
+                }
+            }
+            if !items.is_empty() {
+                by_fo.push(json!({ "fulfillmentOrderId": fo["id"], "fulfillmentOrderLineItems": items }));
+            }
+        }
+        if by_fo.is_empty() {
+            return Err(CallError::Refused {
+                message: format!("order {order_id} has no open fulfillment order line for this shipment"),
+            });
+        }
+        let mut info = json!({ "number": tracking.number, "company": tracking.company });
+        if !tracking.url.is_empty() {
+            info["url"] = json!(tracking.url);
+        }
+        let vars = json!({ "fulfillment": { "notifyCustomer": false, "trackingInfo": info, "lineItemsByFulfillmentOrder": by_fo } });
+        let data: Value = self.gql.run(&queries::FULFILLMENT_CREATE, vars).await?;
+        user_errors(&data["fulfillmentCreate"])
+    }
+
     /// The access scopes granted to channeld's token (REST: the only place Shopify lists them).
     pub async fn access_scopes(&self) -> Result<Vec<String>, CallError> {
         let v = self.gql.rest_get("/admin/oauth/access_scopes.json").await?;
@@ -236,4 +381,12 @@ pub struct Subscription {
     pub include_fields: Vec<String>,
     #[serde(default)]
     pub filter: Option<String>,
+}
+
+/// A shipment's tracking details as Shopify records them on a fulfillment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tracking {
+    pub number: String,
+    pub company: String,
+    pub url: String,
 }

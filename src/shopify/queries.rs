@@ -124,6 +124,93 @@ pub const ORDER_CLOSE: Document = Document {
 }"#,
 };
 
+pub const ORDER_CANCEL: Document = Document {
+    name: "OrderCancel",
+    cost: 10,
+    text: r#"mutation OrderCancel($orderId: ID!, $restock: Boolean!, $notifyCustomer: Boolean, $refundMethod: OrderCancelRefundMethodInput, $staffNote: String) {
+  orderCancel(orderId: $orderId, reason: OTHER, restock: $restock, notifyCustomer: $notifyCustomer, refundMethod: $refundMethod, staffNote: $staffNote) {
+    job { id }
+    orderCancelUserErrors { field message code }
+  }
+}"#,
+};
+
+pub const ORDER_LINE_QUANTITIES: Document = Document {
+    name: "OrderLineQuantities",
+    cost: 110,
+    text: r#"query OrderLineQuantities($id: ID!) {
+  order(id: $id) { lineItems(first: 100) { nodes { id currentQuantity } } }
+}"#,
+};
+
+pub const ORDER_EDIT_BEGIN: Document = Document {
+    name: "OrderEditBegin",
+    cost: 10,
+    text: r#"mutation OrderEditBegin($id: ID!) {
+  orderEditBegin(id: $id) { calculatedOrder { id } userErrors { field message } }
+}"#,
+};
+
+pub const ORDER_EDIT_SET_QUANTITY: Document = Document {
+    name: "OrderEditSetQuantity",
+    cost: 10,
+    text: r#"mutation OrderEditSetQuantity($id: ID!, $lineItemId: ID!, $quantity: Int!, $restock: Boolean) {
+  orderEditSetQuantity(id: $id, lineItemId: $lineItemId, quantity: $quantity, restock: $restock) {
+    calculatedLineItem { id }
+    userErrors { field message }
+  }
+}"#,
+};
+
+pub const ORDER_EDIT_COMMIT: Document = Document {
+    name: "OrderEditCommit",
+    cost: 10,
+    text: r#"mutation OrderEditCommit($id: ID!, $notifyCustomer: Boolean, $staffNote: String) {
+  orderEditCommit(id: $id, notifyCustomer: $notifyCustomer, staffNote: $staffNote) { order { id } userErrors { field message } }
+}"#,
+};
+
+pub const SUGGESTED_REFUND: Document = Document {
+    name: "SuggestedRefund",
+    cost: 20,
+    text: r#"query SuggestedRefund($id: ID!, $lines: [RefundLineItemInput!]) {
+  order(id: $id) {
+    suggestedRefund(refundLineItems: $lines) {
+      suggestedTransactions { gateway parentTransaction { id } amountSet { shopMoney { amount } } }
+    }
+  }
+}"#,
+};
+
+pub const REFUND_CREATE: Document = Document {
+    name: "RefundCreate",
+    cost: 10,
+    text: r#"mutation RefundCreate($input: RefundInput!) {
+  refundCreate(input: $input) { refund { id } userErrors { field message } }
+}"#,
+};
+
+pub const FULFILLMENT_STATE: Document = Document {
+    name: "FulfillmentState",
+    cost: 300,
+    text: r#"query FulfillmentState($id: ID!) {
+  order(id: $id) {
+    fulfillments(first: 50) { trackingInfo { number } }
+    fulfillmentOrders(first: 10) {
+      nodes { id status lineItems(first: 25) { nodes { id remainingQuantity lineItem { id } } } }
+    }
+  }
+}"#,
+};
+
+pub const FULFILLMENT_CREATE: Document = Document {
+    name: "FulfillmentCreate",
+    cost: 10,
+    text: r#"mutation FulfillmentCreate($fulfillment: FulfillmentInput!) {
+  fulfillmentCreate(fulfillment: $fulfillment) { fulfillment { id } userErrors { field message } }
+}"#,
+};
+
 pub const INVENTORY_SET_QUANTITIES: Document = Document {
     name: "InventorySetQuantities",
     cost: 10,
@@ -175,7 +262,49 @@ pub fn all() -> Vec<(&'static Document, Value)> {
         ),
         (&WEBHOOK_DELETE, json!({ "id": "gid://shopify/WebhookSubscription/1" })),
         (&ORDER_CLOSE, json!({ "input": { "id": order_gid(450789469) } })),
+        (
+            &ORDER_CANCEL,
+            json!({ "orderId": order_gid(1), "restock": true, "notifyCustomer": false,
+                    "refundMethod": { "originalPaymentMethodsRefund": true }, "staffNote": "x" }),
+        ),
+        (&ORDER_LINE_QUANTITIES, json!({ "id": order_gid(1) })),
+        (&ORDER_EDIT_BEGIN, json!({ "id": order_gid(1) })),
+        (
+            &ORDER_EDIT_SET_QUANTITY,
+            json!({ "id": "gid://shopify/CalculatedOrder/1", "lineItemId": calculated_line_gid(2), "quantity": 0, "restock": true }),
+        ),
+        (
+            &ORDER_EDIT_COMMIT,
+            json!({ "id": "gid://shopify/CalculatedOrder/1", "notifyCustomer": false, "staffNote": "x" }),
+        ),
+        (
+            &SUGGESTED_REFUND,
+            json!({ "id": order_gid(1), "lines": [{ "lineItemId": line_gid(2), "quantity": 1, "restockType": "NO_RESTOCK" }] }),
+        ),
+        (
+            &REFUND_CREATE,
+            json!({ "input": { "orderId": order_gid(1), "notify": false, "note": "x", "transactions": [
+                { "orderId": order_gid(1), "parentId": "gid://shopify/OrderTransaction/3", "amount": "10.00",
+                  "gateway": "bogus", "kind": "REFUND" } ] } }),
+        ),
+        (&FULFILLMENT_STATE, json!({ "id": order_gid(1) })),
+        (
+            &FULFILLMENT_CREATE,
+            json!({ "fulfillment": { "notifyCustomer": false,
+                "trackingInfo": { "number": "785578015860", "company": "Fedex", "url": "https://example.com/t" },
+                "lineItemsByFulfillmentOrder": [{ "fulfillmentOrderId": "gid://shopify/FulfillmentOrder/1",
+                    "fulfillmentOrderLineItems": [{ "id": "gid://shopify/FulfillmentOrderLineItem/2", "quantity": 1 }] }] } }),
+        ),
     ]
+}
+
+pub fn line_gid(id: u64) -> String {
+    format!("gid://shopify/LineItem/{id}")
+}
+
+/// In an order edit, a calculated line item shares the numeric id of the order's line item.
+pub fn calculated_line_gid(id: u64) -> String {
+    format!("gid://shopify/CalculatedLineItem/{id}")
 }
 
 pub fn inventory_item_gid(id: u64) -> String {

@@ -62,7 +62,10 @@ impl Store {
         for item in i.meta.iter() {
             let (k, v) = item?;
             let key = String::from_utf8_lossy(&k).into_owned();
-            let value = if key.starts_with("job:") {
+            let value = if key.starts_with("token:") {
+                // Courier tokens are credentials: never exported.
+                continue;
+            } else if key.starts_with("job:") {
                 json!(codec::decode::<JobStatus>(&v)?)
             } else if key == "reconcile_watermark" {
                 json!(codec::decode::<i64>(&v)?)

@@ -211,6 +211,19 @@ impl Store {
         Ok(())
     }
 
+    /// A courier's cached login token and when it was obtained (unix ms).
+    pub fn courier_token(&self, courier: &str) -> Result<Option<(String, i64)>> {
+        match self.inner.meta.get(format!("token:{courier}"))? {
+            Some(v) => Ok(Some(codec::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn set_courier_token(&self, courier: &str, token: &str, obtained_ms: i64) -> Result<()> {
+        self.inner.meta.insert(format!("token:{courier}"), codec::encode(&(token.to_string(), obtained_ms))?)?;
+        Ok(())
+    }
+
     pub fn job_statuses(&self) -> Result<Vec<(String, JobStatus)>> {
         self.inner
             .meta

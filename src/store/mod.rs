@@ -9,6 +9,7 @@
 //! - `payloads`: order id (BE) ‖ seq (BE) → the raw webhook body, for support and export
 //! - `listings`, `inventory`: SKU ↔ inventory item, and desired/pushed quantities (see `inventory.rs`)
 //! - `handovers`: order id (BE) → handover and whether the order was archived on Shopify
+//! - `shipments`: shipment id (BE) → shipment (booking state, AWB, label, invoice)
 //! - `meta`: store format, first start, job statuses and other single values
 //!
 //! # Durability
@@ -23,6 +24,7 @@ mod handovers;
 mod inventory;
 mod orders;
 mod outbox;
+mod shipments;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -76,6 +78,7 @@ struct Inner {
     listings: sled::Tree,
     inventory: sled::Tree,
     handovers: sled::Tree,
+    shipments: sled::Tree,
     meta: sled::Tree,
     commit_tx: mpsc::UnboundedSender<CommitWaiter>,
 }
@@ -116,6 +119,7 @@ impl Store {
             listings: tree("listings")?,
             inventory: tree("inventory")?,
             handovers: tree("handovers")?,
+            shipments: tree("shipments")?,
             meta: tree("meta")?,
             db,
             commit_tx,

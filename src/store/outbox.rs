@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use super::{be, codec, pair_key, split_pair, Result, Store, StoreError};
-use crate::flows::model::{EntryState, OrderRecord, OutboxEntry};
+use crate::flows::model::{EntryState, OrderRecord, OutboxEntry, Task};
 
 /// What the worker should do next.
 #[derive(Debug, Default)]
@@ -50,8 +50,14 @@ impl Store {
         Ok(work)
     }
 
-    /// Removes a finished entry and applies its effect on the order in one transaction.
-    pub fn finish_entry(&self, entry: &OutboxEntry, effect: impl Fn(&mut OrderRecord)) -> Result<()> {
+    /// Removes a finished entry, applies its effect on the order and queues its follow-up tasks,
+    /// in one transaction.
+    pub fn finish_entry(
+        &self,
+        entry: &OutboxEntry,
+        effect: impl Fn(&mut OrderRecord),
+        follow_ups: &[Task],
+    ) -> Result<()> {
         use sled::transaction::{ConflictableTransactionError as Abort, TransactionError, Transactional};
         let i = &self.inner;
         (&i.outbox, &i.orders)
@@ -61,6 +67,11 @@ impl Store {
                     let mut rec: OrderRecord = codec::decode(&v).map_err(Abort::Abort)?;
                     effect(&mut rec);
                     orders.insert(&be(entry.order_id), codec::encode(&rec).map_err(Abort::Abort)?)?;
+                }
+                for task in follow_ups {
+                    let seq = outbox.generate_id()?;
+                    let next = OutboxEntry::new(seq, entry.order_id, task.clone(), entry.next_attempt_ms);
+                    outbox.insert(&pair_key(entry.order_id, seq), codec::encode(&next).map_err(Abort::Abort)?)?;
                 }
                 Ok(())
             })

@@ -33,6 +33,10 @@ pub struct Options {
     pub push_schedule: &'static str,
     pub reconcile_schedule: &'static str,
     pub archive: bool,
+    pub provider: &'static str,
+    pub answer_within_seconds: u64,
+    /// Clickpost's and Shiprocket's base URL (default: the fake WMS, which answers anything).
+    pub courier_url: Option<String>,
     /// The `[shopify]` credential lines.
     pub shopify_auth: &'static str,
     /// Another Shopify than the wiremock one (e.g. the stateful inventory fake).
@@ -48,6 +52,9 @@ impl Default for Options {
             push_schedule: "0 0 0 1 1 *",
             reconcile_schedule: "0 0 0 1 1 *",
             archive: true,
+            provider: "clickpost",
+            answer_within_seconds: 30,
+            courier_url: None,
             shopify_auth: "access_token = \"shpat_test\"",
             shopify_url: None,
         }
@@ -101,11 +108,20 @@ wms_location_code = "WH-INV"
 [inventory]
 push_schedule = "{push_schedule}"
 
+[shipping]
+provider = "{provider}"
+answer_within_seconds = {answer_within}
+
 [clickpost]
-base_url = "{wms}"
+username = "cp-user"
+api_key = "cp-key"
+base_url = "{courier}"
+courier_partner = 3
 
 [shiprocket]
-base_url = "{wms}"
+email = "ops@example.com"
+password = "sr-pass"
+base_url = "{courier}"
 
 [handover]
 archive = {archive}
@@ -125,6 +141,9 @@ max_backoff_seconds = 1
         push_schedule = o.push_schedule,
         shopify_auth = o.shopify_auth,
         archive = o.archive,
+        provider = o.provider,
+        answer_within = o.answer_within_seconds,
+        courier = o.courier_url.clone().unwrap_or_else(|| wms.to_string()),
         reconcile_schedule = o.reconcile_schedule,
     );
     let path = dir.join("channeld.toml");

@@ -32,6 +32,10 @@ pub struct AdminState {
     pub token_lifetime: Mutex<Duration>,
     /// Every GraphQL operation and token grant, in order: "query Locations", "grant", ...
     pub log: Mutex<Vec<String>>,
+    /// Current line quantities per order (for order edits).
+    pub line_quantities: Mutex<HashMap<u64, Vec<(u64, u64)>>>,
+    /// Tracking numbers of fulfillments made.
+    pub tracking: Mutex<Vec<String>>,
     /// Requests refused because their token was unknown or expired.
     pub refused_tokens: Mutex<u32>,
 }
@@ -56,6 +60,8 @@ impl AdminShopify {
             token_lifetime: Mutex::new(Duration::from_secs(3600)),
             log: Mutex::new(Vec::new()),
             refused_tokens: Mutex::new(0),
+            line_quantities: Mutex::new(HashMap::new()),
+            tracking: Mutex::new(Vec::new()),
         });
         let app = axum::Router::new().fallback(handle).with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -160,6 +166,65 @@ async fn handle(State(state): State<Arc<AdminState>>, uri: Uri, headers: HeaderM
             let id: u64 = vars["id"].as_str().unwrap().rsplit('/').next().unwrap().parse().unwrap();
             state.subscriptions.lock().unwrap().remove(&id);
             json!({ "webhookSubscriptionDelete": { "deletedWebhookSubscriptionId": vars["id"], "userErrors": [] } })
+        }
+        "mutation OrderCancel" => {
+            state.log.lock().unwrap().push(format!(
+                "cancel {} restock={}",
+                vars["orderId"].as_str().unwrap_or_default(),
+                vars["restock"]
+            ));
+            json!({ "orderCancel": { "job": { "id": "gid://shopify/Job/1" }, "orderCancelUserErrors": [] } })
+        }
+        "query OrderLineQuantities" => {
+            let id: u64 = vars["id"].as_str().unwrap().rsplit('/').next().unwrap().parse().unwrap();
+            let lines = state.line_quantities.lock().unwrap().get(&id).cloned().unwrap_or_default();
+            let nodes: Vec<Value> = lines
+                .iter()
+                .map(|(l, q)| json!({ "id": format!("gid://shopify/LineItem/{l}"), "currentQuantity": q }))
+                .collect();
+            json!({ "order": { "lineItems": { "nodes": nodes } } })
+        }
+        "mutation OrderEditBegin" => {
+            json!({ "orderEditBegin": { "calculatedOrder": { "id": "gid://shopify/CalculatedOrder/9" }, "userErrors": [] } })
+        }
+        "mutation OrderEditSetQuantity" => {
+            state.log.lock().unwrap().push(format!(
+                "set {} {}",
+                vars["lineItemId"].as_str().unwrap_or_default(),
+                vars["quantity"]
+            ));
+            json!({ "orderEditSetQuantity": { "calculatedLineItem": { "id": vars["lineItemId"] }, "userErrors": [] } })
+        }
+        "mutation OrderEditCommit" => {
+            json!({ "orderEditCommit": { "order": { "id": "gid://shopify/Order/1" }, "userErrors": [] } })
+        }
+        "query SuggestedRefund" => json!({ "order": { "suggestedRefund": { "suggestedTransactions": [
+            { "gateway": "bogus", "parentTransaction": { "id": "gid://shopify/OrderTransaction/7" }, "amountSet": { "shopMoney": { "amount": "199.65" } } } ] } } }),
+        "mutation RefundCreate" => {
+            state
+                .log
+                .lock()
+                .unwrap()
+                .push(format!("refund {}", vars["input"]["transactions"][0]["amount"].as_str().unwrap_or_default()));
+            json!({ "refundCreate": { "refund": { "id": "gid://shopify/Refund/1" }, "userErrors": [] } })
+        }
+        "query FulfillmentState" => {
+            let numbers: Vec<Value> =
+                state.tracking.lock().unwrap().iter().map(|n| json!({ "trackingInfo": [{ "number": n }] })).collect();
+            json!({ "order": { "fulfillments": numbers, "fulfillmentOrders": { "nodes": [
+                { "id": "gid://shopify/FulfillmentOrder/1046000780", "status": "OPEN", "lineItems": { "nodes": [
+                    { "id": "gid://shopify/FulfillmentOrderLineItem/1072503277", "remainingQuantity": 1,
+                      "lineItem": { "id": "gid://shopify/LineItem/518995019" } } ] } } ] } } })
+        }
+        "mutation FulfillmentCreate" => {
+            let number = vars["fulfillment"]["trackingInfo"]["number"].as_str().unwrap_or_default().to_string();
+            state
+                .log
+                .lock()
+                .unwrap()
+                .push(format!("fulfill {number} {}", vars["fulfillment"]["lineItemsByFulfillmentOrder"]));
+            state.tracking.lock().unwrap().push(number);
+            json!({ "fulfillmentCreate": { "fulfillment": { "id": "gid://shopify/Fulfillment/1" }, "userErrors": [] } })
         }
         "mutation OrderClose" => {
             let id = vars["input"]["id"].as_str().unwrap_or_default().to_string();

@@ -1,0 +1,152 @@
+//! Clickpost: create-order v3 (with its in-process polling) and the shipping-label fetch.
+//!
+//! Clickpost answers HTTP 200 and puts the outcome in `meta.status`: 200 booked; 323 "already
+//! placed" (a repeat of our reference number: booked, with the existing waybill); 102/202 "in
+//! process" (poll by reference number); 322/329 transient; anything else a refusal whose
+//! `meta.message` goes back to the WMS. The API key travels in the query string, so every error
+//! message has its URLs redacted.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::config;
+use crate::remote::{self, CallError};
+
+/// How often and how long an "in process" booking is polled before the caller retries later.
+const POLL_EVERY: Duration = Duration::from_secs(2);
+const POLLS: u32 = 10;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Booking {
+    pub waybill: String,
+    pub courier: String,
+    pub label_url: String,
+}
+
+#[derive(Clone)]
+pub struct ClickpostClient {
+    http: reqwest::Client,
+    base: String,
+    username: String,
+    key: config::Secret,
+}
+
+impl ClickpostClient {
+    pub fn new(cfg: &config::Clickpost) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .user_agent(concat!("channeld/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            http,
+            base: cfg.base_url.trim_end_matches('/').to_string(),
+            username: cfg.username.clone(),
+            key: cfg.api_key.clone(),
+        })
+    }
+
+    /// Books a shipment; `reference` is the request's `reference_number`.
+    pub async fn create_order(&self, body: &Value, reference: &str) -> Result<Booking, CallError> {
+        let url = format!("{}/api/v3/create-order/", self.base);
+        let query = [("username", self.username.as_str()), ("key", self.key.expose())];
+        let answer = self.send(self.http.post(url).query(&query).json(body)).await?;
+        match status(&answer) {
+            102 | 202 => self.poll(reference).await,
+            _ => booking(&answer),
+        }
+    }
+
+    /// Asks for a booking by reference number until it is no longer in process.
+    async fn poll(&self, reference: &str) -> Result<Booking, CallError> {
+        let url = format!("{}/api/v3/create-order/", self.base);
+        for _ in 0..POLLS {
+            tokio::time::sleep(POLL_EVERY).await;
+            let query = [("key", self.key.expose()), ("reference_number", reference)];
+            let answer = self.send(self.http.get(&url).query(&query)).await?;
+            if !matches!(status(&answer), 102 | 202) {
+                return booking(&answer);
+            }
+        }
+        Err(CallError::transient(format!("Clickpost is still processing booking {reference}")))
+    }
+
+    /// The label of a booked waybill (`None` while Clickpost has none).
+    pub async fn fetch_label(&self, waybill: &str) -> Result<Option<String>, CallError> {
+        let url = format!("{}/api/v1/fetch/shippinglabel/", self.base);
+        let answer = self.send(self.http.get(url).query(&[("key", self.key.expose()), ("waybill", waybill)])).await?;
+        Ok(answer["result"]["shipping_label"].as_str().filter(|s| !s.is_empty()).map(str::to_string))
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, CallError> {
+        let started = std::time::Instant::now();
+        let result = async {
+            let resp = req.send().await.map_err(|e| remote::network("Clickpost", &e))?;
+            if !resp.status().is_success() {
+                let (status, headers) = (resp.status(), resp.headers().clone());
+                let text = resp.text().await.unwrap_or_default();
+                return Err(remote::classify("Clickpost", status, &headers, &text));
+            }
+            resp.json::<Value>().await.map_err(|e| remote::network("Clickpost", &e))
+        }
+        .await;
+        crate::courier::record_call("clickpost", started, &result);
+        result
+    }
+}
+
+fn status(answer: &Value) -> u64 {
+    answer["meta"]["status"].as_u64().unwrap_or(0)
+}
+
+fn booking(answer: &Value) -> Result<Booking, CallError> {
+    let message = answer["meta"]["message"].as_str().unwrap_or("no message").to_string();
+    match status(answer) {
+        200 | 323 => {
+            let r = &answer["result"];
+            let text = |v: &Value| {
+                v.as_str().map(str::to_string).or_else(|| v.as_u64().map(|n| n.to_string())).unwrap_or_default()
+            };
+            let waybill = text(&r["waybill"]);
+            if waybill.is_empty() {
+                return Err(CallError::transient(format!("Clickpost booked without a waybill yet: {message}")));
+            }
+            Ok(Booking { waybill, courier: text(&r["courier_name"]), label_url: text(&r["label"]) })
+        }
+        322 | 329 => Err(CallError::transient(format!("Clickpost: {message}"))),
+        code => Err(CallError::Refused { message: format!("Clickpost refused the booking ({code}): {message}") }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Value {
+        let path = format!("{}/tests/fixtures/clickpost/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn outcomes_from_meta_status() {
+        let ok = booking(&fixture("create_order_v3_response_success.json")).unwrap();
+        assert_eq!(
+            ok,
+            Booking {
+                waybill: "785578015860".into(),
+                courier: "Fedex".into(),
+                label_url: "https://pyck-res-bucket.s3.amazonaws.com:443/fedex/2017-02-11/785578015860.pdf".into()
+            }
+        );
+        let refused = booking(&fixture("create_order_319_courier_error.json")).unwrap_err();
+        assert!(
+            matches!(refused, CallError::Refused { ref message } if message.contains("ConfigurationError")),
+            "{refused:?}"
+        );
+        let mut again = fixture("create_order_v3_response_success.json");
+        again["meta"]["status"] = 323.into();
+        assert_eq!(booking(&again).unwrap().waybill, "785578015860");
+        again["meta"]["status"] = 329.into();
+        assert!(matches!(booking(&again), Err(CallError::Transient { .. })));
+    }
+}

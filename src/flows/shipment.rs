@@ -1,0 +1,413 @@
+//! Shipments (Increff "Pack Order"): what a pack call asks for, the shipment channeld keeps, the
+//! Clickpost booking request, and the answers the WMS gets. Pure.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{json, Value};
+
+use super::model::{OrderRecord, SentItem};
+use super::round2;
+use crate::config::Location;
+
+/// `POST /wms/shipments` body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PackIn {
+    #[serde(default)]
+    pub order_code: String,
+    #[serde(default)]
+    pub location_code: String,
+    #[serde(deserialize_with = "id")]
+    pub shipment_id: Option<u64>,
+    /// Grams.
+    #[serde(default)]
+    pub weight: Option<f64>,
+    #[serde(default)]
+    pub dimensions: Option<Dimensions>,
+    #[serde(default)]
+    pub invoice: Option<InvoiceIn>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Dimensions {
+    #[serde(default)]
+    pub length: f64,
+    #[serde(default)]
+    pub breadth: f64,
+    #[serde(default)]
+    pub height: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvoiceIn {
+    #[serde(default)]
+    pub invoice_code: Option<String>,
+    #[serde(default)]
+    pub invoice_date: Option<String>,
+    #[serde(default)]
+    pub invoice_url: Option<String>,
+    #[serde(default)]
+    pub invoice_items: Vec<InvoiceItemIn>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvoiceItemIn {
+    #[serde(default)]
+    pub channel_sku_code: String,
+    #[serde(default, deserialize_with = "text")]
+    pub order_item_code: String,
+    #[serde(default)]
+    pub quantity: Option<u32>,
+}
+
+/// Where a booking stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShipmentState {
+    /// Recorded; the courier is being asked (or will be again after a restart).
+    Booking,
+    Booked,
+    /// The courier refused; a repeat of the pack call tries again.
+    Failed(String),
+}
+
+/// One line of a shipment: a WMS item and the Shopify lines behind it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShipmentLine {
+    pub sku: String,
+    pub item_code: String,
+    pub quantity: u32,
+    /// (Shopify line id, units) for the fulfillment.
+    pub shopify_lines: Vec<(u64, u32)>,
+    pub unit_price: f64,
+}
+
+/// The invoice the pack call sent (Clickpost makes none; Get Invoice answers from this).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceInfo {
+    pub code: String,
+    pub date: String,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShipmentRecord {
+    pub shipment_id: u64,
+    pub order_id: u64,
+    pub order_name: String,
+    pub location_code: String,
+    pub provider: String,
+    pub weight_grams: u32,
+    pub dimensions_cm: [u32; 3],
+    pub lines: Vec<ShipmentLine>,
+    pub invoice: Option<InvoiceInfo>,
+    pub state: ShipmentState,
+    pub awb: String,
+    pub transporter: String,
+    pub label_url: String,
+    /// Shiprocket's invoice, when it makes one.
+    pub invoice_url: String,
+    /// The courier's own ids (Shiprocket: order id and shipment id).
+    pub courier_order_id: String,
+    pub courier_shipment_id: String,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+impl ShipmentRecord {
+    /// Clickpost's `reference_number`: unique per shipment, stable across retries.
+    pub fn reference(&self) -> String {
+        format!("{}-s{}", self.order_id, self.shipment_id)
+    }
+
+    /// The Create Shipment answer, flat and nested for both Increff variants.
+    pub fn answer(&self) -> Value {
+        json!({
+            "hasError": false,
+            "shipmentCode": self.shipment_id.to_string(),
+            "shipmentId": self.shipment_id,
+            "awbNumber": self.awb,
+            "transporter": self.transporter,
+            "shippingLabelUrl": self.label_url,
+            "shippingLabel": { "awbNumber": self.awb, "transporter": self.transporter, "shippingLabelUrl": self.label_url },
+        })
+    }
+}
+
+/// Why a pack call cannot become a shipment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PackError {
+    NotFound(String),
+    Invalid(String),
+}
+
+/// Builds the shipment a pack call describes: its lines are the invoice items when given, else
+/// every open line of the order.
+pub fn new_shipment(
+    rec: &OrderRecord,
+    pack: &PackIn,
+    provider: &str,
+    defaults: (u32, [u32; 3]),
+    now_ms: i64,
+) -> Result<ShipmentRecord, PackError> {
+    let shipment_id = pack.shipment_id.ok_or_else(|| PackError::Invalid("shipmentId is missing".into()))?;
+    let Some(snap) = rec.wms.as_ref().filter(|_| rec.wms_created) else {
+        return Err(PackError::NotFound(format!("order {} has not reached the WMS", rec.id)));
+    };
+    let prices = unit_prices(&snap.create_body);
+    let cancelled = |code: &str| rec.seller_cancelled.iter().find(|(c, _)| c == code).map_or(0, |(_, q)| *q);
+    let wanted: Vec<(&SentItem, u32)> = match pack.invoice.as_ref().filter(|i| !i.invoice_items.is_empty()) {
+        Some(inv) => inv
+            .invoice_items
+            .iter()
+            .map(|it| {
+                let item = snap.items.iter().find(|i| i.item_code == it.order_item_code.trim()).ok_or_else(|| {
+                    PackError::NotFound(format!("order {} has no orderItemCode {}", rec.id, it.order_item_code))
+                })?;
+                Ok((item, it.quantity.unwrap_or(item.quantity)))
+            })
+            .collect::<Result<_, PackError>>()?,
+        None => snap.items.iter().map(|i| (i, i.quantity - cancelled(&i.item_code).min(i.quantity))).collect(),
+    };
+    let lines: Vec<ShipmentLine> = wanted
+        .into_iter()
+        .filter(|(_, q)| *q > 0)
+        .map(|(item, qty)| ShipmentLine {
+            sku: item.sku.clone(),
+            item_code: item.item_code.clone(),
+            quantity: qty,
+            shopify_lines: spread(&item.lines, qty),
+            unit_price: prices.iter().find(|(c, _)| *c == item.item_code).map_or(0.0, |(_, p)| *p),
+        })
+        .collect();
+    if lines.is_empty() {
+        return Err(PackError::Invalid(format!("order {} has nothing left to ship", rec.id)));
+    }
+    let dims = pack
+        .dimensions
+        .as_ref()
+        .map(|d| [d.length, d.breadth, d.height].map(|v| v.round().max(0.0) as u32))
+        .filter(|d| d.iter().all(|v| *v > 0))
+        .unwrap_or(defaults.1);
+    let invoice = pack.invoice.as_ref().and_then(|i| {
+        let code = i.invoice_code.clone().unwrap_or_default();
+        (!code.is_empty()).then(|| InvoiceInfo {
+            code,
+            date: i.invoice_date.clone().unwrap_or_default(),
+            url: i.invoice_url.clone().unwrap_or_default(),
+        })
+    });
+    Ok(ShipmentRecord {
+        shipment_id,
+        order_id: rec.id,
+        order_name: rec.name.clone(),
+        location_code: pack.location_code.trim().to_string(),
+        provider: provider.to_string(),
+        weight_grams: pack.weight.filter(|w| *w > 0.0).map_or(defaults.0, |w| w.round() as u32),
+        dimensions_cm: dims,
+        lines,
+        invoice,
+        state: ShipmentState::Booking,
+        awb: String::new(),
+        transporter: String::new(),
+        label_url: String::new(),
+        invoice_url: String::new(),
+        courier_order_id: String::new(),
+        courier_shipment_id: String::new(),
+        created_ms: now_ms,
+        updated_ms: now_ms,
+    })
+}
+
+/// `units` of an item spread over its Shopify lines, first lines first.
+fn spread(lines: &[(u64, u32)], units: u32) -> Vec<(u64, u32)> {
+    let mut left = units;
+    let mut out = Vec::new();
+    for (id, qty) in lines {
+        let take = left.min(*qty);
+        if take > 0 {
+            out.push((*id, take));
+            left -= take;
+        }
+    }
+    out
+}
+
+/// (orderItemCode, selling price per unit) from the Create Outward Order that was sent.
+fn unit_prices(create_body: &str) -> Vec<(String, f64)> {
+    let v: Value = serde_json::from_str(create_body).unwrap_or(Value::Null);
+    v["orderItems"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| Some((i["orderItemCode"].as_str()?.to_string(), i["sellingPricePerUnit"].as_f64()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Clickpost create-order v3 body for a shipment of this order.
+pub fn clickpost_request(
+    s: &ShipmentRecord,
+    rec: &OrderRecord,
+    pickup: &Location,
+    courier_partner: u32,
+    account_code: &str,
+) -> Value {
+    let create: Value = rec.wms.as_ref().and_then(|w| serde_json::from_str(&w.create_body).ok()).unwrap_or(Value::Null);
+    let to = &create["shippingAddress"];
+    let cod = create["paymentMethod"] == "COD";
+    let invoice_value = round2(s.lines.iter().map(|l| l.unit_price * f64::from(l.quantity)).sum());
+    let cod_value = if cod { round2(rec.wms.as_ref().map_or(invoice_value, |w| w.cod_amount)) } else { 0.0 };
+    let items: Vec<Value> = s
+        .lines
+        .iter()
+        .map(|l| json!({ "sku": l.sku, "description": l.sku, "quantity": l.quantity, "price": round2(l.unit_price) }))
+        .collect();
+    let mut shipment = json!({
+        "order_type": if cod { "COD" } else { "PREPAID" },
+        "cod_value": cod_value,
+        "invoice_value": invoice_value,
+        "invoice_number": s.invoice.as_ref().map_or_else(|| s.shipment_id.to_string(), |i| i.code.clone()),
+        "invoice_date": s.invoice.as_ref().map(|i| i.date.get(..10).unwrap_or_default().to_string()).unwrap_or_default(),
+        "reference_number": s.reference(),
+        "length": s.dimensions_cm[0],
+        "breadth": s.dimensions_cm[1],
+        "height": s.dimensions_cm[2],
+        "weight": s.weight_grams,
+        "items": items,
+    });
+    if courier_partner > 0 {
+        shipment["courier_partner"] = json!(courier_partner);
+    }
+    let mut additional =
+        json!({ "label": true, "delivery_type": "FORWARD", "async": false, "order_id": rec.id.to_string() });
+    if !account_code.is_empty() {
+        additional["account_code"] = json!(account_code);
+    }
+    json!({
+        "pickup_info": {
+            "pickup_name": pickup.name, "pickup_phone": pickup.phone, "pickup_address": pickup.address,
+            "pickup_city": pickup.city, "pickup_state": pickup.state, "pickup_pincode": pickup.pincode,
+            "pickup_country": pickup.country, "pickup_time": "",
+        },
+        "drop_info": {
+            "drop_name": to["name"], "drop_phone": to["phone"],
+            "drop_address": format!("{} {}", to["line1"].as_str().unwrap_or_default(), to["line2"].as_str().unwrap_or_default()).trim(),
+            "drop_city": to["city"], "drop_state": to["state"], "drop_pincode": to["zip"], "drop_country": to["country"],
+            "drop_email": to["email"],
+        },
+        "shipment_details": shipment,
+        "additional": additional,
+    })
+}
+
+fn id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) => s,
+        Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flows::intake::{apply, Topic};
+    use crate::flows::tests::{fixture_order, rules};
+
+    fn sent_order(cod: bool) -> OrderRecord {
+        let mut o = fixture_order();
+        if cod {
+            o.payment_gateway_names = vec!["Cash on Delivery (COD)".into()];
+            o.total_outstanding = 199.65;
+        }
+        let mut rec = apply(None, Topic::Create, o.id, Ok(&o), &rules(), 0).record;
+        rec.wms_created = true;
+        rec
+    }
+
+    fn pack(body: Value) -> PackIn {
+        serde_json::from_value(body).unwrap()
+    }
+
+    #[test]
+    fn the_fixture_pack_call_parses() {
+        let p: PackIn =
+            serde_json::from_str(include_str!("../../tests/fixtures/increff/pack_order_request_PARTIAL.json")).unwrap();
+        assert_eq!(p.shipment_id, Some(120001));
+        assert_eq!(p.weight, Some(40.0));
+    }
+
+    #[test]
+    fn lines_default_to_every_open_line_and_clickpost_gets_cod() {
+        let rec = sent_order(true);
+        let s = new_shipment(
+            &rec,
+            &pack(json!({ "orderCode": "450789469", "shipmentId": "77", "weight": 750,
+            "dimensions": { "length": 20, "breadth": 10, "height": 5 } })),
+            "clickpost",
+            (500, [18, 12, 10]),
+            0,
+        )
+        .unwrap();
+        assert_eq!(s.lines.len(), 1);
+        assert_eq!(s.lines[0].shopify_lines, vec![(518995019, 1)]);
+        assert_eq!((s.weight_grams, s.dimensions_cm), (750, [20, 10, 5]));
+        assert_eq!(s.reference(), "450789469-s77");
+        let loc: Location =
+            toml::from_str("shopify_location_id = 1\nwms_location_code = \"W\"\nname = \"WH\"\npincode = \"560001\"")
+                .unwrap();
+        let body = clickpost_request(&s, &rec, &loc, 3, "");
+        assert_eq!(body["shipment_details"]["order_type"], "COD");
+        assert_eq!(body["shipment_details"]["cod_value"], 199.65);
+        assert_eq!(body["shipment_details"]["reference_number"], "450789469-s77");
+        assert_eq!(body["shipment_details"]["courier_partner"], 3);
+        assert_eq!(body["drop_info"]["drop_pincode"], "40202");
+        assert_eq!(body["pickup_info"]["pickup_pincode"], "560001");
+        let answer = s.answer();
+        assert_eq!(answer["shipmentCode"], "77");
+    }
+
+    #[test]
+    fn prepaid_has_no_cod_value_and_defaults_fill_in() {
+        let rec = sent_order(false);
+        let s = new_shipment(
+            &rec,
+            &pack(json!({ "orderCode": "450789469", "shipmentId": 78 })),
+            "clickpost",
+            (500, [18, 12, 10]),
+            0,
+        )
+        .unwrap();
+        assert_eq!((s.weight_grams, s.dimensions_cm), (500, [18, 12, 10]));
+        let loc: Location = toml::from_str("shopify_location_id = 1\nwms_location_code = \"W\"").unwrap();
+        let body = clickpost_request(&s, &rec, &loc, 0, "");
+        assert_eq!(
+            (body["shipment_details"]["order_type"].as_str(), body["shipment_details"]["cod_value"].as_f64()),
+            (Some("PREPAID"), Some(0.0))
+        );
+        assert!(body["shipment_details"].get("courier_partner").is_none());
+    }
+
+    #[test]
+    fn invoice_items_choose_the_lines_and_unknown_items_are_refused() {
+        let rec = sent_order(false);
+        let p = pack(json!({ "orderCode": "450789469", "shipmentId": 79, "invoice": { "invoiceCode": "INV1",
+            "invoiceDate": "2026-11-27T10:00:00Z", "invoiceItems": [{ "orderItemCode": "999", "quantity": 1 }] } }));
+        assert!(matches!(new_shipment(&rec, &p, "clickpost", (1, [1, 1, 1]), 0), Err(PackError::NotFound(_))));
+        let p = pack(json!({ "orderCode": "450789469", "shipmentId": 79, "invoice": { "invoiceCode": "INV1",
+            "invoiceDate": "2026-11-27T10:00:00Z", "invoiceItems": [{ "orderItemCode": "518995019", "quantity": 1 }] } }));
+        let s = new_shipment(&rec, &p, "clickpost", (1, [1, 1, 1]), 0).unwrap();
+        assert_eq!(s.invoice.unwrap().code, "INV1");
+    }
+}
