@@ -74,7 +74,8 @@ pub async fn run_recorded(app: &Arc<App>, name: &'static str, run: JobFn) {
         Err(e) => (false, format!("{e:#}")),
     };
     if ok {
-        tracing::info!(job = name, %summary, "job ran");
+        // Every 30 s by default: routine runs are debug, failures are warnings.
+        tracing::debug!(job = name, %summary, "job ran");
     } else {
         tracing::warn!(job = name, error = %summary, "job failed; retried at the next tick");
     }
