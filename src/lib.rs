@@ -5,7 +5,7 @@
 //! - [`store`]: the only code touching sled: trees, the versioned record codec, group commit.
 //! - [`flows`]: business rules on plain data (order mapping, validation, routing, retries).
 //! - [`shopify`], [`wms`], [`courier`]: one module per external party (payload types and clients).
-//! - [`remote`]: how an outbound call ended, shared by every client.
+//! - [`remote`]: how an outbound call ended, shared by every client; [`lenient`]: reading their JSON.
 //! - [`app`]: the shared context and the order services the handlers and commands call.
 //! - [`http`]: the router and thin handlers; [`admin`]: commands over the unix socket.
 //! - [`outbox`]: the delivery worker; [`jobs`]: scheduled jobs; [`shipping`]: courier bookings;
@@ -22,6 +22,7 @@ pub mod courier;
 pub mod flows;
 pub mod http;
 pub mod jobs;
+pub mod lenient;
 pub mod outbox;
 pub mod remote;
 pub mod server;

@@ -44,6 +44,16 @@ pub fn classify(party: &str, status: StatusCode, headers: &HeaderMap, body: &str
     CallError::Refused { message }
 }
 
+/// The JSON body of a successful answer; any other answer classified as a [`CallError`].
+pub async fn read_json(party: &str, resp: reqwest::Response) -> Result<serde_json::Value, CallError> {
+    if !resp.status().is_success() {
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let text = resp.text().await.unwrap_or_default();
+        return Err(classify(party, status, &headers, &text));
+    }
+    resp.json().await.map_err(|e| network(party, &e))
+}
+
 /// A network-level failure (connect, timeout, reading the body): always transient.
 pub fn network(party: &str, e: &reqwest::Error) -> CallError {
     let what = if e.is_timeout() {

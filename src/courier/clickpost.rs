@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::send as courier_send;
 use crate::config;
-use crate::remote::{self, CallError};
+use crate::remote::CallError;
 
 /// How often and how long an "in process" booking is polled before the caller retries later.
 const POLL_EVERY: Duration = Duration::from_secs(2);
@@ -50,7 +51,7 @@ impl ClickpostClient {
     pub async fn create_order(&self, body: &Value, reference: &str) -> Result<Booking, CallError> {
         let url = format!("{}/api/v3/create-order/", self.base);
         let query = [("username", self.username.as_str()), ("key", self.key.expose())];
-        let answer = self.send(self.http.post(url).query(&query).json(body)).await?;
+        let answer = send(self.http.post(url).query(&query).json(body)).await?;
         match status(&answer) {
             102 | 202 => self.poll(reference).await,
             _ => booking(&answer),
@@ -63,7 +64,7 @@ impl ClickpostClient {
         for _ in 0..POLLS {
             tokio::time::sleep(POLL_EVERY).await;
             let query = [("key", self.key.expose()), ("reference_number", reference)];
-            let answer = self.send(self.http.get(&url).query(&query)).await?;
+            let answer = send(self.http.get(&url).query(&query)).await?;
             if !matches!(status(&answer), 102 | 202) {
                 return booking(&answer);
             }
@@ -74,25 +75,13 @@ impl ClickpostClient {
     /// The label of a booked waybill (`None` while Clickpost has none).
     pub async fn fetch_label(&self, waybill: &str) -> Result<Option<String>, CallError> {
         let url = format!("{}/api/v1/fetch/shippinglabel/", self.base);
-        let answer = self.send(self.http.get(url).query(&[("key", self.key.expose()), ("waybill", waybill)])).await?;
+        let answer = send(self.http.get(url).query(&[("key", self.key.expose()), ("waybill", waybill)])).await?;
         Ok(answer["result"]["shipping_label"].as_str().filter(|s| !s.is_empty()).map(str::to_string))
     }
+}
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, CallError> {
-        let started = std::time::Instant::now();
-        let result = async {
-            let resp = req.send().await.map_err(|e| remote::network("Clickpost", &e))?;
-            if !resp.status().is_success() {
-                let (status, headers) = (resp.status(), resp.headers().clone());
-                let text = resp.text().await.unwrap_or_default();
-                return Err(remote::classify("Clickpost", status, &headers, &text));
-            }
-            resp.json::<Value>().await.map_err(|e| remote::network("Clickpost", &e))
-        }
-        .await;
-        crate::courier::record_call("clickpost", started, &result);
-        result
-    }
+async fn send(req: reqwest::RequestBuilder) -> Result<Value, CallError> {
+    courier_send("clickpost", "Clickpost", req).await
 }
 
 fn status(answer: &Value) -> u64 {

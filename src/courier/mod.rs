@@ -6,8 +6,23 @@ pub mod shiprocket;
 
 use crate::remote::CallError;
 
+/// Sends one courier request and reads its JSON answer, counting and timing the call.
+pub async fn send(
+    courier: &'static str,
+    party: &str,
+    req: reqwest::RequestBuilder,
+) -> Result<serde_json::Value, CallError> {
+    let started = std::time::Instant::now();
+    let result = match req.send().await {
+        Ok(resp) => crate::remote::read_json(party, resp).await,
+        Err(e) => Err(crate::remote::network(party, &e)),
+    };
+    record_call(courier, started, &result);
+    result
+}
+
 /// Counts and times one courier call (`channeld_courier_calls_total`, `channeld_courier_call_seconds`).
-pub fn record_call<T>(courier: &'static str, started: std::time::Instant, result: &Result<T, CallError>) {
+fn record_call<T>(courier: &'static str, started: std::time::Instant, result: &Result<T, CallError>) {
     let label = match result {
         Ok(_) => "ok",
         Err(CallError::Transient { .. }) => "transient",

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
 use crate::config;
+use crate::lenient::value_text as text;
 use crate::remote::{self, CallError};
 
 /// Tokens last 10 days; renew after 9.
@@ -195,28 +196,7 @@ impl ShiprocketClient {
 }
 
 async fn send(req: reqwest::RequestBuilder) -> Result<Value, CallError> {
-    let started = std::time::Instant::now();
-    let result = async {
-        let resp = req.send().await.map_err(|e| remote::network("Shiprocket", &e))?;
-        if !resp.status().is_success() {
-            let (status, headers) = (resp.status(), resp.headers().clone());
-            let text = resp.text().await.unwrap_or_default();
-            return Err(remote::classify("Shiprocket", status, &headers, &text));
-        }
-        resp.json::<Value>().await.map_err(|e| remote::network("Shiprocket", &e))
-    }
-    .await;
-    crate::courier::record_call("shiprocket", started, &result);
-    result
-}
-
-/// Shiprocket sends numbers as strings or numbers: read both as text.
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        _ => String::new(),
-    }
+    super::send("shiprocket", "Shiprocket", req).await
 }
 
 /// Ids go back as numbers when they are numeric.

@@ -1,7 +1,7 @@
 //! Inventory rules: checking the WMS's absolute quantities, what to push, how to batch it, and
 //! which rows Shopify refused. Pure; the push job and the `/wms/inventory` handler do the I/O.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::listings::parse_serial;
@@ -43,7 +43,7 @@ pub struct AtpIn {
 pub struct AtpRowIn {
     #[serde(default)]
     pub channel_sku_code: String,
-    #[serde(deserialize_with = "lenient_int")]
+    #[serde(deserialize_with = "crate::lenient::int")]
     pub quantity: Option<i64>,
     #[serde(default)]
     pub channel_serial_no: Option<String>,
@@ -114,16 +114,6 @@ pub fn idempotency_key(run_id: &str, rows: &[PushRow]) -> String {
 pub fn refused_row(field: &[String]) -> Option<usize> {
     let pos = field.iter().position(|f| f == "quantities")?;
     field.get(pos + 1)?.parse().ok()
-}
-
-fn lenient_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::Number(n) => {
-            n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
-        }
-        serde_json::Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    })
 }
 
 #[cfg(test)]

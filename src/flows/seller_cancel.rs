@@ -2,7 +2,7 @@
 //! cancelled, as absolute numbers. This decides what Shopify must do: nothing (the same numbers
 //! again), cancel the whole order, or edit some lines down to what remains.
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use super::model::{OrderRecord, SentItem, Task};
 
@@ -20,10 +20,10 @@ pub struct SellerCancelIn {
 pub struct CancelItemIn {
     #[serde(default)]
     pub channel_sku_code: String,
-    #[serde(default, deserialize_with = "text")]
+    #[serde(default, deserialize_with = "crate::lenient::text")]
     pub order_item_code: String,
     /// Absolute; the breakdown fields (`sellerCancelledQty`, ...) are ignored.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::lenient::int")]
     pub cancelled_quantity: Option<i64>,
 }
 
@@ -125,14 +125,6 @@ fn line_targets(item: &SentItem, cancelled: u32) -> Vec<(u64, u32)> {
             (*id, t)
         })
         .collect()
-}
-
-fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::String(s) => s,
-        serde_json::Value::Number(n) => n.to_string(),
-        _ => String::new(),
-    })
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Shipments (Increff "Pack Order"): what a pack call asks for, the shipment channeld keeps, the
 //! Clickpost booking request, and the answers the WMS gets. Pure.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::model::{OrderRecord, SentItem};
@@ -16,7 +16,7 @@ pub struct PackIn {
     pub order_code: String,
     #[serde(default)]
     pub location_code: String,
-    #[serde(deserialize_with = "id")]
+    #[serde(deserialize_with = "crate::lenient::id")]
     pub shipment_id: Option<u64>,
     /// Grams.
     #[serde(default)]
@@ -55,7 +55,7 @@ pub struct InvoiceIn {
 pub struct InvoiceItemIn {
     #[serde(default)]
     pub channel_sku_code: String,
-    #[serde(default, deserialize_with = "text")]
+    #[serde(default, deserialize_with = "crate::lenient::text")]
     pub order_item_code: String,
     #[serde(default)]
     pub quantity: Option<u32>,
@@ -300,22 +300,6 @@ pub fn clickpost_request(
         },
         "shipment_details": shipment,
         "additional": additional,
-    })
-}
-
-fn id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    })
-}
-
-fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::String(s) => s,
-        Value::Number(n) => n.to_string(),
-        _ => String::new(),
     })
 }
 

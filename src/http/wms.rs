@@ -230,7 +230,7 @@ struct HandoverIn {
 struct HandoverItemIn {
     #[serde(default)]
     order_code: String,
-    #[serde(default, deserialize_with = "crate::http::wms::text")]
+    #[serde(default, deserialize_with = "crate::lenient::text")]
     shipment_code: String,
 }
 
@@ -257,16 +257,6 @@ async fn post_handover(State(app): State<Arc<App>>, body: Bytes) -> Result<Json<
     app.store.durable().await?;
     tracing::info!(orders = orders.len(), "handover recorded");
     Ok(Json(json!({ "hasError": false })))
-}
-
-/// A string that may arrive as a number.
-fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    use serde::Deserialize;
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::String(s) => s,
-        serde_json::Value::Number(n) => n.to_string(),
-        _ => String::new(),
-    })
 }
 
 /// `PUT /wms/inventory`: absolute quantities per SKU at one location.

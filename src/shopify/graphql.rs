@@ -189,12 +189,7 @@ impl GraphqlClient {
             .send()
             .await
             .map_err(|e| remote::network("Shopify", &e))?;
-        if !resp.status().is_success() {
-            let (status, headers) = (resp.status(), resp.headers().clone());
-            let text = resp.text().await.unwrap_or_default();
-            return Err(remote::classify("Shopify", status, &headers, &text));
-        }
-        resp.json().await.map_err(|e| remote::network("Shopify", &e))
+        remote::read_json("Shopify", resp).await
     }
 
     async fn post(&self, body: &Value) -> Result<Envelope, Attempt> {

@@ -6,7 +6,9 @@
 //! fetched by GraphQL are converted into this same type (`shopify::queries`), so both paths produce
 //! the same WMS payload.
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
+
+use crate::lenient::{count, flag, flag_true, list, money, text};
 
 /// A Shopify order as far as channeld uses it.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -160,47 +162,6 @@ pub fn parse_webhook_body(body: &[u8]) -> Option<(u64, Result<ShopifyOrder, Stri
     let id = value.get("id")?.as_u64()?;
     let order = serde_json::from_value::<ShopifyOrder>(value).map_err(|e| format!("the order could not be read: {e}"));
     Some((id, order))
-}
-
-/// Strings that may be `null`, absent, or a number.
-fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::String(s) => s,
-        serde_json::Value::Number(n) => n.to_string(),
-        serde_json::Value::Bool(b) => b.to_string(),
-        _ => String::new(),
-    })
-}
-
-/// Money as Shopify sends it: a decimal string, sometimes a number, sometimes `null` (= 0).
-fn money<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::String(s) => s.trim().parse().unwrap_or(0.0),
-        serde_json::Value::Number(n) => n.as_f64().unwrap_or(0.0),
-        _ => 0.0,
-    })
-}
-
-fn count<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::Number(n) => n.as_u64().map_or(0, |n| n.min(u32::MAX as u64) as u32),
-        serde_json::Value::String(s) => s.trim().parse().unwrap_or(0),
-        _ => 0,
-    })
-}
-
-fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    Ok(Option::<bool>::deserialize(d).ok().flatten().unwrap_or(false))
-}
-
-/// Like [`flag`], but `null` means true: a line requires shipping unless Shopify says it does not.
-fn flag_true<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    Ok(Option::<bool>::deserialize(d).ok().flatten().unwrap_or(true))
-}
-
-/// Lists that may be `null`.
-fn list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
-    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -86,15 +86,12 @@ impl Grant {
             .send()
             .await
             .map_err(|e| remote::network("Shopify token endpoint", &e))?;
-        if !resp.status().is_success() {
-            let (status, headers) = (resp.status(), resp.headers().clone());
-            let text = resp.text().await.unwrap_or_default();
-            return Err(match remote::classify("Shopify token endpoint", status, &headers, &text) {
-                CallError::Refused { message } => CallError::Unauthorized { message },
-                other => other,
-            });
-        }
-        let answer: GrantAnswer = resp.json().await.map_err(|e| remote::network("Shopify token endpoint", &e))?;
+        let answer = remote::read_json("Shopify token endpoint", resp).await.map_err(|e| match e {
+            CallError::Refused { message } => CallError::Unauthorized { message },
+            other => other,
+        })?;
+        let answer: GrantAnswer = serde_json::from_value(answer)
+            .map_err(|e| CallError::Refused { message: format!("Shopify token endpoint: unexpected answer: {e}") })?;
         let token = Secret::new(answer.access_token);
         let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(86_400));
         *cached = Some((token.clone(), Instant::now() + renew_after(lifetime)));

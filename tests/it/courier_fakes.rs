@@ -43,10 +43,7 @@ pub struct FakeCourier {
 impl FakeCourier {
     pub async fn start() -> Self {
         let state = Arc::new(CourierState::default());
-        let app = axum::Router::new().fallback(handle).with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let addr = crate::fakes::serve(axum::Router::new().fallback(handle).with_state(state.clone())).await;
         Self { addr, state }
     }
 

@@ -49,13 +49,18 @@ pub struct FakeWms {
     pub state: Arc<WmsState>,
 }
 
+/// Serves a fake on a free port of 127.0.0.1 for the rest of the test.
+pub async fn serve(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
 impl FakeWms {
     pub async fn start() -> Self {
         let state = Arc::new(WmsState::default());
-        let app = axum::Router::new().fallback(answer).with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let addr = serve(axum::Router::new().fallback(answer).with_state(state.clone())).await;
         Self { addr, state }
     }
 
