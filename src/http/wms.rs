@@ -133,7 +133,14 @@ async fn post_shipment(State(app): State<Arc<App>>, body: Bytes) -> Result<Json<
                 format!("shipmentId {id} belongs to order {}", s.order_id),
             ))
         }
-        Some(_) => {}
+        Some(mut s) => {
+            if let ShipmentState::Failed(_) = s.state {
+                // The courier refused before; the WMS asks again (perhaps after fixing data): rebook.
+                s.state = ShipmentState::Booking;
+                app.store.save_shipment(&s, &[], now_ms())?;
+                app.store.durable().await?;
+            }
+        }
         None => {
             let sh = &app.cfg.shipping;
             let provider = format!("{:?}", sh.provider).to_lowercase();
