@@ -201,8 +201,12 @@ async fn metrics_show_the_series_and_readiness_waits_for_the_server() {
         Box::pin(async move { channeld::jobs::inventory_push::run(&app).await })
     })
     .await;
+    // A courier call, through the path every Clickpost and Shiprocket call takes.
+    let _ = channeld::courier::send("clickpost", "Clickpost", t.http.get(t.wms.url())).await;
     let text = t.http.get(t.url("/metrics")).send().await.unwrap().text().await.unwrap();
     for series in [
+        "channeld_courier_calls_total{courier=\"clickpost\",result=\"ok\"}",
+        "channeld_courier_call_seconds",
         "channeld_webhooks_total{topic=\"orders/create\",result=\"queued\"}",
         "channeld_outbox_pending",
         "channeld_outbox_dead",
