@@ -12,7 +12,7 @@ mod deliver;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -24,13 +24,27 @@ use crate::app::{now_ms, App};
 const DRAIN: Duration = Duration::from_secs(7);
 /// The longest the loop sleeps without looking at the store (new work also wakes it at once).
 const IDLE: Duration = Duration::from_secs(1);
+/// How often the queue gauges are recounted (a full scan).
+const GAUGES_EVERY: Duration = Duration::from_secs(5);
+/// The loop rests at least this many times as long as its last scan took, so that scanning a long
+/// queue (a WMS outage under steady intake) never takes more than a fraction of a core.
+const SCAN_REST_FACTOR: u32 = 4;
 
 pub async fn worker_loop(app: Arc<App>, shutdown: CancellationToken) {
     let busy: Arc<Mutex<HashSet<u64>>> = Arc::default();
     let permits = Arc::new(Semaphore::new(app.cfg.outbox.concurrency));
     let mut running = JoinSet::new();
+    let mut gauges_at: Option<Instant> = None;
     while !shutdown.is_cancelled() {
+        if gauges_at.is_none_or(|t| t.elapsed() >= GAUGES_EVERY) {
+            gauges_at = Some(Instant::now());
+            if let Ok(c) = app.store.outbox_counts() {
+                metrics::gauge!("channeld_outbox_pending").set(c.pending as f64);
+                metrics::gauge!("channeld_outbox_dead").set(c.dead as f64);
+            }
+        }
         let snapshot = busy.lock().map(|b| b.clone()).unwrap_or_default();
+        let scan_started = Instant::now();
         let work = match app.store.due_work(now_ms(), &snapshot, permits.available_permits()) {
             Ok(w) => w,
             Err(e) => {
@@ -39,8 +53,7 @@ pub async fn worker_loop(app: Arc<App>, shutdown: CancellationToken) {
                 continue;
             }
         };
-        metrics::gauge!("channeld_outbox_pending").set(work.pending as f64);
-        metrics::gauge!("channeld_outbox_dead").set(work.dead as f64);
+        let rest = scan_started.elapsed() * SCAN_REST_FACTOR;
         for entry in work.due {
             // The limit passed to due_work keeps this from waiting; the semaphore is never closed.
             let Ok(permit) = permits.clone().acquire_owned().await else { break };
@@ -62,6 +75,7 @@ pub async fn worker_loop(app: Arc<App>, shutdown: CancellationToken) {
             .next_due_ms
             .map(|t| Duration::from_millis((t - now_ms()).clamp(1, IDLE.as_millis() as i64) as u64))
             .unwrap_or(IDLE);
+        tokio::time::sleep(rest).await;
         tokio::select! {
             _ = app.outbox_wake.notified() => {}
             _ = tokio::time::sleep(sleep) => {}

@@ -11,36 +11,49 @@ use crate::flows::model::{EntryState, OrderRecord, OutboxEntry, Task};
 pub struct DueWork {
     /// The first entry of each order, when pending and due, and not already running.
     pub due: Vec<OutboxEntry>,
-    /// The earliest time a waiting head entry becomes due (unix ms).
+    /// The earliest time a waiting head entry becomes due (unix ms); only known when the scan
+    /// did not stop early at `limit`.
     pub next_due_ms: Option<i64>,
+}
+
+/// How many entries are queued, for the gauges.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OutboxCounts {
     pub pending: usize,
     pub dead: usize,
 }
 
 impl Store {
-    /// Scans the outbox for work. Only the first entry of an order is ever due: nothing for an order
-    /// runs before its earlier entries are done (a dead entry holds its order until replayed).
+    /// Scans the outbox for at most `limit` due entries. Only the first entry of an order is ever
+    /// due: nothing for an order runs before its earlier entries are done (a dead entry holds its
+    /// order until replayed). Entries behind an order's first are skipped without being decoded,
+    /// and the scan stops once `limit` entries are found, so a healthy queue costs little however
+    /// long it is.
     pub fn due_work(&self, now_ms: i64, busy: &HashSet<u64>, limit: usize) -> Result<DueWork> {
         let mut work = DueWork::default();
+        if limit == 0 {
+            return Ok(work);
+        }
         let mut last_order = None;
         for item in self.inner.outbox.iter() {
             let (k, v) = item?;
-            let entry: OutboxEntry = codec::decode(&v)?;
-            match entry.state {
-                EntryState::Dead => work.dead += 1,
-                EntryState::Pending => work.pending += 1,
-            }
             let (order_id, _) = split_pair(&k).unwrap_or_default();
             if last_order == Some(order_id) {
                 continue;
             }
             last_order = Some(order_id);
-            if entry.state != EntryState::Pending || busy.contains(&order_id) {
+            if busy.contains(&order_id) {
+                continue;
+            }
+            let entry: OutboxEntry = codec::decode(&v)?;
+            if entry.state != EntryState::Pending {
                 continue;
             }
             if entry.next_attempt_ms <= now_ms {
-                if work.due.len() < limit {
-                    work.due.push(entry);
+                work.due.push(entry);
+                if work.due.len() == limit {
+                    work.next_due_ms = None;
+                    return Ok(work);
                 }
             } else {
                 work.next_due_ms =
@@ -48,6 +61,18 @@ impl Store {
             }
         }
         Ok(work)
+    }
+
+    /// Pending and dead entries (a full scan: for gauges, not for every wake-up).
+    pub fn outbox_counts(&self) -> Result<OutboxCounts> {
+        let mut c = OutboxCounts::default();
+        for item in self.inner.outbox.iter() {
+            match codec::decode::<OutboxEntry>(&item?.1)?.state {
+                EntryState::Pending => c.pending += 1,
+                EntryState::Dead => c.dead += 1,
+            }
+        }
+        Ok(c)
     }
 
     /// Removes a finished entry, applies its effect on the order and queues its follow-up tasks,

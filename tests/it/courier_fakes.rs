@@ -32,6 +32,8 @@ pub struct CourierState {
     pub no_label: Mutex<bool>,
     /// Wait this long before answering a booking.
     pub delay: Mutex<std::time::Duration>,
+    /// Clickpost: reference numbers booked, with their waybills (a repeat answers 323).
+    pub placed: Mutex<HashMap<String, String>>,
 }
 
 #[derive(Clone)]
@@ -84,11 +86,13 @@ async fn handle(
             let delay = *state.delay.lock().unwrap();
             tokio::time::sleep(delay).await;
             let reference = body["shipment_details"]["reference_number"].as_str().unwrap_or_default().to_string();
-            if let Some(existing) = state.already_placed.lock().unwrap().take() {
+            let repeat = state.placed.lock().unwrap().get(&reference).cloned();
+            if let Some(existing) = state.already_placed.lock().unwrap().take().or(repeat) {
                 return Json(json!({ "meta": { "status": 323, "message": "Order already placed", "success": true },
                     "result": { "waybill": existing, "courier_name": "Delhivery", "label": format!("https://labels.example/{existing}.pdf"),
                                 "reference_number": reference } })).into_response();
             }
+            state.placed.lock().unwrap().insert(reference.clone(), format!("WB-{reference}"));
             Json(json!({ "meta": { "status": 200, "message": "Order Placed Successfully", "success": true },
                 "result": { "waybill": format!("WB-{reference}"), "courier_name": "Fedex", "courier_partner_id": 1,
                             "label": if *state.no_label.lock().unwrap() { String::new() } else { format!("https://labels.example/WB-{reference}.pdf") },

@@ -10,8 +10,10 @@ use channeld::shopify::webhook::sign;
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
+use crate::courier_fakes::FakeCourier;
 use crate::fakes::FakeWms;
 use crate::helpers::{order_numbered, run_cli, write_config, Options, INVENTORY_LOCATION_ID, SECRET, SHOP};
+use crate::shopify_admin_fake::AdminShopify;
 use crate::shopify_inventory_fake::InventoryShopify;
 
 fn free_addr() -> std::net::SocketAddr {
@@ -172,6 +174,129 @@ async fn inventory_accepted_before_a_kill_is_pushed_after_restart() {
     assert_eq!(shop.level(10_001, INVENTORY_LOCATION_ID), Some(12));
     daemon.start_kill().unwrap();
     let _ = daemon.wait().await;
+}
+
+#[tokio::test]
+async fn kill_during_a_booking_resumes_it_without_booking_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let wms = FakeWms::start().await;
+    let shop = AdminShopify::start().await;
+    let courier = FakeCourier::start().await;
+    let addr = free_addr();
+    let o = Options {
+        routing: "wms",
+        shopify_url: Some(shop.url()),
+        courier_url: Some(courier.url()),
+        answer_within_seconds: 1,
+        ..Options::default()
+    };
+    let config = write_config(dir.path(), addr, &wms.url(), &shop.url(), &o);
+    let mut daemon = start(&config, addr).await;
+    let client = reqwest::Client::new();
+    assert!(post_order(&client, addr, 4242).await);
+    for _ in 0..500 {
+        if !wms.created().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The courier takes its time: the pack call is answered "in progress" and the process dies
+    // while the booking is under way.
+    *courier.state.delay.lock().unwrap() = Duration::from_secs(3);
+    let pack = serde_json::json!({ "orderCode": "4242", "locationCode": "WH-1", "shipmentId": 555 });
+    let wms_call = |body: serde_json::Value| {
+        client
+            .post(format!("http://{addr}/wms/shipments"))
+            .header("authUsername", "in-user")
+            .header("authPassword", "in-pass")
+            .json(&body)
+            .send()
+    };
+    let resp = wms_call(pack.clone()).await.unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    daemon.start_kill().unwrap();
+    daemon.wait().await.unwrap();
+
+    *courier.state.delay.lock().unwrap() = Duration::ZERO;
+    let mut daemon = start(&config, addr).await;
+    let mut answer = serde_json::Value::Null;
+    for _ in 0..250 {
+        let resp = wms_call(pack.clone()).await.unwrap();
+        if resp.status().is_success() {
+            answer = resp.json().await.unwrap();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(answer["awbNumber"], "WB-4242-s555", "{answer}");
+    assert_eq!(courier.state.placed.lock().unwrap().len(), 1, "one booking at the courier");
+    daemon.start_kill().unwrap();
+    let _ = daemon.wait().await;
+}
+
+#[tokio::test]
+async fn kill_during_an_inventory_push_resumes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let wms = FakeWms::start().await;
+    let shop = InventoryShopify::start().await;
+    shop.add_items(10_000..11_000);
+    // One call per second at most: the push of 1,000 rows takes about four seconds.
+    let mut budget = slow_budget();
+    budget.available = 0.0;
+    *shop.state.budget.lock().unwrap() = Some(budget);
+    let addr = free_addr();
+    let o = Options { shopify_url: Some(shop.url()), push_schedule: "*/1 * * * * *", ..Options::default() };
+    let config = write_config(dir.path(), addr, &wms.url(), &shop.url(), &o);
+    let mut daemon = start(&config, addr).await;
+    let csv = dir.path().join("listings.csv");
+    let lines: String = (0..1000).map(|i| format!("SKU-{i},{}\n", 10_000 + i)).collect();
+    std::fs::write(&csv, format!("channelSkuCode,channelSerialNo\n{lines}")).unwrap();
+    let (ok, _, err) = run_cli(&config, &["listings", "import", csv.to_str().unwrap()]).await;
+    assert!(ok, "{err}");
+    let client = reqwest::Client::new();
+    for call in 0..5 {
+        let rows: Vec<serde_json::Value> = (call * 200..(call + 1) * 200)
+            .map(|i| serde_json::json!({ "channelSkuCode": format!("SKU-{i}"), "quantity": 7 }))
+            .collect();
+        let resp = client
+            .put(format!("http://{addr}/wms/inventory"))
+            .header("authUsername", "in-user")
+            .header("authPassword", "in-pass")
+            .json(&serde_json::json!({ "locationCode": "WH-INV", "inventories": rows }))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success());
+    }
+    // Killed once the push is under way but not finished.
+    for _ in 0..1000 {
+        if !shop.applied_calls().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    daemon.start_kill().unwrap();
+    daemon.wait().await.unwrap();
+    assert!(shop.applied_calls().len() < 4, "the kill came before the push finished");
+
+    let mut daemon = start(&config, addr).await;
+    for _ in 0..1500 {
+        if (10_000..11_000).all(|i| shop.level(i, INVENTORY_LOCATION_ID) == Some(7)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        (10_000..11_000).all(|i| shop.level(i, INVENTORY_LOCATION_ID) == Some(7)),
+        "every row pushed after the restart"
+    );
+    daemon.start_kill().unwrap();
+    let _ = daemon.wait().await;
+}
+
+/// A bucket of 20 points refilling at 10 per second, 10 points a call.
+fn slow_budget() -> crate::shopify_inventory_fake::Budget {
+    crate::shopify_inventory_fake::Budget::new(20.0, 10.0, 10.0)
 }
 
 #[tokio::test]
