@@ -8,6 +8,16 @@ use reqwest::StatusCode;
 
 use crate::flows::retry::parse_retry_after;
 
+/// The HTTP client every outbound party uses: a whole-call timeout, a connect timeout, and a
+/// user agent naming channeld and its version.
+pub fn http_client(timeout_seconds: u64) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(timeout_seconds.max(1)))
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("channeld/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
 /// A call that did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {

@@ -35,10 +35,7 @@ pub struct ClickpostClient {
 
 impl ClickpostClient {
     pub fn new(cfg: &config::Clickpost) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .user_agent(concat!("channeld/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = crate::remote::http_client(30)?;
         Ok(Self {
             http,
             base: cfg.base_url.trim_end_matches('/').to_string(),

@@ -5,8 +5,6 @@
 //! Logging in gives a bearer token valid for 10 days: it is cached (the caller persists it in
 //! the store), renewed a day early, and once more when Shiprocket answers 401.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
@@ -39,10 +37,7 @@ pub struct ShiprocketClient {
 
 impl ShiprocketClient {
     pub fn new(cfg: &config::Shiprocket) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .user_agent(concat!("channeld/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = crate::remote::http_client(30)?;
         Ok(Self {
             http,
             base: cfg.base_url.trim_end_matches('/').to_string(),

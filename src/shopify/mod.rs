@@ -14,7 +14,6 @@ pub mod token;
 pub mod webhook;
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -34,11 +33,7 @@ pub struct ShopifyClient {
 
 impl ShopifyClient {
     pub fn new(cfg: &Config) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(cfg.shopify.timeout_seconds.max(1)))
-            .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("channeld/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = crate::remote::http_client(cfg.shopify.timeout_seconds)?;
         let base = cfg.shopify_base();
         let auth = cfg.shopify_auth().map_err(anyhow::Error::msg)?;
         let token = TokenSource::new(auth, http.clone(), &base);

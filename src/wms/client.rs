@@ -1,7 +1,7 @@
 //! The outbound WMS client (Increff Omni Standard API): Create Outward Order, Update Order
 //! Properties, Customer Cancellation. Headers `authUsername`, `authPassword`, `authDomainName`.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use reqwest::{Method, StatusCode};
 
@@ -30,11 +30,7 @@ pub struct WmsClient {
 
 impl WmsClient {
     pub fn new(cfg: &config::Wms) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(cfg.timeout_seconds.max(1)))
-            .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("channeld/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = crate::remote::http_client(cfg.timeout_seconds)?;
         Ok(Self {
             http,
             base: cfg.base_url.trim_end_matches('/').to_string(),
