@@ -100,20 +100,24 @@ async fn put_seller_cancel(State(app): State<Arc<App>>, body: Bytes) -> Result<J
     use crate::flows::seller_cancel::{plan, SellerCancelError, SellerCancelIn};
     let req: SellerCancelIn = parse(&body)?;
     let rec = known_order(&app, &req.order_code)?;
-    let p = plan(&rec, &req, app.cfg.cancellation.refund).map_err(|e| match e {
-        SellerCancelError::NotFound(m) => WmsError::new(StatusCode::NOT_FOUND, m),
-        SellerCancelError::Invalid(m) => WmsError::new(StatusCode::BAD_REQUEST, m),
-    })?;
-    let queued = app.store.record_seller_cancel(rec.id, now_ms(), |r| {
-        r.seller_cancelled = p.cancelled.clone();
-        r.seller_cancelled_all |= p.all;
-        p.task.clone()
-    })?;
+    let refund = app.cfg.cancellation.refund;
+    let queued = app
+        .store
+        .record_seller_cancel(rec.id, now_ms(), |r| {
+            let p = plan(r, &req, refund)?;
+            r.seller_cancelled = p.cancelled;
+            r.seller_cancelled_all |= p.all;
+            Ok(p.task)
+        })?
+        .map_err(|e| match e {
+            SellerCancelError::NotFound(m) => WmsError::new(StatusCode::NOT_FOUND, m),
+            SellerCancelError::Invalid(m) => WmsError::new(StatusCode::BAD_REQUEST, m),
+        })?;
     app.store.durable().await?;
     if queued.is_some() {
         app.outbox_wake.notify_one();
     }
-    tracing::info!(order = rec.id, all = p.all, changed = queued.is_some(), "seller cancellation recorded");
+    tracing::info!(order = rec.id, changed = queued.is_some(), "seller cancellation recorded");
     Ok(Json(json!({ "hasError": false })))
 }
 

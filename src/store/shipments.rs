@@ -48,28 +48,40 @@ impl Store {
     }
 
     /// Applies a seller cancellation to the order and queues its Shopify task, atomically.
-    /// `change` returns the task to queue, or `None` when nothing changes.
-    pub fn record_seller_cancel(
+    /// `change` decides on the order as stored at that moment (so two cancellations of one order
+    /// never plan from the same state): the task to queue, `None` when nothing changes, or the
+    /// caller's refusal, which leaves the order untouched. `Ok(Err(..))` carries that refusal.
+    pub fn record_seller_cancel<E: Clone>(
         &self,
         order_id: u64,
         now_ms: i64,
-        change: impl Fn(&mut OrderRecord) -> Option<Task>,
-    ) -> Result<Option<Task>> {
+        change: impl Fn(&mut OrderRecord) -> std::result::Result<Option<Task>, E>,
+    ) -> Result<std::result::Result<Option<Task>, E>> {
+        /// Why the transaction stopped: the codec failed, or `change` refused.
+        enum Stop<E> {
+            Codec(super::CodecError),
+            Refused(E),
+        }
         let i = &self.inner;
-        (&i.orders, &i.outbox)
-            .transaction(|(orders, outbox)| {
-                let Some(v) = orders.get(be(order_id))? else { return Ok(None) };
-                let mut rec: OrderRecord = codec::decode(&v).map_err(Abort::Abort)?;
-                let task = change(&mut rec);
-                rec.changed_ms = now_ms;
-                orders.insert(&be(order_id), codec::encode(&rec).map_err(Abort::Abort)?)?;
-                if let Some(task) = &task {
-                    let seq = outbox.generate_id()?;
-                    let entry = OutboxEntry::new(seq, order_id, task.clone(), now_ms);
-                    outbox.insert(&pair_key(order_id, seq), codec::encode(&entry).map_err(Abort::Abort)?)?;
-                }
-                Ok(task)
-            })
-            .map_err(tx_error)
+        let result = (&i.orders, &i.outbox).transaction(|(orders, outbox)| {
+            let Some(v) = orders.get(be(order_id))? else { return Ok(None) };
+            let mut rec: OrderRecord = codec::decode(&v).map_err(|e| Abort::Abort(Stop::Codec(e)))?;
+            let task = change(&mut rec).map_err(|e| Abort::Abort(Stop::Refused(e)))?;
+            rec.changed_ms = now_ms;
+            orders.insert(&be(order_id), codec::encode(&rec).map_err(|e| Abort::Abort(Stop::Codec(e)))?)?;
+            if let Some(task) = &task {
+                let seq = outbox.generate_id()?;
+                let entry = OutboxEntry::new(seq, order_id, task.clone(), now_ms);
+                let bytes = codec::encode(&entry).map_err(|e| Abort::Abort(Stop::Codec(e)))?;
+                outbox.insert(&pair_key(order_id, seq), bytes)?;
+            }
+            Ok(task)
+        });
+        match result {
+            Ok(task) => Ok(Ok(task)),
+            Err(TransactionError::Abort(Stop::Refused(e))) => Ok(Err(e)),
+            Err(TransactionError::Abort(Stop::Codec(e))) => Err(StoreError::Codec(e)),
+            Err(TransactionError::Storage(e)) => Err(StoreError::Sled(e)),
+        }
     }
 }
