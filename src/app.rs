@@ -164,9 +164,8 @@ impl App {
         {
             return;
         }
-        if let Ok(orders) = self.store.orders(None) {
-            for status in OrderStatus::ALL {
-                let n = orders.iter().filter(|o| o.status == status).count();
+        if let Ok(counts) = self.store.order_counts() {
+            for (status, n) in counts {
                 metrics::gauge!("channeld_orders", "status" => status.as_str()).set(n as f64);
             }
         }

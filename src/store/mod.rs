@@ -171,7 +171,7 @@ impl Store {
                 removed += 1;
             }
         }
-        for rec in self.orders(None)? {
+        self.each_order(|rec| {
             let finished = rec.wms_created || rec.cancelled || rec.status == OrderStatus::Skipped;
             let holds_addresses = rec.wms.as_ref().is_some_and(|w| !w.create_body.is_empty());
             if finished && holds_addresses && rec.changed_ms < payloads_before_ms && !self.has_pending(rec.id)? {
@@ -183,7 +183,8 @@ impl Store {
                 })?;
                 removed += 1;
             }
-        }
+            Ok(())
+        })?;
         Ok(removed)
     }
 

@@ -108,13 +108,33 @@ impl Store {
     /// Every order, optionally of one status, in id order.
     pub fn orders(&self, status: Option<OrderStatus>) -> Result<Vec<OrderRecord>> {
         let mut out = Vec::new();
-        for item in self.inner.orders.iter() {
-            let rec: OrderRecord = codec::decode(&item?.1)?;
+        self.each_order(|rec| {
             if status.is_none_or(|s| s == rec.status) {
                 out.push(rec);
             }
-        }
+            Ok(())
+        })?;
         Ok(out)
+    }
+
+    /// Visits every order without holding them all in memory (a store can hold millions).
+    pub fn each_order(&self, mut f: impl FnMut(OrderRecord) -> Result<()>) -> Result<()> {
+        for item in self.inner.orders.iter() {
+            f(codec::decode(&item?.1)?)?;
+        }
+        Ok(())
+    }
+
+    /// How many orders have each status.
+    pub fn order_counts(&self) -> Result<Vec<(OrderStatus, usize)>> {
+        let mut counts: Vec<(OrderStatus, usize)> = OrderStatus::ALL.iter().map(|s| (*s, 0)).collect();
+        self.each_order(|rec| {
+            if let Some(c) = counts.iter_mut().find(|(s, _)| *s == rec.status) {
+                c.1 += 1;
+            }
+            Ok(())
+        })?;
+        Ok(counts)
     }
 
     /// Changes one stored order in place (used by the outbox worker after a call).

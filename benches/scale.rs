@@ -1,0 +1,146 @@
+//! Scale: start-up time and resident memory of `channeld serve` over a store holding N orders
+//! (synthetic), against the same binary over an empty store in the same run.
+//!
+//!     cargo bench --bench scale                 # N = 1,000,000
+//!     cargo bench --bench scale -- 200000       # another N
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use channeld::flows::intake::Change;
+use channeld::flows::model::{OrderRecord, OrderStatus};
+use channeld::store::Store;
+
+fn config(dir: &Path, port: u16) -> std::path::PathBuf {
+    let path = dir.join("scale.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:{port}"
+[storage]
+path = "{}"
+cache_capacity_mb = 64
+[log]
+level = "error"
+[shopify]
+shop = "scale"
+access_token = "shpat_scale"
+webhook_secret = "s"
+base_url = "http://127.0.0.1:9"
+[wms]
+base_url = "http://127.0.0.1:9"
+[orders]
+routing = "wms"
+[inventory]
+push_schedule = "0 0 0 1 1 *"
+[jobs]
+reconcile_schedule = "0 0 0 1 1 *"
+"#,
+            dir.join("store").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Fills the store with `n` delivered orders (the state after months of traffic).
+async fn populate(dir: &Path, n: u64) {
+    let store = Store::open(&dir.join("store"), 64).unwrap();
+    let started = Instant::now();
+    for id in 1..=n {
+        let body = format!("{{\"id\":{id}}}");
+        store
+            .record_event("orders/create", None, id, body.as_bytes(), 0, |_| {
+                let mut record = OrderRecord::new(id, format!("#{id}"), 0);
+                record.status = OrderStatus::Sent;
+                record.wms_created = true;
+                Change { record, tasks: Vec::new(), outcome: "queued" }
+            })
+            .unwrap();
+        if id % 200_000 == 0 {
+            eprintln!("  {id} orders stored ({:.0} s)", started.elapsed().as_secs_f64());
+        }
+    }
+    store.durable().await.unwrap();
+    eprintln!("  store on disk: {:.0} MB", store.size_on_disk() as f64 / 1e6);
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Starts the daemon and returns (seconds until /readyz answers, RSS in MB two seconds later,
+/// RSS in MB after a /metrics scrape).
+async fn start_and_measure(config: &Path, port: u16) -> (f64, f64, f64) {
+    let started = Instant::now();
+    let mut child: Child = Command::new(env!("CARGO_BIN_EXE_channeld"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    loop {
+        if let Ok(r) = client.get(format!("http://127.0.0.1:{port}/readyz")).send().await {
+            if r.status().is_success() {
+                break;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "not ready after 2 minutes");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let ready = started.elapsed().as_secs_f64();
+    // Let the workers' first passes run (the hourly pruning starts with a pass over every order).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss = rss_kb(child.id()) as f64 / 1024.0;
+    // A scrape counts orders by status: another pass over every order.
+    let _ = client.get(format!("http://127.0.0.1:{port}/metrics")).send().await;
+    let rss_scraped = rss_kb(child.id()) as f64 / 1024.0;
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    (ready, rss, rss_scraped)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::main]
+async fn main() {
+    let n: u64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let empty = tempfile::tempdir().unwrap();
+    let full = tempfile::tempdir().unwrap();
+    let (pe, pf) = (free_port(), free_port());
+    let (ce, cf) = (config(empty.path(), pe), config(full.path(), pf));
+    eprintln!("storing {n} orders...");
+    populate(full.path(), n).await;
+    let (mut ready_e, mut rss_e, mut ready_f, mut rss_f) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut scraped_e, mut scraped_f) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let (r, m, s) = start_and_measure(&ce, pe).await;
+        ready_e.push(r);
+        rss_e.push(m);
+        scraped_e.push(s);
+        let (r, m, s) = start_and_measure(&cf, pf).await;
+        ready_f.push(r);
+        rss_f.push(m);
+        scraped_f.push(s);
+    }
+    let med = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (re, rf, me, mf) = (med(ready_e), med(ready_f), med(rss_e), med(rss_f));
+    println!("scale: {n} stored orders, sled cache 64 MB; medians of 3 starts each");
+    println!("  start-up to /readyz: {rf:.3} s (empty store: {re:.3} s; ratio {:.2})", rf / re);
+    println!("  resident memory 2 s after start: {mf:.0} MB (empty store: {me:.0} MB; ratio {:.2})", mf / me);
+    let (se, sf) = (med(scraped_e), med(scraped_f));
+    println!("  resident memory after one /metrics scrape: {sf:.0} MB (empty store: {se:.0} MB; ratio {:.2})", sf / se);
+}
