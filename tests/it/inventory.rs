@@ -151,13 +151,14 @@ async fn a_refused_row_is_quarantined_and_the_rest_pushed_in_the_same_run() {
 async fn throttled_pushes_wait_for_the_budget_and_lose_nothing() {
     let (t, shop) = spawn().await;
     list_skus(&t, &shop, 1000);
-    // The bucket starts empty (another app drained it) and refills at 50 points/s.
-    let mut budget = Budget::new(20.0, 50.0, 10.0);
-    budget.available = 0.0;
-    *shop.state.budget.lock().unwrap() = Some(budget);
     for call in 0..5u64 {
         put_quantities(&t, (call * 200..(call + 1) * 200).map(|i| (i, 3))).await;
     }
+    // Another app overdrew the bucket just before the push (0.4 s of refill at 50 points/s before
+    // the first call fits), so the push starts throttled whatever the machine's speed.
+    let mut budget = Budget::new(20.0, 50.0, 10.0);
+    budget.available = -10.0;
+    *shop.state.budget.lock().unwrap() = Some(budget);
     let report = tokio::time::timeout(Duration::from_secs(30), push_pending(&t.app)).await.unwrap().unwrap();
     assert_eq!(report.pushed, 1000);
     assert!(shop.throttled() >= 1, "the fake must have throttled at least once");
