@@ -12,9 +12,12 @@ use tokio::process::{Child, Command};
 
 use crate::courier_fakes::FakeCourier;
 use crate::fakes::FakeWms;
-use crate::helpers::{order_numbered, run_cli, write_config, Options, INVENTORY_LOCATION_ID, SECRET, SHOP};
+use crate::helpers::{
+    order_numbered, run_cli, wms_request, write_config, Options, INVENTORY_LOCATION_ID, SECRET, SHOP,
+};
 use crate::shopify_admin_fake::AdminShopify;
 use crate::shopify_inventory_fake::InventoryShopify;
+use reqwest::Method;
 
 fn free_addr() -> std::net::SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -146,16 +149,10 @@ async fn inventory_accepted_before_a_kill_is_pushed_after_restart() {
     std::fs::write(&csv, "channelSkuCode,channelSerialNo\nSKU-0,10000\nSKU-1,10001\n").unwrap();
     let (ok, _, err) = run_cli(&config, &["listings", "import", csv.to_str().unwrap()]).await;
     assert!(ok, "{err}");
-    let resp = reqwest::Client::new()
-        .put(format!("http://{addr}/wms/inventory"))
-        .header("authUsername", "in-user")
-        .header("authPassword", "in-pass")
-        .json(&serde_json::json!({ "locationCode": "WH-INV", "inventories": [
-            { "channelSkuCode": "SKU-0", "quantity": 11 }, { "channelSkuCode": "SKU-1", "quantity": 12 } ] }))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success());
+    let body = serde_json::json!({ "locationCode": "WH-INV", "inventories": [
+        { "channelSkuCode": "SKU-0", "quantity": 11 }, { "channelSkuCode": "SKU-1", "quantity": 12 } ] });
+    let (status, _) = wms_request(&reqwest::Client::new(), addr, Method::PUT, "/wms/inventory", &body).await;
+    assert!(status.is_success());
     // Killed before any push could run (its schedule is once a year).
     daemon.start_kill().unwrap();
     daemon.wait().await.unwrap();
@@ -204,16 +201,8 @@ async fn kill_during_a_booking_resumes_it_without_booking_twice() {
     // while the booking is under way.
     *courier.state.delay.lock().unwrap() = Duration::from_secs(3);
     let pack = serde_json::json!({ "orderCode": "4242", "locationCode": "WH-1", "shipmentId": 555 });
-    let wms_call = |body: serde_json::Value| {
-        client
-            .post(format!("http://{addr}/wms/shipments"))
-            .header("authUsername", "in-user")
-            .header("authPassword", "in-pass")
-            .json(&body)
-            .send()
-    };
-    let resp = wms_call(pack.clone()).await.unwrap();
-    assert_eq!(resp.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    let (status, _) = wms_request(&client, addr, Method::POST, "/wms/shipments", &pack).await;
+    assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE);
     daemon.start_kill().unwrap();
     daemon.wait().await.unwrap();
 
@@ -221,9 +210,9 @@ async fn kill_during_a_booking_resumes_it_without_booking_twice() {
     let mut daemon = start(&config, addr).await;
     let mut answer = serde_json::Value::Null;
     for _ in 0..250 {
-        let resp = wms_call(pack.clone()).await.unwrap();
-        if resp.status().is_success() {
-            answer = resp.json().await.unwrap();
+        let (status, body) = wms_request(&client, addr, Method::POST, "/wms/shipments", &pack).await;
+        if status.is_success() {
+            answer = body;
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -258,15 +247,9 @@ async fn kill_during_an_inventory_push_resumes_it() {
         let rows: Vec<serde_json::Value> = (call * 200..(call + 1) * 200)
             .map(|i| serde_json::json!({ "channelSkuCode": format!("SKU-{i}"), "quantity": 7 }))
             .collect();
-        let resp = client
-            .put(format!("http://{addr}/wms/inventory"))
-            .header("authUsername", "in-user")
-            .header("authPassword", "in-pass")
-            .json(&serde_json::json!({ "locationCode": "WH-INV", "inventories": rows }))
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success());
+        let body = serde_json::json!({ "locationCode": "WH-INV", "inventories": rows });
+        let (status, _) = wms_request(&client, addr, Method::PUT, "/wms/inventory", &body).await;
+        assert!(status.is_success());
     }
     // Killed once the push is under way but not finished.
     for _ in 0..1000 {

@@ -232,17 +232,7 @@ impl TestApp {
 
     /// A call from the WMS, with its inbound credentials.
     pub async fn wms_call(&self, method: reqwest::Method, path: &str, body: &Value) -> (StatusCode, Value) {
-        let resp = self
-            .http
-            .request(method, self.url(path))
-            .header("authUsername", "in-user")
-            .header("authPassword", "in-pass")
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status();
-        (status, resp.json().await.unwrap_or(Value::Null))
+        wms_request(&self.http, self.addr, method, path, body).await
     }
 
     /// Waits until the outbox is empty: after that, nothing more will be sent.
@@ -277,6 +267,26 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// A call from the WMS to the daemon at `addr`, with its inbound credentials: status and JSON body.
+pub async fn wms_request(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    method: reqwest::Method,
+    path: &str,
+    body: &Value,
+) -> (StatusCode, Value) {
+    let resp = client
+        .request(method, format!("http://{addr}{path}"))
+        .header("authUsername", "in-user")
+        .header("authPassword", "in-pass")
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
 }
 
 pub async fn run_cli(config: &Path, args: &[&str]) -> (bool, String, String) {
