@@ -119,6 +119,14 @@ pub struct OrderRecord {
 }
 
 impl OrderRecord {
+    /// What the WMS holds of this order, when a WMS call about it is acceptable: its creation was
+    /// acknowledged, or is in flight — the WMS naming the order proves the creation arrived even
+    /// when channeld has not recorded the answer yet (or lost it to a timeout).
+    pub fn at_wms(&self) -> Option<&WmsSnapshot> {
+        let in_flight = self.status == OrderStatus::Queued && !self.cancelled;
+        self.wms.as_ref().filter(|_| self.wms_created || in_flight)
+    }
+
     pub fn new(id: u64, name: String, now_ms: i64) -> Self {
         Self {
             id,

@@ -44,7 +44,7 @@ pub struct SellerCancelPlan {
 }
 
 pub fn plan(rec: &OrderRecord, req: &SellerCancelIn, refund: bool) -> Result<SellerCancelPlan, SellerCancelError> {
-    let Some(snap) = rec.wms.as_ref().filter(|_| rec.wms_created) else {
+    let Some(snap) = rec.at_wms() else {
         return Err(SellerCancelError::NotFound(format!("order {} has not reached the WMS", rec.id)));
     };
     if req.order_items.is_empty() {

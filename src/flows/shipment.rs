@@ -151,7 +151,7 @@ pub fn new_shipment(
     now_ms: i64,
 ) -> Result<ShipmentRecord, PackError> {
     let shipment_id = pack.shipment_id.ok_or_else(|| PackError::Invalid("shipmentId is missing".into()))?;
-    let Some(snap) = rec.wms.as_ref().filter(|_| rec.wms_created) else {
+    let Some(snap) = rec.at_wms() else {
         return Err(PackError::NotFound(format!("order {} has not reached the WMS", rec.id)));
     };
     let prices = unit_prices(&snap.create_body);
@@ -393,5 +393,17 @@ mod tests {
             "invoiceDate": "2026-11-27T10:00:00Z", "invoiceItems": [{ "orderItemCode": "518995019", "quantity": 1 }] } }));
         let s = new_shipment(&rec, &p, "clickpost", (1, [1, 1, 1]), 0).unwrap();
         assert_eq!(s.invoice.unwrap().code, "INV1");
+    }
+    #[test]
+    fn a_pack_call_is_accepted_while_the_creation_answer_is_not_yet_recorded() {
+        // The WMS can pack an order between answering the creation and channeld recording that
+        // answer: naming the order proves it arrived.
+        let mut rec = sent_order(false);
+        rec.wms_created = false;
+        let p = pack(json!({ "orderCode": "450789469", "shipmentId": 80 }));
+        assert!(new_shipment(&rec, &p, "clickpost", (1, [1, 1, 1]), 0).is_ok());
+        // Cancelled on Shopify before it was sent: the WMS cannot have it.
+        rec.cancelled = true;
+        assert!(matches!(new_shipment(&rec, &p, "clickpost", (1, [1, 1, 1]), 0), Err(PackError::NotFound(_))));
     }
 }
