@@ -11,6 +11,7 @@
 //! - [`outbox`]: the delivery worker; [`jobs`]: scheduled jobs; [`shipping`]: courier bookings;
 //!   [`server`]: starts and stops everything.
 //! - [`cli`]: the command line; [`telemetry`], [`systemd`]: logs, metrics, readiness.
+//! - `fuzz` (tests and the `fuzz` feature only): entry points for the cargo-fuzz targets in `fuzz/`.
 
 #![forbid(unsafe_code)]
 
@@ -20,6 +21,8 @@ pub mod cli;
 pub mod config;
 pub mod courier;
 pub mod flows;
+#[cfg(any(test, feature = "fuzz"))]
+pub mod fuzz;
 pub mod http;
 pub mod jobs;
 pub mod lenient;

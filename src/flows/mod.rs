@@ -7,8 +7,10 @@
 //! - [`routing`]: which WMS location an order goes to, from Shopify's fulfillment orders.
 //! - [`retry`]: backoff and `Retry-After`.
 //! - [`listings`], [`inventory`]: SKU ↔ inventory item mapping, WMS quantities, push batches.
+//! - [`seller_cancel`], [`shipment`], [`handover`]: what the WMS's fulfilment calls ask for.
 //! - [`webhooks`], [`scopes`]: the subscriptions and access scopes channeld needs.
 
+pub mod handover;
 pub mod intake;
 pub mod inventory;
 pub mod listings;

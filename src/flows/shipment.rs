@@ -169,6 +169,17 @@ pub fn new_shipment(
             .collect::<Result<_, PackError>>()?,
         None => snap.items.iter().map(|i| (i, i.quantity - cancelled(&i.item_code).min(i.quantity))).collect(),
     };
+    for item in &snap.items {
+        let packed: u64 =
+            wanted.iter().filter(|(i, _)| i.item_code == item.item_code).map(|(_, q)| u64::from(*q)).sum();
+        let open = item.quantity - cancelled(&item.item_code).min(item.quantity);
+        if packed > u64::from(open) {
+            return Err(PackError::Invalid(format!(
+                "orderItemCode {}: {packed} units packed, {open} open on order {}",
+                item.item_code, rec.id
+            )));
+        }
+    }
     let lines: Vec<ShipmentLine> = wanted
         .into_iter()
         .filter(|(_, q)| *q > 0)
@@ -405,5 +416,19 @@ mod tests {
         // Cancelled on Shopify before it was sent: the WMS cannot have it.
         rec.cancelled = true;
         assert!(matches!(new_shipment(&rec, &p, "clickpost", (1, [1, 1, 1]), 0), Err(PackError::NotFound(_))));
+    }
+    #[test]
+    fn more_units_than_open_are_refused() {
+        let rec = sent_order(false);
+        for qty in [2, 4_000_000_000u32] {
+            let p = pack(json!({ "orderCode": "450789469", "shipmentId": 81, "invoice": { "invoiceCode": "I",
+                "invoiceItems": [{ "orderItemCode": "518995019", "quantity": qty }] } }));
+            let e = new_shipment(&rec, &p, "clickpost", (1, [1, 1, 1]), 0).unwrap_err();
+            assert!(matches!(&e, PackError::Invalid(m) if m.contains("1 open")), "{e:?}");
+        }
+        // The same item twice adds up.
+        let p = pack(json!({ "orderCode": "450789469", "shipmentId": 81, "invoice": { "invoiceCode": "I",
+            "invoiceItems": [{ "orderItemCode": "518995019", "quantity": 1 }, { "orderItemCode": "518995019" }] } }));
+        assert!(matches!(new_shipment(&rec, &p, "clickpost", (1, [1, 1, 1]), 0), Err(PackError::Invalid(_))));
     }
 }

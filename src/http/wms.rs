@@ -226,41 +226,10 @@ async fn get_label(
     Ok(Json(json!({ "awbNumber": s.awb, "transporter": s.transporter, "shippingLabelUrl": s.label_url })))
 }
 
-/// `POST /wms/handover` body (Increff Handover Notification).
-#[derive(Debug, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct HandoverIn {
-    #[serde(default)]
-    location_code: String,
-    #[serde(default)]
-    handover_items: Vec<HandoverItemIn>,
-}
-
-#[derive(Debug, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct HandoverItemIn {
-    #[serde(default)]
-    order_code: String,
-    #[serde(default, deserialize_with = "crate::lenient::text")]
-    shipment_code: String,
-}
-
 /// `POST /wms/handover`: recorded durably; the archive job closes the orders on Shopify.
 async fn post_handover(State(app): State<Arc<App>>, body: Bytes) -> Result<Json<serde_json::Value>, WmsError> {
-    let req: HandoverIn = parse(&body)?;
-    if req.handover_items.is_empty() {
-        return Err(WmsError::new(StatusCode::BAD_REQUEST, "handoverItems is empty"));
-    }
-    let mut orders = Vec::new();
-    for item in &req.handover_items {
-        let Ok(id) = item.order_code.trim().parse::<u64>() else {
-            return Err(WmsError::new(
-                StatusCode::BAD_REQUEST,
-                format!("orderCode {:?} is not a Shopify order id", item.order_code),
-            ));
-        };
-        orders.push((id, item.shipment_code.trim().to_string()));
-    }
+    let req: crate::flows::handover::HandoverIn = parse(&body)?;
+    let orders = crate::flows::handover::entries(&req).map_err(|m| WmsError::new(StatusCode::BAD_REQUEST, m))?;
     let now = now_ms();
     for (id, shipment) in &orders {
         app.store.record_handover(*id, req.location_code.trim(), shipment, now)?;

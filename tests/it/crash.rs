@@ -321,3 +321,68 @@ async fn sigterm_stops_cleanly_and_pending_work_resumes() {
     daemon.start_kill().unwrap();
     let _ = daemon.wait().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_exits_cleanly_and_loses_nothing() {
+    const ORDERS: u64 = 600;
+    let dir = tempfile::tempdir().unwrap();
+    let wms = FakeWms::start().await;
+    wms.set(|b| b.delay = Duration::from_millis(5));
+    let addr = free_addr();
+    let o = Options { routing: "wms", max_attempts: 50, ..Options::default() };
+    let config = write_config(dir.path(), addr, &wms.url(), "http://127.0.0.1:9", &o);
+    let daemon = start(&config, addr).await;
+
+    let acked = Arc::new(Mutex::new(HashSet::new()));
+    let client = reqwest::Client::new();
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(1));
+    let mut senders = Vec::new();
+    for _ in 0..32 {
+        let (client, acked, next) = (client.clone(), acked.clone(), next.clone());
+        senders.push(tokio::spawn(async move {
+            loop {
+                let id = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if id > ORDERS {
+                    return;
+                }
+                if post_order(&client, addr, 20_000 + id).await {
+                    acked.lock().unwrap().insert(20_000 + id);
+                }
+            }
+        }));
+    }
+    while acked.lock().unwrap().len() < (ORDERS / 2) as usize {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Stopped the way systemd stops it, with webhooks still arriving and deliveries in flight.
+    let pid = daemon.id().unwrap();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    let out = tokio::time::timeout(Duration::from_secs(20), daemon.wait_with_output())
+        .await
+        .expect("channeld stops within 20 s of SIGTERM")
+        .unwrap();
+    assert!(out.status.success(), "exit status {:?}", out.status);
+    for s in senders {
+        s.await.unwrap();
+    }
+    let acked: HashSet<u64> = acked.lock().unwrap().clone();
+    eprintln!("stopped: {} acknowledged, {} created at the WMS", acked.len(), wms.created().len());
+
+    let mut daemon = start(&config, addr).await;
+    for _ in 0..3000 {
+        let created: HashSet<u64> = wms.created().iter().map(|c| c.parse().unwrap()).collect();
+        if acked.is_subset(&created) && outbox(&config).await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let created: HashSet<u64> = wms.created().iter().map(|c| c.parse().unwrap()).collect();
+    let missing: Vec<_> = acked.difference(&created).collect();
+    assert!(missing.is_empty(), "acknowledged but never created at the WMS: {missing:?}");
+    assert!(outbox(&config).await.is_empty(), "nothing may stay queued or dead-lettered");
+    // A clean stop lets calls in flight finish and records them: no creation is sent twice.
+    let posts = wms.calls_to("POST", "/orders/outward").len();
+    assert_eq!(posts, created.len(), "each order is sent to the WMS once");
+    daemon.start_kill().unwrap();
+    let _ = daemon.wait().await;
+}
