@@ -1,5 +1,6 @@
 //! Scale: start-up time and resident memory of `channeld serve` over a store holding N orders
-//! (synthetic), against the same binary over an empty store in the same run.
+//! (synthetic: a year of delivered orders, pruned to the default retention), against the same
+//! binary over an empty store in the same run.
 //!
 //!     cargo bench --bench scale                 # N = 1,000,000
 //!     cargo bench --bench scale -- 200000       # another N
@@ -46,15 +47,21 @@ reconcile_schedule = "0 0 0 1 1 *"
     path
 }
 
-/// Fills the store with `n` delivered orders (the state after months of traffic).
+/// Fills the store with `n` delivered orders received evenly over the past year (the state after
+/// a year of traffic), then prunes as the running daemon would have: raw bodies older than the
+/// default 90-day retention, webhook ids older than 7 days.
 async fn populate(dir: &Path, n: u64) {
+    const DAY: i64 = 86_400_000;
     let store = Store::open(&dir.join("store"), 64).unwrap();
     let started = Instant::now();
+    let now = chrono::Utc::now().timestamp_millis();
+    let step = 365 * DAY / n as i64;
     for id in 1..=n {
+        let at = now - (n - id) as i64 * step;
         let body = format!("{{\"id\":{id}}}");
         store
-            .record_event("orders/create", None, id, body.as_bytes(), 0, |_| {
-                let mut record = OrderRecord::new(id, format!("#{id}"), 0);
+            .record_event("orders/create", Some(&format!("e{id}")), id, body.as_bytes(), at, |_| {
+                let mut record = OrderRecord::new(id, format!("#{id}"), at);
                 record.status = OrderStatus::Sent;
                 record.wms_created = true;
                 Change { record, tasks: Vec::new(), outcome: "queued" }
@@ -64,8 +71,9 @@ async fn populate(dir: &Path, n: u64) {
             eprintln!("  {id} orders stored ({:.0} s)", started.elapsed().as_secs_f64());
         }
     }
+    let pruned = store.prune(now - 7 * DAY, now - 90 * DAY).unwrap();
     store.durable().await.unwrap();
-    eprintln!("  store on disk: {:.0} MB", store.size_on_disk() as f64 / 1e6);
+    eprintln!("  pruned {pruned} expired entries; store on disk: {:.0} MB", store.size_on_disk() as f64 / 1e6);
 }
 
 fn rss_kb(pid: u32) -> u64 {

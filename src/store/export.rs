@@ -34,10 +34,10 @@ impl Store {
             let e: OutboxEntry = codec::decode(&v)?;
             put("outbox", json!([e.order_id, e.seq]), json!(e))?;
         }
-        for item in i.payloads.iter() {
+        for item in i.raw_events.iter() {
             let (k, v) = item?;
             let e: RawEvent = codec::decode(&v)?;
-            let (order, seq) = split_pair(&k).unwrap_or_default();
+            let (order, seq) = k.get(8..).and_then(split_pair).unwrap_or_default();
             put(
                 "payloads",
                 json!([order, seq]),

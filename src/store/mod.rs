@@ -6,7 +6,10 @@
 //! - `outbox`: order id (BE) ‖ seq (BE) → [`OutboxEntry`](crate::flows::model::OutboxEntry); the key
 //!   order makes "the first entry of each order" a forward scan
 //! - `webhook_ids`: topic ‖ 0 ‖ event id → when it was accepted (de-duplication, kept ≥ 7 days)
-//! - `payloads`: order id (BE) ‖ seq (BE) → the raw webhook body, for support and export
+//! - `raw_events`: received (ms, BE) ‖ order id (BE) ‖ seq (BE) → the raw webhook body, for support
+//!   and export; keyed by time so pruning reads only what expired
+//! - `order_counts`, `personal`: indexes over `orders` written in the same transactions (see
+//!   `order_index.rs`): orders per status, and which orders still hold addresses, by age
 //! - `listings`, `inventory`: SKU ↔ inventory item, and desired/pushed quantities (see `inventory.rs`)
 //! - `handovers`: order id (BE) → handover and whether the order was archived on Shopify
 //! - `shipments`: shipment id (BE) → shipment (booking state, AWB, label, invoice)
@@ -22,6 +25,7 @@ mod codec;
 mod export;
 mod handovers;
 mod inventory;
+mod order_index;
 mod orders;
 mod outbox;
 mod shipments;
@@ -30,8 +34,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
-
-use crate::flows::model::OrderStatus;
 
 pub use codec::{CodecError, FORMAT_VERSION};
 pub use handovers::HandoverRecord;
@@ -74,7 +76,9 @@ struct Inner {
     order_names: sled::Tree,
     outbox: sled::Tree,
     webhook_ids: sled::Tree,
-    payloads: sled::Tree,
+    raw_events: sled::Tree,
+    order_counts: sled::Tree,
+    personal: sled::Tree,
     listings: sled::Tree,
     inventory: sled::Tree,
     handovers: sled::Tree,
@@ -115,7 +119,9 @@ impl Store {
             order_names: tree("order_names")?,
             outbox: tree("outbox")?,
             webhook_ids: tree("webhook_ids")?,
-            payloads: tree("payloads")?,
+            raw_events: tree("raw_events")?,
+            order_counts: tree("order_counts")?,
+            personal: tree("personal")?,
             listings: tree("listings")?,
             inventory: tree("inventory")?,
             handovers: tree("handovers")?,
@@ -124,7 +130,9 @@ impl Store {
             db,
             commit_tx,
         };
-        Ok(Self { inner: Arc::new(inner) })
+        let store = Self { inner: Arc::new(inner) };
+        store.upgrade()?;
+        Ok(store)
     }
 
     /// Resolves once everything written before the call is on disk (group commit).
@@ -154,7 +162,8 @@ impl Store {
 
     /// Removes webhook ids accepted before `ids_before_ms`, raw payloads received before
     /// `payloads_before_ms`, and the addresses kept in finished orders last changed before then.
-    /// Returns how many entries went.
+    /// Reads only what is due (payloads and addresses through their age-ordered keys). Returns how
+    /// many entries went.
     pub fn prune(&self, ids_before_ms: i64, payloads_before_ms: i64) -> Result<usize> {
         let mut removed = 0;
         for item in self.inner.webhook_ids.iter() {
@@ -164,28 +173,31 @@ impl Store {
                 removed += 1;
             }
         }
-        for item in self.inner.payloads.iter() {
-            let (k, v) = item?;
-            if codec::decode::<orders::RawEvent>(&v).map_or(true, |e| e.received_ms < payloads_before_ms) {
-                self.inner.payloads.remove(k)?;
-                removed += 1;
-            }
+        for item in self.inner.raw_events.range(..be(payloads_before_ms.max(0) as u64).as_slice()) {
+            self.inner.raw_events.remove(item?.0)?;
+            removed += 1;
         }
-        self.each_order(|rec| {
-            let finished = rec.wms_created || rec.cancelled || rec.status == OrderStatus::Skipped;
-            let holds_addresses = rec.wms.as_ref().is_some_and(|w| !w.create_body.is_empty());
-            if finished && holds_addresses && rec.changed_ms < payloads_before_ms && !self.has_pending(rec.id)? {
-                self.update_order(rec.id, |r| {
-                    if let Some(w) = r.wms.as_mut() {
-                        w.create_body.clear();
-                        w.address_digest.clear();
-                    }
-                })?;
-                removed += 1;
-            }
-            Ok(())
-        })?;
+        removed += self.prune_personal(payloads_before_ms)?;
         Ok(removed)
+    }
+
+    /// Brings a store written by an earlier channeld to the current layout, once: raw payloads
+    /// move from `payloads` (keyed by order) to `raw_events` (keyed by time), and the order
+    /// indexes are built.
+    fn upgrade(&self) -> Result<()> {
+        let i = &self.inner;
+        if i.db.tree_names().iter().any(|n| n.as_ref() == b"payloads") {
+            let legacy = i.db.open_tree("payloads")?;
+            for item in legacy.iter() {
+                let (k, v) = item?;
+                let e: orders::RawEvent = codec::decode(&v)?;
+                let (order, seq) = split_pair(&k).unwrap_or_default();
+                i.raw_events.insert(orders::raw_event_key(e.received_ms, order, seq), v)?;
+            }
+            i.db.flush()?;
+            i.db.drop_tree("payloads")?;
+        }
+        self.index_orders()
     }
 
     /// Bytes the database takes on disk.

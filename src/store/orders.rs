@@ -1,8 +1,11 @@
 //! Orders, their names, webhook ids and raw payloads: recording an event is one transaction.
 
+use std::convert::Infallible;
+
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
+use super::order_index::reindex;
 use super::{be, codec, pair_key, Result, Store, StoreError};
 use crate::flows::intake::Change;
 use crate::flows::model::{OrderRecord, OrderStatus, OutboxEntry};
@@ -27,6 +30,15 @@ pub enum Ingested {
     },
 }
 
+/// `raw_events` key: received (ms) ‖ order id ‖ seq, so expired bodies are a prefix range.
+pub(super) fn raw_event_key(received_ms: i64, order_id: u64, seq: u64) -> [u8; 24] {
+    let mut k = [0u8; 24];
+    k[..8].copy_from_slice(&(received_ms.max(0) as u64).to_be_bytes());
+    k[8..16].copy_from_slice(&order_id.to_be_bytes());
+    k[16..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
 impl Store {
     /// Records one Shopify event atomically: the de-duplication key, the raw body, the order as
     /// `decide` changes it, and the outbox entries it queues. Not durable until [`Store::durable`].
@@ -47,38 +59,34 @@ impl Store {
         })?;
         let seen_at = codec::encode(&now_ms)?;
         let dedupe_key = event_key.map(|k| [topic.as_bytes(), &[0], k.as_bytes()].concat());
-        let result = (&i.orders, &i.order_names, &i.outbox, &i.webhook_ids, &i.payloads).transaction(
-            |(orders, names, outbox, ids, payloads)| {
-                if let Some(k) = &dedupe_key {
-                    if ids.get(k)?.is_some() {
-                        return Ok(Ingested::Duplicate);
-                    }
-                    ids.insert(k.as_slice(), seen_at.as_slice())?;
+        let trees = (&i.orders, &i.order_names, &i.outbox, &i.webhook_ids, &i.raw_events, &i.order_counts, &i.personal);
+        let result = trees.transaction(|(orders, names, outbox, ids, raw_events, counts, personal)| {
+            if let Some(k) = &dedupe_key {
+                if ids.get(k)?.is_some() {
+                    return Ok(Ingested::Duplicate);
                 }
-                let existing = match orders.get(be(order_id))? {
-                    Some(v) => Some(codec::decode::<OrderRecord>(&v).map_err(ConflictableTransactionError::Abort)?),
-                    None => None,
-                };
-                let change = decide(existing);
-                payloads.insert(&pair_key(order_id, orders.generate_id()?), raw.as_slice())?;
-                if !change.record.name.is_empty() {
-                    names.insert(change.record.name.as_bytes(), &be(order_id))?;
-                }
-                let rec = codec::encode(&change.record).map_err(ConflictableTransactionError::Abort)?;
-                orders.insert(&be(order_id), rec)?;
-                for task in &change.tasks {
-                    let seq = outbox.generate_id()?;
-                    let entry = OutboxEntry::new(seq, order_id, task.clone(), now_ms);
-                    let v = codec::encode(&entry).map_err(ConflictableTransactionError::Abort)?;
-                    outbox.insert(&pair_key(order_id, seq), v)?;
-                }
-                Ok(Ingested::Applied {
-                    status: change.record.status,
-                    outcome: change.outcome,
-                    queued: change.tasks.len(),
-                })
-            },
-        );
+                ids.insert(k.as_slice(), seen_at.as_slice())?;
+            }
+            let existing = match orders.get(be(order_id))? {
+                Some(v) => Some(codec::decode::<OrderRecord>(&v).map_err(ConflictableTransactionError::Abort)?),
+                None => None,
+            };
+            let change = decide(existing.clone());
+            raw_events.insert(&raw_event_key(now_ms, order_id, orders.generate_id()?), raw.as_slice())?;
+            if !change.record.name.is_empty() {
+                names.insert(change.record.name.as_bytes(), &be(order_id))?;
+            }
+            reindex(counts, personal, existing.as_ref(), &change.record)?;
+            let rec = codec::encode(&change.record).map_err(ConflictableTransactionError::Abort)?;
+            orders.insert(&be(order_id), rec)?;
+            for task in &change.tasks {
+                let seq = outbox.generate_id()?;
+                let entry = OutboxEntry::new(seq, order_id, task.clone(), now_ms);
+                let v = codec::encode(&entry).map_err(ConflictableTransactionError::Abort)?;
+                outbox.insert(&pair_key(order_id, seq), v)?;
+            }
+            Ok(Ingested::Applied { status: change.record.status, outcome: change.outcome, queued: change.tasks.len() })
+        });
         result.map_err(|e| match e {
             TransactionError::Abort(e) => StoreError::Codec(e),
             TransactionError::Storage(e) => StoreError::Sled(e),
@@ -125,40 +133,23 @@ impl Store {
         Ok(())
     }
 
-    /// How many orders have each status.
-    pub fn order_counts(&self) -> Result<Vec<(OrderStatus, usize)>> {
-        let mut counts: Vec<(OrderStatus, usize)> = OrderStatus::ALL.iter().map(|s| (*s, 0)).collect();
-        self.each_order(|rec| {
-            if let Some(c) = counts.iter_mut().find(|(s, _)| *s == rec.status) {
-                c.1 += 1;
-            }
-            Ok(())
-        })?;
-        Ok(counts)
-    }
-
-    /// Changes one stored order in place (used by the outbox worker after a call).
+    /// Changes one stored order in place (used by the outbox worker after a call), keeping its
+    /// indexes right. An unreadable record is left exactly as it is (never dropped): `Ok(None)`.
     pub fn update_order(&self, id: u64, f: impl Fn(&mut OrderRecord)) -> Result<Option<OrderRecord>> {
-        let mut result = None;
-        self.inner.orders.fetch_and_update(be(id), |old| {
-            // An unreadable record is left exactly as it is, never dropped.
-            let old = old?;
-            let Ok(mut rec) = codec::decode::<OrderRecord>(old) else { return Some(old.to_vec()) };
+        let i = &self.inner;
+        let result = (&i.orders, &i.order_counts, &i.personal).transaction(|(orders, counts, personal)| {
+            let Some(old) = orders.get(be(id))? else { return Ok::<_, ConflictableTransactionError<Infallible>>(None) };
+            let Ok(before) = codec::decode::<OrderRecord>(&old) else { return Ok(None) };
+            let mut rec = before.clone();
             f(&mut rec);
-            let Ok(bytes) = codec::encode(&rec) else { return Some(old.to_vec()) };
-            result = Some(rec);
-            Some(bytes)
-        })?;
-        Ok(result)
-    }
-
-    /// The raw webhook bodies kept for an order, oldest first: (topic, received ms, body).
-    pub fn payloads(&self, order_id: u64) -> Result<Vec<(String, i64, String)>> {
-        let mut out = Vec::new();
-        for item in self.inner.payloads.scan_prefix(be(order_id)) {
-            let e: RawEvent = codec::decode(&item?.1)?;
-            out.push((e.topic, e.received_ms, e.body));
-        }
-        Ok(out)
+            let Ok(bytes) = codec::encode(&rec) else { return Ok(None) };
+            orders.insert(&be(id), bytes)?;
+            reindex(counts, personal, Some(&before), &rec)?;
+            Ok(Some(rec))
+        });
+        result.map_err(|e| match e {
+            TransactionError::Abort(never) => match never {},
+            TransactionError::Storage(e) => StoreError::Sled(e),
+        })
     }
 }

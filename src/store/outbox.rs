@@ -85,13 +85,15 @@ impl Store {
     ) -> Result<()> {
         use sled::transaction::{ConflictableTransactionError as Abort, TransactionError, Transactional};
         let i = &self.inner;
-        (&i.outbox, &i.orders)
-            .transaction(|(outbox, orders)| {
+        (&i.outbox, &i.orders, &i.order_counts, &i.personal)
+            .transaction(|(outbox, orders, counts, personal)| {
                 outbox.remove(&pair_key(entry.order_id, entry.seq))?;
                 if let Some(v) = orders.get(be(entry.order_id))? {
-                    let mut rec: OrderRecord = codec::decode(&v).map_err(Abort::Abort)?;
+                    let before: OrderRecord = codec::decode(&v).map_err(Abort::Abort)?;
+                    let mut rec = before.clone();
                     effect(&mut rec);
                     orders.insert(&be(entry.order_id), codec::encode(&rec).map_err(Abort::Abort)?)?;
+                    super::order_index::reindex(counts, personal, Some(&before), &rec)?;
                 }
                 for task in follow_ups {
                     let seq = outbox.generate_id()?;

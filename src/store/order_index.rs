@@ -1,0 +1,249 @@
+//! Indexes kept beside the orders, in the same transactions that write them, so that nothing
+//! periodic has to walk every order (a store holds millions, and a walk pulls every page of them
+//! into memory):
+//! - `order_counts`: status code ‖ shard → how many orders have that status, for the gauge. Sharded
+//!   by order id so concurrent transactions rarely touch the same counter.
+//! - `personal`: first seen (ms, BE) ‖ order id → (), the orders that still hold addresses, oldest
+//!   first, so pruning reads only those past retention.
+//!
+//! A store written before these existed is indexed once when it is opened ([`Store::index_orders`]).
+
+use sled::transaction::{TransactionalTree, UnabortableTransactionError};
+
+use super::{be, codec, Result, Store};
+use crate::flows::model::{OrderRecord, OrderStatus};
+
+const SHARDS: u64 = 16;
+
+/// Set in `meta` once the indexes cover every order.
+pub(super) const META_INDEXED: &[u8] = b"order_indexes";
+
+/// A status's stored code. Never renumber: the codes are on disk.
+fn code(s: OrderStatus) -> u8 {
+    match s {
+        OrderStatus::Received => 0,
+        OrderStatus::Queued => 1,
+        OrderStatus::Sent => 2,
+        OrderStatus::Rejected => 3,
+        OrderStatus::Cancelled => 4,
+        OrderStatus::Skipped => 5,
+    }
+}
+
+fn count_key(s: OrderStatus, order_id: u64) -> [u8; 2] {
+    [code(s), (order_id % SHARDS) as u8]
+}
+
+fn read_count(v: Option<&[u8]>) -> i64 {
+    v.and_then(|b| b.try_into().ok()).map_or(0, i64::from_be_bytes)
+}
+
+/// Whether the order keeps personal data (the mapped addresses) that pruning must clear later.
+pub(super) fn holds_personal(rec: &OrderRecord) -> bool {
+    rec.wms.as_ref().is_some_and(|w| !w.create_body.is_empty())
+}
+
+pub(super) fn personal_key(rec: &OrderRecord) -> [u8; 16] {
+    super::pair_key(rec.first_seen_ms.max(0) as u64, rec.id)
+}
+
+/// Keeps the indexes right when an order goes from `before` (absent: new) to `after`.
+pub(super) fn reindex(
+    counts: &TransactionalTree,
+    personal: &TransactionalTree,
+    before: Option<&OrderRecord>,
+    after: &OrderRecord,
+) -> std::result::Result<(), UnabortableTransactionError> {
+    if before.map(|b| b.status) != Some(after.status) {
+        if let Some(b) = before {
+            let k = count_key(b.status, b.id);
+            let n = read_count(counts.get(k)?.as_deref());
+            counts.insert(&k, &(n - 1).to_be_bytes())?;
+        }
+        let k = count_key(after.status, after.id);
+        let n = read_count(counts.get(k)?.as_deref());
+        counts.insert(&k, &(n + 1).to_be_bytes())?;
+    }
+    if holds_personal(after) && !before.is_some_and(holds_personal) {
+        personal.insert(&personal_key(after), &[])?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// How many orders have each status (from the counters: no walk over the orders).
+    pub fn order_counts(&self) -> Result<Vec<(OrderStatus, usize)>> {
+        let counts = &self.inner.order_counts;
+        let mut out = Vec::with_capacity(OrderStatus::ALL.len());
+        for s in OrderStatus::ALL {
+            let mut n = 0;
+            for item in counts.scan_prefix([code(s)]) {
+                n += read_count(Some(&item?.1));
+            }
+            out.push((s, n.max(0) as usize));
+        }
+        Ok(out)
+    }
+
+    /// Builds the indexes over every stored order, once, for a store written before they existed
+    /// (called by `open`, before anything else can write).
+    pub(super) fn index_orders(&self) -> Result<()> {
+        let i = &self.inner;
+        if i.meta.get(META_INDEXED)?.is_some() {
+            return Ok(());
+        }
+        if !i.orders.is_empty() {
+            tracing::info!("indexing the stored orders once (a store from an earlier channeld)");
+        }
+        i.order_counts.clear()?;
+        let mut counts = std::collections::HashMap::<[u8; 2], i64>::new();
+        for item in i.orders.iter() {
+            let rec: OrderRecord = codec::decode(&item?.1)?;
+            *counts.entry(count_key(rec.status, rec.id)).or_default() += 1;
+            if holds_personal(&rec) {
+                i.personal.insert(personal_key(&rec), &[])?;
+            }
+        }
+        for (k, n) in counts {
+            i.order_counts.insert(k, &n.to_be_bytes())?;
+        }
+        i.meta.insert(META_INDEXED, &[1])?;
+        i.db.flush()?;
+        Ok(())
+    }
+
+    /// Clears the addresses of finished orders that last changed before `before_ms`, reading only
+    /// the personal-data index up to that age. Returns how many orders were cleared.
+    pub(super) fn prune_personal(&self, before_ms: i64) -> Result<usize> {
+        let i = &self.inner;
+        let mut cleared = 0;
+        for item in i.personal.range(..be(before_ms.max(0) as u64).as_slice()) {
+            let (key, _) = item?;
+            let Some((_, id)) = super::split_pair(&key) else { continue };
+            let Some(rec) = self.order(id)? else {
+                i.personal.remove(key)?;
+                continue;
+            };
+            let finished = rec.wms_created || rec.cancelled || rec.status == OrderStatus::Skipped;
+            if !holds_personal(&rec) {
+                i.personal.remove(key)?;
+            } else if finished && rec.changed_ms < before_ms && !self.has_pending(id)? {
+                self.update_order(id, |r| {
+                    if let Some(w) = r.wms.as_mut() {
+                        w.create_body.clear();
+                        w.address_digest.clear();
+                    }
+                })?;
+                i.personal.remove(key)?;
+                cleared += 1;
+            }
+            // Otherwise (not finished yet) the key stays and is looked at again next time.
+        }
+        Ok(cleared)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flows::intake::{apply, Topic};
+    use crate::flows::model::Task;
+    use crate::flows::tests::{fixture_order, rules};
+
+    const DAY: i64 = 86_400_000;
+
+    fn count(store: &Store, s: OrderStatus) -> usize {
+        store.order_counts().unwrap().into_iter().find(|(st, _)| *st == s).unwrap().1
+    }
+
+    /// Stores the fixture order under `id`, accepted and queued, as a webhook at `at_ms` would.
+    fn ingest(store: &Store, id: u64, at_ms: i64) {
+        let mut order = fixture_order();
+        order.id = id;
+        order.name = format!("#{id}");
+        store
+            .record_event("orders/create", Some(&format!("e{id}")), id, b"{}", at_ms, |existing| {
+                apply(existing, Topic::Create, id, Ok(&order), &rules(), at_ms)
+            })
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn counts_follow_every_write_and_pruning_reads_only_what_is_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 8).unwrap();
+        for id in 1..=3 {
+            ingest(&store, id, id as i64 * DAY);
+        }
+        ingest(&store, 1, DAY); // the same event again: nothing changes
+        assert_eq!(count(&store, OrderStatus::Queued), 3);
+        // Delivered through the outbox: queued → sent.
+        let entry = store.outbox_entries().unwrap().into_iter().find(|e| e.order_id == 1).unwrap();
+        assert_eq!(entry.task, Task::WmsCreate);
+        store
+            .finish_entry(
+                &entry,
+                |r| {
+                    r.wms_created = true;
+                    r.status = OrderStatus::Sent;
+                },
+                &[],
+            )
+            .unwrap();
+        store.update_order(2, |r| r.status = OrderStatus::Cancelled).unwrap();
+        let counted: Vec<_> = store.order_counts().unwrap().into_iter().filter(|(_, n)| *n > 0).collect();
+        assert_eq!(counted, vec![(OrderStatus::Queued, 1), (OrderStatus::Sent, 1), (OrderStatus::Cancelled, 1)]);
+
+        // Retention cut at day 2.5: order 1 (sent, changed at day 1) loses its addresses; order 2
+        // is cancelled but has its creation still queued; order 3 is too recent. Only the bodies
+        // received before the cut go.
+        let pending = |id| store.has_pending(id).unwrap();
+        assert!(!pending(1) && pending(2));
+        let removed = store.prune(0, 2 * DAY + DAY / 2).unwrap();
+        let holds = |id| holds_personal(&store.order(id).unwrap().unwrap());
+        assert!(!holds(1) && holds(2) && holds(3));
+        assert_eq!(removed, 2 + 1, "two raw bodies and one order's addresses");
+        assert_eq!(store.inner.raw_events.len(), 1);
+        assert_eq!(store.inner.personal.len(), 2, "order 2 stays indexed until it is finished");
+        assert_eq!(count(&store, OrderStatus::Sent), 1, "clearing addresses keeps the status");
+    }
+
+    #[tokio::test]
+    async fn a_store_from_before_the_indexes_is_upgraded_once_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), 8).unwrap();
+            for id in 1..=3 {
+                ingest(&store, id, DAY);
+            }
+            store.update_order(3, |r| r.status = OrderStatus::Rejected).unwrap();
+            // Make it look like an earlier channeld wrote it: no indexes, bodies keyed by order.
+            let i = &store.inner;
+            i.meta.remove(META_INDEXED).unwrap();
+            i.order_counts.clear().unwrap();
+            i.personal.clear().unwrap();
+            let legacy = i.db.open_tree("payloads").unwrap();
+            for item in i.raw_events.iter() {
+                let (k, v) = item.unwrap();
+                legacy.insert(&k[8..], v).unwrap();
+            }
+            i.raw_events.clear().unwrap();
+            store.flush().unwrap();
+        }
+        let store = loop {
+            match Store::open(dir.path(), 8) {
+                Err(crate::store::StoreError::Locked(_)) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
+                }
+                other => break other.unwrap(),
+            }
+        };
+        assert_eq!(count(&store, OrderStatus::Queued), 2);
+        assert_eq!(count(&store, OrderStatus::Rejected), 1);
+        assert_eq!(store.inner.personal.len(), 3);
+        assert_eq!(store.inner.raw_events.len(), 3);
+        assert!(!store.inner.db.tree_names().iter().any(|n| n.as_ref() == b"payloads"));
+        // Bodies keep their receipt time: all three are older than a cut at day 2.
+        assert_eq!(store.prune(0, 2 * DAY).unwrap(), 3);
+    }
+}
