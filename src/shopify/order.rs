@@ -158,9 +158,17 @@ pub struct ShippingLine {
 /// Reads a webhook body: `Ok(None)` when it is not JSON or has no numeric `id` (answered 400);
 /// otherwise the order, or the id alone with the reason the rest could not be read.
 pub fn parse_webhook_body(body: &[u8]) -> Option<(u64, Result<ShopifyOrder, String>)> {
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let id = value.get("id")?.as_u64()?;
-    let order = serde_json::from_value::<ShopifyOrder>(value).map_err(|e| format!("the order could not be read: {e}"));
+    /// The id alone: the rest of the body is skipped, not built into a JSON tree (which cost a
+    /// quarter of the webhook path's CPU).
+    #[derive(Deserialize)]
+    struct IdOnly {
+        id: Option<serde_json::Number>,
+    }
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return None; // serde would read a struct from an array too
+    }
+    let id = serde_json::from_slice::<IdOnly>(body).ok()?.id?.as_u64()?;
+    let order = serde_json::from_slice::<ShopifyOrder>(body).map_err(|e| format!("the order could not be read: {e}"));
     Some((id, order))
 }
 

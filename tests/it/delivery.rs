@@ -2,7 +2,7 @@
 
 use channeld::flows::model::EntryState;
 
-use crate::helpers::{eventually, fixture_order, TestApp};
+use crate::helpers::{eventually, fixture_order, order_numbered, Options, TestApp};
 
 #[tokio::test]
 async fn three_server_errors_then_success_delivers_once() {
@@ -53,5 +53,32 @@ async fn slow_wms_does_not_slow_acknowledgements() {
     }
     // Not a timing assertion on speed: only that acknowledging never waits for the 3 s WMS.
     assert!(started.elapsed() < std::time::Duration::from_secs(3), "acknowledgements waited for the WMS");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn wms_down_under_steady_load_then_every_order_is_delivered_once() {
+    const ORDERS: u64 = 150;
+    let t = TestApp::spawn_with(Options { routing: "wms", max_attempts: 1_000, ..Options::default() }).await;
+    t.wms.set(|b| b.fail_next = u32::MAX); // down: every call answered 500
+    for i in 0..ORDERS {
+        let status = t.deliver("orders/create", &order_numbered(5_000 + i), &format!("d{i}")).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "acknowledged while the WMS is down");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await; // steady intake through the outage
+    }
+    assert!(t.wms.created().is_empty());
+    assert!(!t.wms.calls_to("POST", "/orders/outward").is_empty(), "deliveries were tried during the outage");
+
+    let mut failed = 0;
+    t.wms.set(|b| {
+        failed = u32::MAX - b.fail_next;
+        b.fail_next = 0;
+    });
+    eventually("every order at the WMS", || t.wms.created().len() == ORDERS as usize).await;
+    t.drained().await;
+    assert!(t.app.store.outbox_entries().unwrap().is_empty(), "nothing dead-lettered");
+    // Every creation that reached a working WMS was new: none was sent twice.
+    let accepted = t.wms.calls_to("POST", "/orders/outward").len() - failed as usize;
+    assert_eq!(accepted, ORDERS as usize);
     t.stop().await;
 }
