@@ -64,6 +64,69 @@ async fn outbox(config: &Path) -> Vec<Value> {
     serde_json::from_str::<Vec<Value>>(&out).unwrap()
 }
 
+/// Orders posted by 32 concurrent senders, and which of them were acknowledged.
+struct Load {
+    acked: Arc<Mutex<HashSet<u64>>>,
+    senders: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    /// Starts posting orders `first + 1 ..= first + count`; returns once half are acknowledged,
+    /// with the senders still going.
+    async fn until_half(addr: std::net::SocketAddr, first: u64, count: u64) -> Self {
+        let acked = Arc::new(Mutex::new(HashSet::new()));
+        let client = reqwest::Client::new();
+        let next = Arc::new(std::sync::atomic::AtomicU64::new(1));
+        let mut senders = Vec::new();
+        for _ in 0..32 {
+            let (client, acked, next) = (client.clone(), acked.clone(), next.clone());
+            senders.push(tokio::spawn(async move {
+                loop {
+                    let n = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if n > count {
+                        return;
+                    }
+                    if post_order(&client, addr, first + n).await {
+                        acked.lock().unwrap().insert(first + n);
+                    }
+                }
+            }));
+        }
+        while acked.lock().unwrap().len() < (count / 2) as usize {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Self { acked, senders }
+    }
+
+    /// Waits for the senders (their last posts fail once the daemon is gone) and returns every
+    /// acknowledged order.
+    async fn finish(self) -> HashSet<u64> {
+        for s in self.senders {
+            s.await.unwrap();
+        }
+        let acked = self.acked.lock().unwrap().clone();
+        acked
+    }
+}
+
+/// After a restart: every acknowledged order reaches the WMS and nothing stays queued or dead.
+/// Returns the orders the WMS has.
+async fn all_delivered(config: &Path, wms: &FakeWms, acked: &HashSet<u64>) -> HashSet<u64> {
+    let created = || -> HashSet<u64> { wms.created().iter().map(|c| c.parse().unwrap()).collect() };
+    for _ in 0..3000 {
+        if acked.is_subset(&created()) && outbox(config).await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let created = created();
+    let missing: Vec<_> = acked.difference(&created).collect();
+    assert!(missing.is_empty(), "acknowledged but never created at the WMS: {missing:?}");
+    let left = outbox(config).await;
+    assert!(left.is_empty(), "nothing may stay queued or dead-lettered: {left:?}");
+    created
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_no_acknowledged_order() {
     const ORDERS: u64 = 600;
@@ -81,51 +144,16 @@ async fn sigkill_under_load_loses_no_acknowledged_order() {
     );
     let mut daemon = start(&config, addr).await;
 
-    let acked = Arc::new(Mutex::new(HashSet::new()));
-    let client = reqwest::Client::new();
-    let next = Arc::new(std::sync::atomic::AtomicU64::new(1));
-    let mut senders = Vec::new();
-    for _ in 0..32 {
-        let (client, acked, next) = (client.clone(), acked.clone(), next.clone());
-        senders.push(tokio::spawn(async move {
-            loop {
-                let id = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                if id > ORDERS {
-                    return;
-                }
-                if post_order(&client, addr, 10_000 + id).await {
-                    acked.lock().unwrap().insert(10_000 + id);
-                }
-            }
-        }));
-    }
-    // Kill in the middle of the load.
-    while acked.lock().unwrap().len() < (ORDERS / 2) as usize {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    // Killed in the middle of the load.
+    let load = Load::until_half(addr, 10_000, ORDERS).await;
     daemon.start_kill().unwrap();
     daemon.wait().await.unwrap();
-    for s in senders {
-        s.await.unwrap();
-    }
-    let acked: HashSet<u64> = acked.lock().unwrap().clone();
+    let acked = load.finish().await;
     assert!(acked.len() >= (ORDERS / 2) as usize);
-    let before_restart = wms.created().len();
-    eprintln!("killed: {} acknowledged, {before_restart} created at the WMS before the restart", acked.len());
+    eprintln!("killed: {} acknowledged, {} created at the WMS before the restart", acked.len(), wms.created().len());
 
     let mut daemon = start(&config, addr).await;
-    for _ in 0..3000 {
-        let created: HashSet<u64> = wms.created().iter().map(|c| c.parse().unwrap()).collect();
-        if acked.is_subset(&created) && outbox(&config).await.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let created: HashSet<u64> = wms.created().iter().map(|c| c.parse().unwrap()).collect();
-    let missing: Vec<_> = acked.difference(&created).collect();
-    assert!(missing.is_empty(), "acknowledged but never created at the WMS: {missing:?}");
-    let left = outbox(&config).await;
-    assert!(left.is_empty(), "nothing may stay queued or dead-lettered: {left:?}");
+    let created = all_delivered(&config, &wms, &acked).await;
     // Each creation accepted once by the WMS: repeats after the crash were answered
     // "already exists" and counted as delivered.
     let posts = wms.calls_to("POST", "/orders/outward").len();
@@ -333,27 +361,7 @@ async fn sigterm_under_load_exits_cleanly_and_loses_nothing() {
     let config = write_config(dir.path(), addr, &wms.url(), "http://127.0.0.1:9", &o);
     let daemon = start(&config, addr).await;
 
-    let acked = Arc::new(Mutex::new(HashSet::new()));
-    let client = reqwest::Client::new();
-    let next = Arc::new(std::sync::atomic::AtomicU64::new(1));
-    let mut senders = Vec::new();
-    for _ in 0..32 {
-        let (client, acked, next) = (client.clone(), acked.clone(), next.clone());
-        senders.push(tokio::spawn(async move {
-            loop {
-                let id = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                if id > ORDERS {
-                    return;
-                }
-                if post_order(&client, addr, 20_000 + id).await {
-                    acked.lock().unwrap().insert(20_000 + id);
-                }
-            }
-        }));
-    }
-    while acked.lock().unwrap().len() < (ORDERS / 2) as usize {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let load = Load::until_half(addr, 20_000, ORDERS).await;
     // Stopped the way systemd stops it, with webhooks still arriving and deliveries in flight.
     let pid = daemon.id().unwrap();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
@@ -362,24 +370,11 @@ async fn sigterm_under_load_exits_cleanly_and_loses_nothing() {
         .expect("channeld stops within 20 s of SIGTERM")
         .unwrap();
     assert!(out.status.success(), "exit status {:?}", out.status);
-    for s in senders {
-        s.await.unwrap();
-    }
-    let acked: HashSet<u64> = acked.lock().unwrap().clone();
+    let acked = load.finish().await;
     eprintln!("stopped: {} acknowledged, {} created at the WMS", acked.len(), wms.created().len());
 
     let mut daemon = start(&config, addr).await;
-    for _ in 0..3000 {
-        let created: HashSet<u64> = wms.created().iter().map(|c| c.parse().unwrap()).collect();
-        if acked.is_subset(&created) && outbox(&config).await.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let created: HashSet<u64> = wms.created().iter().map(|c| c.parse().unwrap()).collect();
-    let missing: Vec<_> = acked.difference(&created).collect();
-    assert!(missing.is_empty(), "acknowledged but never created at the WMS: {missing:?}");
-    assert!(outbox(&config).await.is_empty(), "nothing may stay queued or dead-lettered");
+    let created = all_delivered(&config, &wms, &acked).await;
     // A clean stop lets calls in flight finish and records them: no creation is sent twice.
     let posts = wms.calls_to("POST", "/orders/outward").len();
     assert_eq!(posts, created.len(), "each order is sent to the WMS once");
