@@ -124,7 +124,7 @@ pub fn wms_seller_cancel(data: &[u8]) {
 pub fn wms_shipment(data: &[u8]) {
     let Ok(pack) = serde_json::from_slice::<PackIn>(data) else { return };
     let rec = sent_order();
-    let Ok(s) = new_shipment(&rec, &pack, "clickpost", (500, [10, 10, 10]), 0) else { return };
+    let Ok(s) = new_shipment(&rec, &pack, &[], "clickpost", (500, [10, 10, 10]), 0) else { return };
     let items = &rec.wms.as_ref().expect("sent").items;
     for line in &s.lines {
         let item = items.iter().find(|i| i.item_code == line.item_code).expect("only the order's items ship");

@@ -164,7 +164,7 @@ async fn persist_shiprocket_token(app: &App) {
 /// The label-retrieval job: labels (and Shiprocket invoices) not available at booking time.
 pub async fn retrieve_labels(app: &App) -> anyhow::Result<String> {
     let (mut fetched, mut missing) = (0, 0);
-    for mut s in app.store.shipments()?.into_iter().filter(|s| s.state == ShipmentState::Booked) {
+    for mut s in app.store.unfinished_shipments()?.into_iter().filter(|s| s.state == ShipmentState::Booked) {
         let shiprocket = s.provider == "shiprocket";
         let needs_label = s.label_url.is_empty();
         let needs_invoice = shiprocket && s.invoice_url.is_empty();

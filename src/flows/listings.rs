@@ -44,14 +44,17 @@ pub fn parse_csv(data: &[u8]) -> Result<Vec<ListingLine>, Vec<String>> {
     let mut lines = Vec::new();
     let mut problems = Vec::new();
     for (i, record) in reader.records().enumerate() {
-        let line = i + 2;
+        // The file's own line (a quoted field may span lines), else the record count.
+        let counted = i + 2;
         let record = match record {
             Ok(r) => r,
             Err(e) => {
+                let line = e.position().map_or(counted, |p| p.line() as usize);
                 problems.push(format!("line {line}: {e}"));
                 continue;
             }
         };
+        let line = record.position().map_or(counted, |p| p.line() as usize);
         let sku = record.get(sku_col).unwrap_or("").to_string();
         let serial = record.get(serial_col).unwrap_or("");
         if sku.is_empty() {
@@ -165,6 +168,13 @@ mod tests {
         assert!(errs.iter().any(|e| e.contains("lines 2, 3") && e.contains("serial number 101")), "{errs:?}");
         assert!(errs.iter().any(|e| e.contains("line 4") && e.contains("abc")), "{errs:?}");
         assert!(errs.iter().any(|e| e.contains("lines 2, 5") && e.contains("SKU A")), "{errs:?}");
+    }
+
+    #[test]
+    fn line_numbers_are_the_file_s_even_after_a_field_spanning_lines() {
+        let csv = "channelSkuCode,note,channelSerialNo\nA,\"two\nlines\",101\nB,x,bad\n";
+        let errs = parse_csv(csv.as_bytes()).unwrap_err();
+        assert_eq!(errs, vec!["line 4: channelSerialNo \"bad\" is not an inventory item id".to_string()]);
     }
 
     #[test]

@@ -115,6 +115,17 @@ pub struct ShipmentRecord {
 }
 
 impl ShipmentRecord {
+    /// Still needs work from channeld: the booking, or a label (or Shiprocket invoice) to fetch.
+    pub fn unfinished(&self) -> bool {
+        match self.state {
+            ShipmentState::Booking => true,
+            ShipmentState::Booked => {
+                self.label_url.is_empty() || (self.provider == "shiprocket" && self.invoice_url.is_empty())
+            }
+            ShipmentState::Failed(_) => false,
+        }
+    }
+
     /// Clickpost's `reference_number`: unique per shipment, stable across retries.
     pub fn reference(&self) -> String {
         format!("{}-s{}", self.order_id, self.shipment_id)
@@ -142,10 +153,12 @@ pub enum PackError {
 }
 
 /// Builds the shipment a pack call describes: its lines are the invoice items when given, else
-/// every open line of the order.
+/// every unit of the order still open — not cancelled, and not in `others` (the order's other
+/// shipments; refused ones do not count). More units than are open are refused.
 pub fn new_shipment(
     rec: &OrderRecord,
     pack: &PackIn,
+    others: &[ShipmentRecord],
     provider: &str,
     defaults: (u32, [u32; 3]),
     now_ms: i64,
@@ -156,6 +169,14 @@ pub fn new_shipment(
     };
     let prices = unit_prices(&snap.create_body);
     let cancelled = |code: &str| rec.seller_cancelled.iter().find(|(c, _)| c == code).map_or(0, |(_, q)| *q);
+    let shipped = |code: &str| -> u32 {
+        others
+            .iter()
+            .filter(|o| o.shipment_id != shipment_id && !matches!(o.state, ShipmentState::Failed(_)))
+            .flat_map(|o| o.lines.iter().filter(|l| l.item_code == code).map(|l| l.quantity))
+            .sum()
+    };
+    let open = |item: &SentItem| item.quantity.saturating_sub(cancelled(&item.item_code) + shipped(&item.item_code));
     let wanted: Vec<(&SentItem, u32)> = match pack.invoice.as_ref().filter(|i| !i.invoice_items.is_empty()) {
         Some(inv) => inv
             .invoice_items
@@ -167,12 +188,12 @@ pub fn new_shipment(
                 Ok((item, it.quantity.unwrap_or(item.quantity)))
             })
             .collect::<Result<_, PackError>>()?,
-        None => snap.items.iter().map(|i| (i, i.quantity - cancelled(&i.item_code).min(i.quantity))).collect(),
+        None => snap.items.iter().map(|i| (i, open(i))).collect(),
     };
     for item in &snap.items {
         let packed: u64 =
             wanted.iter().filter(|(i, _)| i.item_code == item.item_code).map(|(_, q)| u64::from(*q)).sum();
-        let open = item.quantity - cancelled(&item.item_code).min(item.quantity);
+        let open = open(item);
         if packed > u64::from(open) {
             return Err(PackError::Invalid(format!(
                 "orderItemCode {}: {packed} units packed, {open} open on order {}",
@@ -192,7 +213,10 @@ pub fn new_shipment(
         })
         .collect();
     if lines.is_empty() {
-        return Err(PackError::Invalid(format!("order {} has nothing left to ship", rec.id)));
+        return Err(PackError::Invalid(format!(
+            "order {} has nothing left to ship (cancelled or in other shipments)",
+            rec.id
+        )));
     }
     let dims = pack
         .dimensions
@@ -350,6 +374,7 @@ mod tests {
             &rec,
             &pack(json!({ "orderCode": "450789469", "shipmentId": "77", "weight": 750,
             "dimensions": { "length": 20, "breadth": 10, "height": 5 } })),
+            &[],
             "clickpost",
             (500, [18, 12, 10]),
             0,
@@ -379,6 +404,7 @@ mod tests {
         let s = new_shipment(
             &rec,
             &pack(json!({ "orderCode": "450789469", "shipmentId": 78 })),
+            &[],
             "clickpost",
             (500, [18, 12, 10]),
             0,
@@ -399,10 +425,10 @@ mod tests {
         let rec = sent_order(false);
         let p = pack(json!({ "orderCode": "450789469", "shipmentId": 79, "invoice": { "invoiceCode": "INV1",
             "invoiceDate": "2026-11-27T10:00:00Z", "invoiceItems": [{ "orderItemCode": "999", "quantity": 1 }] } }));
-        assert!(matches!(new_shipment(&rec, &p, "clickpost", (1, [1, 1, 1]), 0), Err(PackError::NotFound(_))));
+        assert!(matches!(new_shipment(&rec, &p, &[], "clickpost", (1, [1, 1, 1]), 0), Err(PackError::NotFound(_))));
         let p = pack(json!({ "orderCode": "450789469", "shipmentId": 79, "invoice": { "invoiceCode": "INV1",
             "invoiceDate": "2026-11-27T10:00:00Z", "invoiceItems": [{ "orderItemCode": "518995019", "quantity": 1 }] } }));
-        let s = new_shipment(&rec, &p, "clickpost", (1, [1, 1, 1]), 0).unwrap();
+        let s = new_shipment(&rec, &p, &[], "clickpost", (1, [1, 1, 1]), 0).unwrap();
         assert_eq!(s.invoice.unwrap().code, "INV1");
     }
     #[test]
@@ -412,10 +438,10 @@ mod tests {
         let mut rec = sent_order(false);
         rec.wms_created = false;
         let p = pack(json!({ "orderCode": "450789469", "shipmentId": 80 }));
-        assert!(new_shipment(&rec, &p, "clickpost", (1, [1, 1, 1]), 0).is_ok());
+        assert!(new_shipment(&rec, &p, &[], "clickpost", (1, [1, 1, 1]), 0).is_ok());
         // Cancelled on Shopify before it was sent: the WMS cannot have it.
         rec.cancelled = true;
-        assert!(matches!(new_shipment(&rec, &p, "clickpost", (1, [1, 1, 1]), 0), Err(PackError::NotFound(_))));
+        assert!(matches!(new_shipment(&rec, &p, &[], "clickpost", (1, [1, 1, 1]), 0), Err(PackError::NotFound(_))));
     }
     #[test]
     fn more_units_than_open_are_refused() {
@@ -423,12 +449,41 @@ mod tests {
         for qty in [2, 4_000_000_000u32] {
             let p = pack(json!({ "orderCode": "450789469", "shipmentId": 81, "invoice": { "invoiceCode": "I",
                 "invoiceItems": [{ "orderItemCode": "518995019", "quantity": qty }] } }));
-            let e = new_shipment(&rec, &p, "clickpost", (1, [1, 1, 1]), 0).unwrap_err();
+            let e = new_shipment(&rec, &p, &[], "clickpost", (1, [1, 1, 1]), 0).unwrap_err();
             assert!(matches!(&e, PackError::Invalid(m) if m.contains("1 open")), "{e:?}");
         }
         // The same item twice adds up.
         let p = pack(json!({ "orderCode": "450789469", "shipmentId": 81, "invoice": { "invoiceCode": "I",
             "invoiceItems": [{ "orderItemCode": "518995019", "quantity": 1 }, { "orderItemCode": "518995019" }] } }));
-        assert!(matches!(new_shipment(&rec, &p, "clickpost", (1, [1, 1, 1]), 0), Err(PackError::Invalid(_))));
+        assert!(matches!(new_shipment(&rec, &p, &[], "clickpost", (1, [1, 1, 1]), 0), Err(PackError::Invalid(_))));
+    }
+    #[test]
+    fn split_shipments_share_the_open_units() {
+        let mut rec = sent_order(false);
+        let item = &mut rec.wms.as_mut().unwrap().items[0];
+        item.quantity = 3;
+        item.lines = vec![(518995019, 3)];
+        let code = item.item_code.clone();
+        let ship = |id: u64, qty: Option<u32>, others: &[ShipmentRecord]| {
+            let invoice = qty.map(|q| {
+                json!({ "invoiceCode": format!("I{id}"),
+                "invoiceItems": [{ "orderItemCode": code.clone(), "quantity": q }] })
+            });
+            let p = pack(json!({ "orderCode": "450789469", "shipmentId": id, "invoice": invoice }));
+            new_shipment(&rec, &p, others, "clickpost", (1, [1, 1, 1]), 0)
+        };
+        let a = ship(1, Some(2), &[]).unwrap();
+        assert!(
+            matches!(ship(2, Some(2), std::slice::from_ref(&a)), Err(PackError::Invalid(m)) if m.contains("1 open"))
+        );
+        let b = ship(2, None, std::slice::from_ref(&a)).unwrap();
+        assert_eq!(b.lines[0].quantity, 1, "the second shipment takes what the first left");
+        let both = [a.clone(), b];
+        assert!(matches!(ship(3, None, &both), Err(PackError::Invalid(m)) if m.contains("nothing left")));
+        // The same shipment asked again does not count against itself; a refused one counts for nothing.
+        assert_eq!(ship(1, Some(2), &both[..1]).unwrap().lines[0].quantity, 2);
+        let mut refused = a;
+        refused.state = ShipmentState::Failed("courier said no".into());
+        assert_eq!(ship(4, None, &[refused]).unwrap().lines[0].quantity, 3);
     }
 }

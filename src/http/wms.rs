@@ -149,7 +149,8 @@ async fn post_shipment(State(app): State<Arc<App>>, body: Bytes) -> Result<Json<
             let sh = &app.cfg.shipping;
             let provider = format!("{:?}", sh.provider).to_lowercase();
             let defaults = (sh.default_weight_grams, sh.default_dimensions_cm);
-            let s = new_shipment(&rec, &pack, &provider, defaults, now_ms()).map_err(|e| match e {
+            let others = app.store.order_shipments(rec.id)?;
+            let s = new_shipment(&rec, &pack, &others, &provider, defaults, now_ms()).map_err(|e| match e {
                 PackError::NotFound(m) => WmsError::new(StatusCode::NOT_FOUND, m),
                 PackError::Invalid(m) => WmsError::new(StatusCode::BAD_REQUEST, m),
             })?;

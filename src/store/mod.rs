@@ -12,7 +12,8 @@
 //!   `order_index.rs`): orders per status, and which orders still hold addresses, by age
 //! - `listings`, `inventory`: SKU ↔ inventory item, and desired/pushed quantities (see `inventory.rs`)
 //! - `handovers`: order id (BE) → handover and whether the order was archived on Shopify
-//! - `shipments`: shipment id (BE) → shipment (booking state, AWB, label, invoice)
+//! - `shipments`: shipment id (BE) → shipment (booking state, AWB, label, invoice); indexed by
+//!   order and by unfinished work in `shipment_index` (see `shipments.rs`)
 //! - `meta`: store format, first start, job statuses and other single values
 //!
 //! # Durability
@@ -83,6 +84,7 @@ struct Inner {
     inventory: sled::Tree,
     handovers: sled::Tree,
     shipments: sled::Tree,
+    shipment_index: sled::Tree,
     meta: sled::Tree,
     commit_tx: mpsc::UnboundedSender<CommitWaiter>,
 }
@@ -126,6 +128,7 @@ impl Store {
             inventory: tree("inventory")?,
             handovers: tree("handovers")?,
             shipments: tree("shipments")?,
+            shipment_index: tree("shipment_index")?,
             meta: tree("meta")?,
             db,
             commit_tx,
@@ -182,8 +185,8 @@ impl Store {
     }
 
     /// Brings a store written by an earlier channeld to the current layout, once: raw payloads
-    /// move from `payloads` (keyed by order) to `raw_events` (keyed by time), and the order
-    /// indexes are built.
+    /// move from `payloads` (keyed by order) to `raw_events` (keyed by time), and the order and
+    /// shipment indexes are built.
     fn upgrade(&self) -> Result<()> {
         let i = &self.inner;
         if i.db.tree_names().iter().any(|n| n.as_ref() == b"payloads") {
@@ -197,7 +200,8 @@ impl Store {
             i.db.flush()?;
             i.db.drop_tree("payloads")?;
         }
-        self.index_orders()
+        self.index_orders()?;
+        self.index_shipments()
     }
 
     /// Bytes the database takes on disk.

@@ -1,5 +1,8 @@
-//! Shipments: `shipments` tree, shipment id (BE) → [`ShipmentRecord`]; plus the two writes that
-//! must queue outbound work atomically (a booked shipment's fulfillment, a seller cancellation).
+//! Shipments: `shipments` tree, shipment id (BE) → [`ShipmentRecord`], and `shipment_index`, kept in
+//! the same transactions: `o` ‖ order id ‖ shipment id (an order's shipments) and `w` ‖ shipment id
+//! (shipments channeld still has work on), so that neither a pack call nor the label job nor a
+//! restart reads every shipment ever made. Plus the two writes that must queue outbound work
+//! atomically (a booked shipment's fulfillment, a seller cancellation).
 
 use sled::transaction::{ConflictableTransactionError as Abort, TransactionError, Transactional};
 
@@ -14,6 +17,17 @@ fn tx_error(e: TransactionError<super::CodecError>) -> StoreError {
     }
 }
 
+/// Set in `meta` once `shipment_index` covers every shipment.
+const META_SHIPMENTS_INDEXED: &[u8] = b"shipment_index";
+
+fn by_order(s: &ShipmentRecord) -> Vec<u8> {
+    [&b"o"[..], &pair_key(s.order_id, s.shipment_id)].concat()
+}
+
+fn unfinished_key(shipment_id: u64) -> Vec<u8> {
+    [&b"w"[..], &be(shipment_id)].concat()
+}
+
 impl Store {
     pub fn shipment(&self, id: u64) -> Result<Option<ShipmentRecord>> {
         match self.inner.shipments.get(be(id))? {
@@ -22,16 +36,59 @@ impl Store {
         }
     }
 
-    pub fn shipments(&self) -> Result<Vec<ShipmentRecord>> {
-        self.inner.shipments.iter().map(|item| Ok(codec::decode(&item?.1)?)).collect()
+    /// Every shipment of one order.
+    pub fn order_shipments(&self, order_id: u64) -> Result<Vec<ShipmentRecord>> {
+        self.indexed(&[&b"o"[..], &be(order_id)].concat())
+    }
+
+    /// Shipments still being booked, or waiting for a label or invoice.
+    pub fn unfinished_shipments(&self) -> Result<Vec<ShipmentRecord>> {
+        self.indexed(b"w")
+    }
+
+    /// The shipments whose index keys start with `prefix` (the shipment id is the key's tail).
+    fn indexed(&self, prefix: &[u8]) -> Result<Vec<ShipmentRecord>> {
+        let mut out = Vec::new();
+        for item in self.inner.shipment_index.scan_prefix(prefix) {
+            let (key, _) = item?;
+            let id = key.len().checked_sub(8).and_then(|at| key[at..].try_into().ok()).map(u64::from_be_bytes);
+            if let Some(s) = id.map(|id| self.shipment(id)).transpose()?.flatten() {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Builds `shipment_index` over a store written before it existed (once, from `open`).
+    pub(super) fn index_shipments(&self) -> Result<()> {
+        let i = &self.inner;
+        if i.meta.get(META_SHIPMENTS_INDEXED)?.is_some() {
+            return Ok(());
+        }
+        for item in i.shipments.iter() {
+            let s: ShipmentRecord = codec::decode(&item?.1)?;
+            i.shipment_index.insert(by_order(&s), &[])?;
+            if s.unfinished() {
+                i.shipment_index.insert(unfinished_key(s.shipment_id), &[])?;
+            }
+        }
+        i.meta.insert(META_SHIPMENTS_INDEXED, &[1])?;
+        i.db.flush()?;
+        Ok(())
     }
 
     /// Saves a shipment and queues `tasks` for its order, in one transaction.
     pub fn save_shipment(&self, s: &ShipmentRecord, tasks: &[Task], now_ms: i64) -> Result<()> {
         let i = &self.inner;
-        (&i.shipments, &i.outbox)
-            .transaction(|(shipments, outbox)| {
+        (&i.shipments, &i.shipment_index, &i.outbox)
+            .transaction(|(shipments, index, outbox)| {
                 shipments.insert(&be(s.shipment_id), codec::encode(s).map_err(Abort::Abort)?)?;
+                index.insert(by_order(s), &[])?;
+                if s.unfinished() {
+                    index.insert(unfinished_key(s.shipment_id), &[])?;
+                } else {
+                    index.remove(unfinished_key(s.shipment_id))?;
+                }
                 for task in tasks {
                     let seq = outbox.generate_id()?;
                     let entry = OutboxEntry::new(seq, s.order_id, task.clone(), now_ms);
@@ -44,7 +101,7 @@ impl Store {
 
     /// Shipments still being booked (after a restart: to finish).
     pub fn shipments_booking(&self) -> Result<Vec<ShipmentRecord>> {
-        Ok(self.shipments()?.into_iter().filter(|s| s.state == ShipmentState::Booking).collect())
+        Ok(self.unfinished_shipments()?.into_iter().filter(|s| s.state == ShipmentState::Booking).collect())
     }
 
     /// Applies a seller cancellation to the order and queues its Shopify task, atomically.
@@ -86,5 +143,54 @@ impl Store {
             Err(TransactionError::Abort(Stop::Codec(e))) => Err(StoreError::Codec(e)),
             Err(TransactionError::Storage(e)) => Err(StoreError::Sled(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flows::shipment::{new_shipment, PackIn};
+
+    fn shipment(order_id: u64, shipment_id: u64) -> ShipmentRecord {
+        let mut order = crate::flows::tests::fixture_order();
+        order.id = order_id;
+        let rules = crate::flows::tests::rules();
+        let mut rec =
+            crate::flows::intake::apply(None, crate::flows::intake::Topic::Create, order_id, Ok(&order), &rules, 0)
+                .record;
+        rec.wms_created = true;
+        let pack: PackIn =
+            serde_json::from_value(serde_json::json!({ "orderCode": order_id.to_string(), "shipmentId": shipment_id }))
+                .unwrap();
+        new_shipment(&rec, &pack, &[], "clickpost", (1, [1, 1, 1]), 0).unwrap()
+    }
+
+    #[tokio::test]
+    async fn shipments_are_found_by_order_and_by_unfinished_work_without_a_full_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 8).unwrap();
+        let (a, b, c) = (shipment(1, 10), shipment(1, 11), shipment(2, 20));
+        for s in [&a, &b, &c] {
+            store.save_shipment(s, &[], 0).unwrap();
+        }
+        let ids = |v: Vec<ShipmentRecord>| v.into_iter().map(|s| s.shipment_id).collect::<Vec<_>>();
+        assert_eq!(ids(store.order_shipments(1).unwrap()), vec![10, 11]);
+        assert_eq!(ids(store.unfinished_shipments().unwrap()), vec![10, 11, 20], "all still booking");
+        // Booked with its label: done. Booked without one: the label job still has work.
+        let mut done = a.clone();
+        (done.state, done.awb, done.label_url) = (ShipmentState::Booked, "AWB1".into(), "https://label".into());
+        let mut no_label = c.clone();
+        no_label.state = ShipmentState::Booked;
+        store.save_shipment(&done, &[], 1).unwrap();
+        store.save_shipment(&no_label, &[], 1).unwrap();
+        assert_eq!(ids(store.unfinished_shipments().unwrap()), vec![11, 20]);
+        assert_eq!(ids(store.shipments_booking().unwrap()), vec![11]);
+
+        // A store from before the index gets it on open.
+        store.inner.shipment_index.clear().unwrap();
+        store.inner.meta.remove(META_SHIPMENTS_INDEXED).unwrap();
+        store.index_shipments().unwrap();
+        assert_eq!(ids(store.order_shipments(1).unwrap()), vec![10, 11]);
+        assert_eq!(ids(store.unfinished_shipments().unwrap()), vec![11, 20]);
     }
 }

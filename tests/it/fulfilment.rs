@@ -164,6 +164,13 @@ fn pack(shipment: u64) -> serde_json::Value {
             "invoice": { "invoiceCode": "INV-77", "invoiceDate": "2026-11-27T10:00:00Z", "invoiceUrl": "https://wms.example/inv77.pdf" } })
 }
 
+/// A pack call for one unit of the red iPod (the order's only shippable line).
+fn pack_one(shipment: u64) -> serde_json::Value {
+    let mut p = pack(shipment);
+    p["invoice"]["invoiceItems"] = json!([{ "orderItemCode": "518995019", "quantity": 1 }]);
+    p
+}
+
 #[tokio::test]
 async fn clickpost_pack_books_once_acknowledges_to_shopify_and_serves_invoice_and_label() {
     let (t, shop, cp) = sent_order("clickpost", 1).await;
@@ -234,7 +241,7 @@ async fn shiprocket_logs_in_once_matches_exactly_and_relogs_after_a_401() {
     // Near misses around the exact channel_order_id "1001".
     *sr.state.orders.lock().unwrap() =
         vec![sr_order("10010", 1, "NEW"), sr_order("1001", 2, "NEW"), sr_order("21001", 3, "NEW")];
-    let (status, body) = t.wms_call(Method::POST, "/wms/shipments", &pack(90)).await;
+    let (status, body) = t.wms_call(Method::POST, "/wms/shipments", &pack_one(90)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["awbNumber"], "AWB-20");
     assert_eq!(body["transporter"], "Amazon Surface");
@@ -251,14 +258,19 @@ async fn shiprocket_logs_in_once_matches_exactly_and_relogs_after_a_401() {
     );
 
     // A second pack: the cached token is used.
-    let (status, _) = t.wms_call(Method::POST, "/wms/shipments", &pack(91)).await;
+    let (status, _) = t.wms_call(Method::POST, "/wms/shipments", &pack_one(91)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(sr.logins(), 1);
     // Shiprocket forgets the token: one re-login, then success.
     sr.expire_tokens();
-    let (status, body) = t.wms_call(Method::POST, "/wms/shipments", &pack(92)).await;
+    let (status, body) = t.wms_call(Method::POST, "/wms/shipments", &pack_one(92)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(sr.logins(), 2);
+    // Three shipments of one unit each took all three: a fourth has nothing left to ship.
+    let (status, body) = t.wms_call(Method::POST, "/wms/shipments", &pack(94)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["errorMessage"].as_str().unwrap().contains("nothing left to ship"), "{body}");
+    assert_eq!(sr.calls_to("/v1/external/courier/assign/awb").len(), 3, "nothing more was booked");
     t.stop().await;
 }
 
