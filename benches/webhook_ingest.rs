@@ -137,6 +137,20 @@ fn order(template: &Value, lines: usize, id: u64) -> Vec<u8> {
     serde_json::to_vec(&o).unwrap()
 }
 
+/// One webhook delivery as Shopify makes it; it must be answered 200.
+async fn post_signed(client: &reqwest::Client, url: String, body: Vec<u8>, sig: String, event_id: String) {
+    let resp = client
+        .post(url)
+        .header("X-Shopify-Hmac-Sha256", sig)
+        .header("X-Shopify-Shop-Domain", SHOP)
+        .header("X-Shopify-Event-Id", event_id)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
 struct Round {
     per_second: f64,
     latencies: Vec<Duration>,
@@ -169,16 +183,7 @@ async fn load(
         let (client, results) = (client.clone(), results.clone());
         tasks.push(tokio::spawn(async move {
             let t0 = Instant::now();
-            let resp = client
-                .post(format!("http://{addr}/shopify/api/push/orders"))
-                .header("X-Shopify-Hmac-Sha256", sig)
-                .header("X-Shopify-Shop-Domain", SHOP)
-                .header("X-Shopify-Event-Id", format!("e-{id}"))
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), StatusCode::OK);
+            post_signed(&client, format!("http://{addr}/shopify/api/push/orders"), body, sig, format!("e-{id}")).await;
             let took = t0.elapsed();
             let mut r = results.lock().unwrap();
             r.0.push(took);
@@ -221,16 +226,7 @@ async fn paced(
         sent.push((id.to_string(), Instant::now()));
         let (client, url) = (client.clone(), format!("http://{addr}{path}"));
         tasks.push(tokio::spawn(async move {
-            let resp = client
-                .post(url)
-                .header("X-Shopify-Hmac-Sha256", sig)
-                .header("X-Shopify-Shop-Domain", SHOP)
-                .header("X-Shopify-Event-Id", format!("p-{id}"))
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), StatusCode::OK);
+            post_signed(&client, url, body, sig, format!("p-{id}")).await;
         }));
     }
     for t in tasks {
