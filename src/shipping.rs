@@ -36,6 +36,8 @@ pub struct Shipping {
     pub clickpost: ClickpostClient,
     pub shiprocket: ShiprocketClient,
     running: Mutex<HashMap<u64, watch::Receiver<Option<Booked>>>>,
+    /// Held by a pack call while it checks the order's shipments and records its own.
+    pub recording: tokio::sync::Mutex<()>,
 }
 
 impl Shipping {
@@ -44,6 +46,7 @@ impl Shipping {
             clickpost: ClickpostClient::new(&cfg.clickpost)?,
             shiprocket: ShiprocketClient::new(&cfg.shiprocket)?,
             running: Mutex::new(HashMap::new()),
+            recording: tokio::sync::Mutex::new(()),
         })
     }
 }

@@ -129,6 +129,9 @@ async fn post_shipment(State(app): State<Arc<App>>, body: Bytes) -> Result<Json<
     let pack: PackIn = parse(&body)?;
     let rec = known_order(&app, &pack.order_code)?;
     let id = pack.shipment_id.ok_or_else(|| WmsError::new(StatusCode::BAD_REQUEST, "shipmentId is missing"))?;
+    // One pack call at a time checks the order's other shipments and records its own (the
+    // booking below runs outside it), so two calls cannot both claim the same open units.
+    let recording = app.shipping.recording.lock().await;
     match app.store.shipment(id)? {
         Some(s) if s.state == ShipmentState::Booked => return Ok(Json(s.answer())),
         Some(s) if s.order_id != rec.id => {
@@ -158,6 +161,7 @@ async fn post_shipment(State(app): State<Arc<App>>, body: Bytes) -> Result<Json<
             app.store.durable().await?;
         }
     }
+    drop(recording);
     let wait = std::time::Duration::from_secs(app.cfg.shipping.answer_within_seconds);
     match book(&app, id, wait).await {
         Some(Booked::Done(s)) => Ok(Json(s.answer())),

@@ -231,6 +231,21 @@ async fn clickpost_already_placed_is_success_with_the_existing_waybill() {
     t.stop().await;
 }
 
+// Two worker threads, so the two calls really run at once (the window they race for is short:
+// this shows the outcome, it cannot force the interleaving).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pack_calls_at_once_cannot_both_ship_the_same_unit() {
+    let (t, _shop, cp) = sent_order("clickpost", 1).await;
+    let (a, b) = (pack(60), pack(61));
+    let (first, second) =
+        tokio::join!(t.wms_call(Method::POST, "/wms/shipments", &a), t.wms_call(Method::POST, "/wms/shipments", &b));
+    let mut statuses = [first.0, second.0];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::BAD_REQUEST], "{} / {}", first.1, second.1);
+    assert_eq!(cp.calls_to("/api/v3/create-order/").len(), 1, "one booking at the courier");
+    t.stop().await;
+}
+
 fn sr_order(channel_order_id: &str, id: u64, status: &str) -> serde_json::Value {
     json!({ "id": id, "channel_order_id": channel_order_id, "status": status, "shipments": [{ "id": id * 10, "awb": "" }] })
 }
