@@ -6,6 +6,8 @@
 //!
 //! Compiled for tests and with the `fuzz` feature only: the daemon does not carry it.
 
+use std::sync::OnceLock;
+
 use serde_json::Value;
 
 use crate::config::{self, Location};
@@ -32,20 +34,27 @@ pub const TARGETS: &[Target] = &[
     ("listings_csv", listings_csv),
 ];
 
-fn rules(routing: &str) -> OrderRules {
-    let cfg: config::Orders = toml::from_str(&format!("routing = \"{routing}\"\ndefault_location = \"WH-1\""))
-        .expect("the fuzz order rules are valid");
-    OrderRules::new(&cfg, 0)
+/// The order rules under each routing mode, built once: the targets run millions of times.
+fn all_rules() -> &'static [OrderRules] {
+    static RULES: OnceLock<Vec<OrderRules>> = OnceLock::new();
+    RULES.get_or_init(|| {
+        ["shopify", "wms", "fixed"]
+            .map(|routing| {
+                let toml = format!("routing = \"{routing}\"\ndefault_location = \"WH-1\"");
+                let cfg: config::Orders = toml::from_str(&toml).expect("the fuzz order rules are valid");
+                OrderRules::new(&cfg, 0)
+            })
+            .to_vec()
+    })
 }
 
 /// A signed webhook body (any topic): read leniently, then created, updated, cancelled and
 /// re-run as the intake flow would, with each routing mode.
 pub fn order_webhook(data: &[u8]) {
     let Some((id, order)) = parse_webhook_body(data) else { return };
-    for routing in ["shopify", "wms", "fixed"] {
-        let rules = rules(routing);
+    for rules in all_rules() {
         let order = order.as_ref().map_err(String::as_str);
-        let created = apply(None, Topic::Create, id, order, &rules, 0);
+        let created = apply(None, Topic::Create, id, order, rules, 0);
         check_change(&created.record, &created.tasks);
         let Ok(order) = order else {
             assert!(created.tasks.is_empty(), "an unreadable order is never sent");
@@ -53,11 +62,11 @@ pub fn order_webhook(data: &[u8]) {
         };
         let mut rec = created.record;
         rec.wms_created = created.tasks.contains(&Task::WmsCreate);
-        let updated = apply(Some(rec.clone()), Topic::Updated, id, Ok(order), &rules, 1);
+        let updated = apply(Some(rec.clone()), Topic::Updated, id, Ok(order), rules, 1);
         check_change(&updated.record, &updated.tasks);
-        let again = rerun(Some(updated.record), order, &rules, 2);
+        let again = rerun(Some(updated.record), order, rules, 2);
         check_change(&again.record, &again.tasks);
-        let cancelled = apply(Some(rec), Topic::Cancelled, id, Ok(order), &rules, 3);
+        let cancelled = apply(Some(rec), Topic::Cancelled, id, Ok(order), rules, 3);
         assert!(cancelled.record.cancelled, "a cancellation always marks the order cancelled");
         if let Some(body) = cancel_body(&cancelled.record) {
             serde_json::to_string(&body).expect("a cancellation body serialises");
@@ -90,15 +99,19 @@ pub fn wms_inventory(data: &[u8]) {
     }
 }
 
-/// The fixture order, accepted and created at the WMS: what the fulfilment calls act on.
-fn sent_order() -> OrderRecord {
-    let fixture: Value =
-        serde_json::from_str(include_str!("../tests/fixtures/shopify/order_450789469_get_2025-10.json"))
-            .expect("the fixture is JSON");
-    let order: ShopifyOrder = serde_json::from_value(fixture["order"].clone()).expect("the fixture order reads");
-    let mut rec = apply(None, Topic::Create, order.id, Ok(&order), &rules("wms"), 0).record;
-    rec.wms_created = true;
-    rec
+/// The fixture order, accepted and created at the WMS: what the fulfilment calls act on (built once).
+fn sent_order() -> &'static OrderRecord {
+    static SENT: OnceLock<OrderRecord> = OnceLock::new();
+    SENT.get_or_init(|| {
+        let fixture: Value =
+            serde_json::from_str(include_str!("../tests/fixtures/shopify/order_450789469_get_2025-10.json"))
+                .expect("the fixture is JSON");
+        let order: ShopifyOrder = serde_json::from_value(fixture["order"].clone()).expect("the fixture order reads");
+        let wms_rules = &all_rules()[1];
+        let mut rec = apply(None, Topic::Create, order.id, Ok(&order), wms_rules, 0).record;
+        rec.wms_created = true;
+        rec
+    })
 }
 
 /// `PUT /wms/orders/cancel` against the fixture order: cancelled quantities never exceed what was
@@ -108,7 +121,7 @@ pub fn wms_seller_cancel(data: &[u8]) {
     let rec = sent_order();
     let items = &rec.wms.as_ref().expect("sent").items;
     for refund in [false, true] {
-        let Ok(p) = plan(&rec, &req, refund) else { continue };
+        let Ok(p) = plan(rec, &req, refund) else { continue };
         for (code, qty) in &p.cancelled {
             let item = items.iter().find(|i| &i.item_code == code).expect("only known items are cancelled");
             assert!(*qty <= item.quantity, "{code}: {qty} cancelled of {}", item.quantity);
@@ -124,7 +137,7 @@ pub fn wms_seller_cancel(data: &[u8]) {
 pub fn wms_shipment(data: &[u8]) {
     let Ok(pack) = serde_json::from_slice::<PackIn>(data) else { return };
     let rec = sent_order();
-    let Ok(s) = new_shipment(&rec, &pack, &[], "clickpost", (500, [10, 10, 10]), 0) else { return };
+    let Ok(s) = new_shipment(rec, &pack, &[], "clickpost", (500, [10, 10, 10]), 0) else { return };
     let items = &rec.wms.as_ref().expect("sent").items;
     for line in &s.lines {
         let item = items.iter().find(|i| i.item_code == line.item_code).expect("only the order's items ship");
@@ -139,7 +152,7 @@ pub fn wms_shipment(data: &[u8]) {
         assert_eq!(line.shopify_lines.iter().map(|(_, q)| *q).sum::<u32>(), line.quantity);
     }
     let pickup: Location = toml::from_str("shopify_location_id = 1\nwms_location_code = \"WH-1\"").expect("valid");
-    let body = clickpost_request(&s, &rec, &pickup, 1, "account");
+    let body = clickpost_request(&s, rec, &pickup, 1, "account");
     assert_eq!(body["shipment_details"]["reference_number"], s.reference());
     let _ = s.answer();
 }

@@ -47,11 +47,26 @@ pub(super) fn personal_key(rec: &OrderRecord) -> [u8; 16] {
     super::pair_key(rec.first_seen_ms.max(0) as u64, rec.id)
 }
 
+/// What the indexes know of an order: taken before a change, so the change needs no copy of the
+/// whole record to be indexed.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Indexed {
+    id: u64,
+    status: OrderStatus,
+    personal: bool,
+}
+
+impl Indexed {
+    pub(super) fn of(rec: &OrderRecord) -> Self {
+        Self { id: rec.id, status: rec.status, personal: holds_personal(rec) }
+    }
+}
+
 /// Keeps the indexes right when an order goes from `before` (absent: new) to `after`.
 pub(super) fn reindex(
     counts: &TransactionalTree,
     personal: &TransactionalTree,
-    before: Option<&OrderRecord>,
+    before: Option<Indexed>,
     after: &OrderRecord,
 ) -> std::result::Result<(), UnabortableTransactionError> {
     if before.map(|b| b.status) != Some(after.status) {
@@ -64,7 +79,7 @@ pub(super) fn reindex(
         let n = read_count(counts.get(k)?.as_deref());
         counts.insert(&k, &(n + 1).to_be_bytes())?;
     }
-    if holds_personal(after) && !before.is_some_and(holds_personal) {
+    if holds_personal(after) && !before.is_some_and(|b| b.personal) {
         personal.insert(&personal_key(after), &[])?;
     }
     Ok(())

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
-use super::order_index::reindex;
+use super::order_index::{reindex, Indexed};
 use super::{be, codec, pair_key, Result, Store, StoreError};
 use crate::flows::intake::Change;
 use crate::flows::model::{OrderRecord, OrderStatus, OutboxEntry};
@@ -71,12 +71,13 @@ impl Store {
                 Some(v) => Some(codec::decode::<OrderRecord>(&v).map_err(ConflictableTransactionError::Abort)?),
                 None => None,
             };
-            let change = decide(existing.clone());
+            let before = existing.as_ref().map(Indexed::of);
+            let change = decide(existing);
             raw_events.insert(&raw_event_key(now_ms, order_id, orders.generate_id()?), raw.as_slice())?;
             if !change.record.name.is_empty() {
                 names.insert(change.record.name.as_bytes(), &be(order_id))?;
             }
-            reindex(counts, personal, existing.as_ref(), &change.record)?;
+            reindex(counts, personal, before, &change.record)?;
             let rec = codec::encode(&change.record).map_err(ConflictableTransactionError::Abort)?;
             orders.insert(&be(order_id), rec)?;
             for task in &change.tasks {
@@ -139,12 +140,12 @@ impl Store {
         let i = &self.inner;
         let result = (&i.orders, &i.order_counts, &i.personal).transaction(|(orders, counts, personal)| {
             let Some(old) = orders.get(be(id))? else { return Ok::<_, ConflictableTransactionError<Infallible>>(None) };
-            let Ok(before) = codec::decode::<OrderRecord>(&old) else { return Ok(None) };
-            let mut rec = before.clone();
+            let Ok(mut rec) = codec::decode::<OrderRecord>(&old) else { return Ok(None) };
+            let before = Indexed::of(&rec);
             f(&mut rec);
             let Ok(bytes) = codec::encode(&rec) else { return Ok(None) };
             orders.insert(&be(id), bytes)?;
-            reindex(counts, personal, Some(&before), &rec)?;
+            reindex(counts, personal, Some(before), &rec)?;
             Ok(Some(rec))
         });
         result.map_err(|e| match e {

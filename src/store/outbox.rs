@@ -89,11 +89,11 @@ impl Store {
             .transaction(|(outbox, orders, counts, personal)| {
                 outbox.remove(&pair_key(entry.order_id, entry.seq))?;
                 if let Some(v) = orders.get(be(entry.order_id))? {
-                    let before: OrderRecord = codec::decode(&v).map_err(Abort::Abort)?;
-                    let mut rec = before.clone();
+                    let mut rec: OrderRecord = codec::decode(&v).map_err(Abort::Abort)?;
+                    let before = super::order_index::Indexed::of(&rec);
                     effect(&mut rec);
                     orders.insert(&be(entry.order_id), codec::encode(&rec).map_err(Abort::Abort)?)?;
-                    super::order_index::reindex(counts, personal, Some(&before), &rec)?;
+                    super::order_index::reindex(counts, personal, Some(before), &rec)?;
                 }
                 for task in follow_ups {
                     let seq = outbox.generate_id()?;

@@ -123,12 +123,12 @@ impl Store {
         let trees = (&i.orders, &i.outbox, &i.order_counts, &i.personal);
         let result = trees.transaction(|(orders, outbox, counts, personal)| {
             let Some(v) = orders.get(be(order_id))? else { return Ok(None) };
-            let before: OrderRecord = codec::decode(&v).map_err(|e| Abort::Abort(Stop::Codec(e)))?;
-            let mut rec = before.clone();
+            let mut rec: OrderRecord = codec::decode(&v).map_err(|e| Abort::Abort(Stop::Codec(e)))?;
+            let before = super::order_index::Indexed::of(&rec);
             let task = change(&mut rec).map_err(|e| Abort::Abort(Stop::Refused(e)))?;
             rec.changed_ms = now_ms;
             orders.insert(&be(order_id), codec::encode(&rec).map_err(|e| Abort::Abort(Stop::Codec(e)))?)?;
-            super::order_index::reindex(counts, personal, Some(&before), &rec)?;
+            super::order_index::reindex(counts, personal, Some(before), &rec)?;
             if let Some(task) = &task {
                 let seq = outbox.generate_id()?;
                 let entry = OutboxEntry::new(seq, order_id, task.clone(), now_ms);
