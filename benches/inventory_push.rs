@@ -52,7 +52,7 @@ wms_location_code = "WH"
     .unwrap();
     let cfg = Config::load(&path).unwrap();
     let store = Store::open(&cfg.storage.path, 64).unwrap();
-    App::new(cfg, store).unwrap()
+    channeld::services::open(cfg, store).unwrap()
 }
 
 /// Pushes `n` SKUs once; returns (calls, seconds).

@@ -50,7 +50,7 @@ reconcile_schedule = "0 0 0 1 1 *"
 /// Fills the store with `n` delivered orders received evenly over the past year (the state after
 /// a year of traffic), then prunes as the running daemon would have: raw bodies older than the
 /// default 90-day retention, webhook ids older than 7 days.
-async fn populate(dir: &Path, n: u64) {
+fn populate(dir: &Path, n: u64) {
     const DAY: i64 = 86_400_000;
     let store = Store::open(&dir.join("store"), 64).unwrap();
     let started = Instant::now();
@@ -58,9 +58,8 @@ async fn populate(dir: &Path, n: u64) {
     let step = 365 * DAY / n as i64;
     for id in 1..=n {
         let at = now - (n - id) as i64 * step;
-        let body = format!("{{\"id\":{id}}}");
         store
-            .record_event("orders/create", Some(&format!("e{id}")), id, body.as_bytes(), at, |_| {
+            .record_event("orders/create", Some(&format!("e{id}")), id, at, |_| {
                 let mut record = OrderRecord::new(id, format!("#{id}"), at);
                 record.status = OrderStatus::Sent;
                 record.wms_created = true;
@@ -72,7 +71,7 @@ async fn populate(dir: &Path, n: u64) {
         }
     }
     let pruned = store.prune(now - 7 * DAY, now - 90 * DAY).unwrap();
-    store.durable().await.unwrap();
+    store.close().unwrap();
     eprintln!("  pruned {pruned} expired entries; store on disk: {:.0} MB", store.size_on_disk() as f64 / 1e6);
 }
 
@@ -130,7 +129,8 @@ async fn main() {
     let (pe, pf) = (free_port(), free_port());
     let (ce, cf) = (config(empty.path(), pe), config(full.path(), pf));
     eprintln!("storing {n} orders...");
-    populate(full.path(), n).await;
+    let dir = full.path().to_path_buf();
+    tokio::task::spawn_blocking(move || populate(&dir, n)).await.unwrap();
     let (mut ready_e, mut rss_e, mut ready_f, mut rss_f) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut scraped_e, mut scraped_f) = (Vec::new(), Vec::new());
     for _ in 0..3 {

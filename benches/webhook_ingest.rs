@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use channeld::app::App;
 use channeld::config::Config;
 use channeld::shopify::order::parse_webhook_body;
 use channeld::shopify::webhook::{sign, verify};
@@ -109,7 +108,7 @@ reconcile_schedule = "0 0 0 1 1 *"
     .unwrap();
     let cfg = Config::load(&path).unwrap();
     let store = Store::open(&cfg.storage.path, cfg.storage.cache_capacity_mb).unwrap();
-    let app = App::new(cfg, store).unwrap();
+    let app = channeld::services::open(cfg, store).unwrap();
     let shutdown = CancellationToken::new();
     tokio::spawn(channeld::server::run(app, listener, shutdown.clone()));
     let client = reqwest::Client::new();

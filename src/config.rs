@@ -110,6 +110,16 @@ pub struct Storage {
     pub cache_capacity_mb: u64,
     #[serde(default = "d_retention")]
     pub retention_days: u32,
+    /// Free disk space (MB) below which new events are refused with 503 rather than written: the
+    /// state database must always find room for its own log. 0 = no check.
+    #[serde(default = "d_min_free_mb")]
+    pub min_free_mb: u64,
+}
+
+impl Storage {
+    pub fn open_options(&self) -> crate::store::OpenOptions {
+        crate::store::OpenOptions { cache_capacity_mb: self.cache_capacity_mb, min_free_mb: self.min_free_mb }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -350,6 +360,9 @@ fn d_cache_mb() -> u64 {
 }
 fn d_retention() -> u32 {
     90
+}
+fn d_min_free_mb() -> u64 {
+    64
 }
 fn d_level() -> String {
     "info".into()

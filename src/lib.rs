@@ -2,14 +2,16 @@
 //!
 //! # Layout
 //! - [`config`]: the TOML file and `CHANNELD_*` overrides, validated into typed structs.
-//! - [`store`]: the only code touching sled: trees, the versioned record codec, group commit.
+//! - [`store`]: the only code touching sled and the journal: trees, the versioned record codec, the
+//!   acknowledgement boundary (journal group commit, applier, checkpoints, replay).
 //! - [`flows`]: business rules on plain data (order mapping, validation, routing, retries).
 //! - [`shopify`], [`wms`], [`courier`]: one module per external party (payload types and clients).
 //! - [`remote`]: how an outbound call ended, shared by every client; [`lenient`]: reading their JSON.
-//! - [`app`]: the shared context and the order services the handlers and commands call.
+//! - [`app`]: the shared context; [`services`]: the operations handlers, commands and workers call
+//!   (webhooks, `/wms/*` calls, bookings), each journaled and applied by one function.
 //! - [`http`]: the router and thin handlers; [`admin`]: commands over the unix socket.
-//! - [`outbox`]: the delivery worker; [`jobs`]: scheduled jobs; [`shipping`]: courier bookings;
-//!   [`server`]: starts and stops everything.
+//! - [`outbox`]: the delivery worker; [`jobs`]: scheduled jobs; [`server`]: starts and stops
+//!   everything.
 //! - [`cli`]: the command line; [`telemetry`], [`systemd`]: logs, metrics, readiness.
 //! - `fuzz` (tests and the `fuzz` feature only): entry points for the cargo-fuzz targets in `fuzz/`.
 
@@ -29,7 +31,7 @@ pub mod lenient;
 pub mod outbox;
 pub mod remote;
 pub mod server;
-pub mod shipping;
+pub mod services;
 pub mod shopify;
 pub mod store;
 pub mod systemd;

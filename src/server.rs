@@ -3,8 +3,9 @@
 //!
 //! [`run`] takes its listener and shutdown token from the caller, so tests run the real server
 //! in-process on `127.0.0.1:0`. Shutdown order: stop accepting (HTTP requests in flight finish,
-//! each flushing before its 200), stop the workers (calls in flight get a few seconds, the rest
-//! stays queued), flush the store, return.
+//! each durable before its 200), stop the workers (calls in flight get a few seconds, the rest
+//! stays queued), apply and sync everything the store took, return. A store that failed beyond
+//! repair in this process stops the server too, and `run` returns an error (exit non-zero).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -31,17 +32,17 @@ pub async fn run(app: Arc<App>, listener: TcpListener, shutdown: CancellationTok
     ];
     let mut scheduler = jobs::start(app.clone()).await?;
     // Bookings interrupted by a stop or a crash finish now (the courier recognises a repeat).
-    for s in app.store.shipments_booking()? {
-        tracing::info!(shipment = s.shipment_id, "resuming an interrupted booking");
-        let app = app.clone();
-        tokio::spawn(async move { crate::shipping::book(&app, s.shipment_id, std::time::Duration::ZERO).await });
-    }
+    crate::services::shipments::resume_bookings(&app).await?;
     app.ready.store(true, Ordering::Release);
     tracing::info!(listen = %listener.local_addr()?, "channeld is serving");
     systemd::notify("READY=1");
     let stopping = shutdown.clone();
+    let mut failed = app.store.health().failed();
     let server = axum::serve(listener, http::router(app.clone())).with_graceful_shutdown(async move {
-        stopping.cancelled().await;
+        tokio::select! {
+            _ = stopping.cancelled() => {}
+            _ = failed.wait_for(Option::is_some) => {}
+        }
         systemd::notify("STOPPING=1");
         tracing::info!("shutting down: no new requests");
     });
@@ -54,8 +55,13 @@ pub async fn run(app: Arc<App>, listener: TcpListener, shutdown: CancellationTok
     for w in workers {
         let _ = w.await;
     }
-    app.store.flush()?;
-    tracing::info!("store flushed; bye");
+    if let Some(why) = app.store.health().fatal() {
+        // Exiting non-zero lets systemd restart the daemon; the replay at start-up recovers.
+        anyhow::bail!("the store failed ({why}); exiting so that a restart recovers it");
+    }
+    let store = app.store.clone();
+    tokio::task::spawn_blocking(move || store.close()).await??;
+    tracing::info!("store synced; bye");
     served.map_err(Into::into)
 }
 
@@ -64,7 +70,13 @@ async fn prune_loop(app: Arc<App>, shutdown: CancellationToken) {
         let day = 86_400_000i64;
         let keep_days = i64::from(app.cfg.storage.retention_days);
         let now = now_ms();
-        match app.store.prune(now - DEDUPE_DAYS.max(keep_days) * day, now - keep_days * day) {
+        let store = app.store.clone();
+        let pruned = tokio::task::spawn_blocking(move || {
+            store.prune(now - DEDUPE_DAYS.max(keep_days) * day, now - keep_days * day)
+        })
+        .await
+        .unwrap_or_else(|e| Err(crate::store::StoreError::Checkpoint(e.to_string())));
+        match pruned {
             Ok(n) if n > 0 => tracing::info!(removed = n, "pruned expired webhook ids, payloads and personal data"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "pruning failed; will try again"),

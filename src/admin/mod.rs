@@ -7,6 +7,8 @@
 
 pub mod socket;
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::app::{now_ms, App};
@@ -91,9 +93,37 @@ pub struct EntryView {
     pub last_error: Option<String>,
 }
 
-pub async fn execute(app: &App, req: Request) -> Response {
+/// Runs one command. Store work runs on a blocking thread; whatever a command changes is durable
+/// before it answers.
+pub async fn execute(app: &Arc<App>, req: Request) -> Response {
+    match req {
+        Request::OrdersRetry { id } => crate::services::orders::retry_order(app, &id)
+            .await
+            .map(serde_json::Value::String)
+            .map_err(|e| e.to_string()),
+        req => {
+            let (app, wake) = (app.clone(), matches!(req, Request::OutboxRetry { .. }));
+            let answer = tokio::task::spawn_blocking({
+                let app = app.clone();
+                move || execute_blocking(&app, req)
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("the command failed: {e}")));
+            if wake {
+                app.outbox_wake.notify_one();
+            }
+            answer
+        }
+    }
+}
+
+fn execute_blocking(app: &App, req: Request) -> Response {
     let store = &app.store;
     let err = |e: crate::store::StoreError| e.to_string();
+    let changed = |answer: Response| -> Response {
+        store.sync_state_blocking().map_err(err)?;
+        answer
+    };
     match req {
         Request::OrdersList { status } => {
             let views: Vec<OrderView> = store.orders(status).map_err(err)?.iter().map(order_view).collect();
@@ -103,9 +133,7 @@ pub async fn execute(app: &App, req: Request) -> Response {
             Some(rec) => to_json(&order_view(&rec)),
             None => Err(format!("no order {id} is stored")),
         },
-        Request::OrdersRetry { id } => {
-            app.retry_order(&id).await.map(serde_json::Value::String).map_err(|e| e.to_string())
-        }
+        Request::OrdersRetry { .. } => Err("orders retry runs in the async path".into()),
         Request::OutboxList => {
             let views: Vec<EntryView> = store.outbox_entries().map_err(err)?.iter().map(entry_view).collect();
             to_json(&views)
@@ -113,14 +141,11 @@ pub async fn execute(app: &App, req: Request) -> Response {
         Request::OutboxRetry { seq } => {
             let which = seq.map_or(Replay::AllDead, Replay::One);
             let n = store.replay_entries(which, now_ms()).map_err(err)?;
-            store.durable().await.map_err(err)?;
-            app.outbox_wake.notify_one();
-            Ok(serde_json::Value::String(format!("{n} call(s) queued again")))
+            changed(Ok(serde_json::Value::String(format!("{n} call(s) queued again"))))
         }
         Request::ListingsReplace { listings } => {
             let change = store.replace_listings(&listings).map_err(err)?;
-            store.durable().await.map_err(err)?;
-            to_json(&change)
+            changed(to_json(&change))
         }
         Request::ListingsList => to_json(&store.listings().map_err(err)?),
         Request::InventoryStatus => {
@@ -132,17 +157,15 @@ pub async fn execute(app: &App, req: Request) -> Response {
         }
         Request::InventoryRelease { sku } => {
             let n = store.release_sku(&sku).map_err(err)?;
-            store.durable().await.map_err(err)?;
             if n == 0 {
                 return Err(format!("no quarantined row for SKU {sku}"));
             }
-            Ok(serde_json::Value::String(format!("{n} row(s) of {sku} released; pushed at the next run")))
+            changed(Ok(serde_json::Value::String(format!("{n} row(s) of {sku} released; pushed at the next run"))))
         }
         Request::JobStatuses => to_json(&store.job_statuses().map_err(err)?),
         Request::InventoryResync => {
             let n = store.resync_inventory().map_err(err)?;
-            store.durable().await.map_err(err)?;
-            Ok(serde_json::Value::String(format!("{n} row(s) will be pushed again at the next run")))
+            changed(Ok(serde_json::Value::String(format!("{n} row(s) will be pushed again at the next run"))))
         }
     }
 }

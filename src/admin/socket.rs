@@ -56,7 +56,7 @@ pub async fn serve_loop(app: Arc<App>, listener: UnixListener, shutdown: Cancell
     }
 }
 
-async fn handle(app: &App, stream: UnixStream) -> std::io::Result<()> {
+async fn handle(app: &Arc<App>, stream: UnixStream) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     read_line(read, &mut line).await?;

@@ -2,6 +2,7 @@
 //! socket, or run against the store directly when no daemon answers.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
@@ -50,11 +51,18 @@ pub(super) async fn call(cfg: Config, req: Request) -> anyhow::Result<Value> {
     if let Some(answer) = socket::call(&cfg.storage.path, &req).await.context("the admin socket failed")? {
         return answer.map_err(|e| anyhow!(e));
     }
-    let store = open_store(&cfg).await?;
-    let app = App::new(cfg, store)?;
+    let app = open_app(cfg).await?;
     let answer = admin::execute(&app, req).await;
-    app.store.flush()?;
+    let closed = app.store.clone();
+    tokio::task::spawn_blocking(move || closed.close()).await??;
     answer.map_err(|e| anyhow!(e))
+}
+
+/// Opens the store directly (no daemon runs) and replays what it had not made durable, on a
+/// blocking thread.
+pub(super) async fn open_app(cfg: Config) -> anyhow::Result<Arc<App>> {
+    let store = open_store(&cfg).await?;
+    tokio::task::spawn_blocking(move || crate::services::open(cfg, store)).await?
 }
 
 /// Opens the store when no daemon answers on its socket. A daemon that is stopping (or starting)
@@ -67,7 +75,9 @@ pub(super) async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
     refuse_other_users(storage)?;
     let deadline = Instant::now() + LOCKED_PATIENCE;
     loop {
-        match Store::open(storage, cfg.storage.cache_capacity_mb) {
+        let opts = cfg.storage.open_options();
+        let path = storage.clone();
+        match tokio::task::spawn_blocking(move || Store::open_with(&path, &opts)).await? {
             Err(StoreError::Locked(_)) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
             Err(StoreError::Locked(p)) => bail!(
                 "a channeld process holds the store at {} but its admin socket does not answer; is it starting or stopping?",

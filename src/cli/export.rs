@@ -23,7 +23,12 @@ pub async fn run(path: &Path, file: &Path) -> anyhow::Result<()> {
     let mut write_line = |line: &str| -> std::io::Result<()> { writeln!(out, "{line}") };
     let count = match socket::export(&cfg.storage.path, &mut write_line).await? {
         Some(n) => n,
-        None => super::admin_cmd::open_store(&cfg).await?.export(|v| write_line(&v.to_string()))?,
+        None => {
+            let app = super::admin_cmd::open_app(cfg).await?;
+            let n = tokio::task::block_in_place(|| app.store.export(|v| write_line(&v.to_string())))?;
+            tokio::task::block_in_place(|| app.store.close())?;
+            n
+        }
     };
     out.flush()?;
     println!("{count} record(s) written to {}", file.display());

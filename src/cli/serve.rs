@@ -7,7 +7,6 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::App;
 use crate::config::{permission_warning, Config};
 use crate::store::Store;
 use crate::{server, telemetry};
@@ -18,12 +17,16 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     if let Some(warning) = permission_warning(path) {
         tracing::warn!("{warning}");
     }
-    let store = Store::open(&cfg.storage.path, cfg.storage.cache_capacity_mb)
-        .with_context(|| format!("could not open the store at {}", cfg.storage.path.display()))?;
-    let listener = TcpListener::bind(&cfg.server.listen)
+    // Opening and replaying read the disk: a blocking thread, not a runtime worker.
+    let app = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let store = Store::open_with(&cfg.storage.path, &cfg.storage.open_options())
+            .with_context(|| format!("could not open the store at {}", cfg.storage.path.display()))?;
+        crate::services::open(cfg, store)
+    })
+    .await??;
+    let listener = TcpListener::bind(&app.cfg.server.listen)
         .await
-        .with_context(|| format!("could not listen on {} (server.listen)", cfg.server.listen))?;
-    let app = App::new(cfg, store)?;
+        .with_context(|| format!("could not listen on {} (server.listen)", app.cfg.server.listen))?;
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
     let mut term = signal(SignalKind::terminate())?;

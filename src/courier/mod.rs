@@ -32,3 +32,18 @@ fn record_call<T>(courier: &'static str, started: std::time::Instant, result: &R
     metrics::counter!("channeld_courier_calls_total", "courier" => courier, "result" => label).increment(1);
     metrics::histogram!("channeld_courier_call_seconds", "courier" => courier).record(started.elapsed().as_secs_f64());
 }
+
+/// The two aggregators' clients, built once from the configuration.
+pub struct Couriers {
+    pub clickpost: clickpost::ClickpostClient,
+    pub shiprocket: shiprocket::ShiprocketClient,
+}
+
+impl Couriers {
+    pub fn new(cfg: &crate::config::Config) -> anyhow::Result<Self> {
+        Ok(Self {
+            clickpost: clickpost::ClickpostClient::new(&cfg.clickpost)?,
+            shiprocket: shiprocket::ShiprocketClient::new(&cfg.shiprocket)?,
+        })
+    }
+}

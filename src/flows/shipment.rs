@@ -143,6 +143,43 @@ impl ShipmentRecord {
             "shippingLabel": { "awbNumber": self.awb, "transporter": self.transporter, "shippingLabelUrl": self.label_url },
         })
     }
+
+    /// The Get Shipping Label answer, once the courier gave an AWB and a label.
+    pub fn label_answer(&self) -> Option<Value> {
+        if self.label_url.is_empty() || self.awb.is_empty() {
+            return None;
+        }
+        Some(json!({ "awbNumber": self.awb, "transporter": self.transporter, "shippingLabelUrl": self.label_url }))
+    }
+
+    /// The Get Invoice answer: Shiprocket's invoice (with the pack call's number and date when
+    /// given), or — Clickpost makes no tax invoice — what the pack call sent. `None` while unknown.
+    pub fn invoice_answer(&self) -> Option<Value> {
+        if self.provider == "shiprocket" {
+            if self.invoice_url.is_empty() {
+                return None;
+            }
+            let date =
+                chrono::DateTime::from_timestamp_millis(self.updated_ms).map(super::fmt_time).unwrap_or_default();
+            let (code, date) = self
+                .invoice
+                .as_ref()
+                .map_or((self.shipment_id.to_string(), date), |i| (i.code.clone(), i.date.clone()));
+            return Some(json!({ "invoiceCode": code, "invoiceDate": date, "invoiceUrl": self.invoice_url }));
+        }
+        let inv = self.invoice.as_ref()?;
+        Some(json!({ "invoiceCode": inv.code, "invoiceDate": inv.date, "invoiceUrl": inv.url }))
+    }
+}
+
+/// How a booking ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Booked {
+    Done(Box<ShipmentRecord>),
+    /// The courier refused: its message goes back to the WMS.
+    Refused(String),
+    /// Not now (courier down, throttled, still processing): the WMS should call again.
+    Later(String),
 }
 
 /// Why a pack call cannot become a shipment.

@@ -1,7 +1,7 @@
 //! The three Shopify webhook endpoints (CONTRACT.md §4.1).
 //!
 //! Order of checks: body size (the router's limit, 413), signature (401), shop domain (401),
-//! JSON with a numeric id (400); then the event is recorded and flushed, and only then 200.
+//! JSON with a numeric id (400); then the event is journaled, synced and applied, and only then 200.
 //! A store that cannot write answers 503 so Shopify retries; nothing is acknowledged that is not
 //! on disk.
 
@@ -14,8 +14,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use crate::app::{App, IngestError};
+use crate::app::App;
 use crate::flows::intake::Topic;
+use crate::services::orders::{ingest_webhook, IngestError};
 use crate::shopify::webhook;
 use crate::store::Ingested;
 
@@ -31,7 +32,7 @@ pub async fn orders_cancelled(State(app): State<Arc<App>>, headers: HeaderMap, b
     receive(&app, Topic::Cancelled, &headers, &body).await
 }
 
-async fn receive(app: &App, topic: Topic, headers: &HeaderMap, body: &[u8]) -> Response {
+async fn receive(app: &Arc<App>, topic: Topic, headers: &HeaderMap, body: &[u8]) -> Response {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").trim();
     let s = &app.cfg.shopify;
     let (status, result, message) = if !webhook::verify(
@@ -46,7 +47,7 @@ async fn receive(app: &App, topic: Topic, headers: &HeaderMap, body: &[u8]) -> R
     } else {
         let event_key =
             [header("X-Shopify-Event-Id"), header("X-Shopify-Webhook-Id")].into_iter().find(|k| !k.is_empty());
-        match app.ingest_webhook(topic, event_key, body).await {
+        match ingest_webhook(app, topic, event_key, body).await {
             Ok(Ingested::Duplicate) => (StatusCode::OK, "duplicate", "already received"),
             Ok(Ingested::Applied { outcome, .. }) => (StatusCode::OK, outcome, "ok"),
             Err(IngestError::BadRequest(m)) => (StatusCode::BAD_REQUEST, "bad_request", m),

@@ -34,7 +34,8 @@ pub async fn run(app: &App) -> anyhow::Result<String> {
 pub async fn push_pending(app: &App) -> anyhow::Result<PushReport> {
     let rows: Vec<PushRow> = app
         .store
-        .inventory_rows()?
+        .call(|s| s.inventory_rows())
+        .await?
         .iter()
         // Only mapped locations are ever written: since 2026-10 Shopify stocks an item wherever it is told.
         .filter(|r| r.is_pending() && app.cfg.wms_location_for(r.location_id).is_some())
@@ -53,6 +54,7 @@ pub async fn push_pending(app: &App) -> anyhow::Result<PushReport> {
             }
         }
     }
+    app.store.sync_state().await?;
     Ok(report)
 }
 
@@ -69,7 +71,8 @@ async fn push_batch(
         report.calls += 1;
         let refused = app.shopify.set_quantities(&batch, &key, reference).await?;
         if refused.is_empty() {
-            app.store.mark_pushed(&batch).map_err(|e| CallError::transient(e.to_string()))?;
+            let pushed = batch.clone();
+            app.store.call(move |s| s.mark_pushed(&pushed)).await.map_err(|e| CallError::transient(e.to_string()))?;
             report.pushed += batch.len();
             metrics::counter!("channeld_inventory_rows_pushed_total").increment(batch.len() as u64);
             return Ok(());
@@ -78,7 +81,11 @@ async fn push_batch(
         for (i, message) in refused {
             let row = &batch[i];
             tracing::warn!(sku = %row.sku, item = row.item_id, location = row.location_id, %message, "Shopify refused an inventory row: quarantined");
-            app.store.quarantine_row(row, &message).map_err(|e| CallError::transient(e.to_string()))?;
+            let (row, why) = (row.clone(), message.clone());
+            app.store
+                .call(move |s| s.quarantine_row(&row, &why))
+                .await
+                .map_err(|e| CallError::transient(e.to_string()))?;
             refused_idx.push(i);
         }
         refused_idx.sort_unstable();

@@ -35,7 +35,7 @@ fn jobs(app: &App) -> Vec<(&'static str, &'static str, String, JobFn)> {
             Box::pin(async move { archive::run(&app).await })
         }),
         ("label_retrieval", "jobs.label_retrieval_schedule", c.jobs.label_retrieval_schedule.clone(), |app| {
-            Box::pin(async move { crate::shipping::retrieve_labels(&app).await })
+            Box::pin(async move { crate::services::shipments::retrieve_labels(&app).await })
         }),
     ]
 }
@@ -84,7 +84,7 @@ pub async fn run_recorded(app: &Arc<App>, name: &'static str, run: JobFn) {
     metrics::counter!("channeld_job_runs_total", "job" => name, "result" => if ok { "ok" } else { "error" })
         .increment(1);
     let status = JobStatus { last_run_ms: started, ok, summary };
-    if let Err(e) = app.store.set_job_status(name, &status) {
+    if let Err(e) = app.store.call(move |s| s.set_job_status(name, &status)).await {
         tracing::warn!(job = name, error = %e, "could not record the job's status");
     }
 }

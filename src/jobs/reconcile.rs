@@ -11,7 +11,7 @@ use crate::flows::intake::{self, Topic};
 use crate::flows::{fmt_time, parse_time};
 
 pub async fn run(app: &App) -> anyhow::Result<String> {
-    let watermark = app.store.reconcile_watermark()?.unwrap_or(app.rules.since_ms);
+    let watermark = app.store.call(|s| s.reconcile_watermark()).await?.unwrap_or(app.rules.since_ms);
     let overlap = i64::from(app.cfg.jobs.reconcile_overlap_minutes) * 60_000;
     let since = chrono::DateTime::from_timestamp_millis(watermark - overlap).map(fmt_time).unwrap_or_default();
     let (mut seen, mut fetched, mut queued) = (0usize, 0usize, 0usize);
@@ -23,21 +23,22 @@ pub async fn run(app: &App) -> anyhow::Result<String> {
             seen += 1;
             let updated_ms = parse_time(&updated_at).map_or(0, |t| t.timestamp_millis());
             newest = newest.max(updated_ms);
-            if already_known(app, id, updated_ms)? {
+            if already_known(app, id, updated_ms).await? {
                 continue;
             }
             let Some(order) = app.shopify.order(id).await? else { continue };
             fetched += 1;
             let now = now_ms();
             let key = format!("{id}@{updated_at}");
-            let result = app.store.record_event(
-                "reconcile",
-                Some(&key),
-                id,
-                b"(fetched by reconciliation)",
-                now,
-                |existing| intake::apply(existing, Topic::Updated, id, Ok(&order), &app.rules, now),
-            )?;
+            let rules = app.rules.clone();
+            let result = app
+                .store
+                .call(move |s| {
+                    s.record_event("reconcile", Some(&key), id, now, |existing| {
+                        intake::apply(existing, Topic::Updated, id, Ok(&order), &rules, now)
+                    })
+                })
+                .await?;
             if let crate::store::Ingested::Applied { queued: n, outcome, .. } = result {
                 if n > 0 {
                     tracing::info!(order = id, outcome, "reconciliation found a missed change");
@@ -50,18 +51,18 @@ pub async fn run(app: &App) -> anyhow::Result<String> {
             None => break,
         }
     }
-    app.store.durable().await?;
+    app.store.call(move |s| s.set_reconcile_watermark(newest)).await?;
+    app.store.sync_state().await?;
     if queued > 0 {
         app.outbox_wake.notify_one();
     }
-    app.store.set_reconcile_watermark(newest)?;
     metrics::counter!("channeld_reconcile_orders_fetched_total").increment(fetched as u64);
     Ok(format!("{seen} order(s) updated since {since}; {fetched} fetched; {queued} call(s) queued"))
 }
 
 /// True when the stored order already reflects this Shopify version (or is finished with).
-fn already_known(app: &App, id: u64, updated_ms: i64) -> anyhow::Result<bool> {
-    Ok(match app.store.order(id)? {
+async fn already_known(app: &App, id: u64, updated_ms: i64) -> anyhow::Result<bool> {
+    Ok(match app.store.call(move |s| s.order(id)).await? {
         Some(rec) => rec.cancelled || rec.last_updated_ms.is_some_and(|t| t >= updated_ms),
         None => false,
     })

@@ -36,43 +36,45 @@ pub(super) async fn run_entry(app: &App, entry: OutboxEntry) {
         Task::ShopifyRefund { transactions } => refund(app, entry.order_id, transactions).await,
         Task::ShopifyFulfill { shipment_id } => fulfill(app, *shipment_id).await,
     };
-    if let Err(e) = record(app, entry, step) {
+    if let Err(e) = record(app, entry, step).await {
         // The entry stays as it was and runs again: at-least-once, made safe by idempotent handling.
         tracing::error!(error = %e, "outbox: could not record a call's outcome");
     }
 }
 
-fn record(app: &App, mut entry: OutboxEntry, step: Step) -> Result<(), crate::store::StoreError> {
+async fn record(app: &App, mut entry: OutboxEntry, step: Step) -> Result<(), crate::store::StoreError> {
     let (order, kind) = (entry.order_id, entry.task.kind());
+    let store = &app.store;
+    let finish = |entry: OutboxEntry, effect: Box<dyn Fn(&mut OrderRecord) + Send>, next: Vec<Task>| {
+        store.call(move |s| s.finish_entry(&entry, effect, &next))
+    };
+    let save = |entry: OutboxEntry| store.call(move |s| s.save_entry(&entry));
     match step {
         Step::Done(effect) => {
             tracing::info!(order, call = kind, "delivered");
-            app.store.finish_entry(&entry, effect, &[])
+            finish(entry, Box::new(effect), Vec::new()).await
         }
         Step::DoneThen(next) => {
             tracing::info!(order, call = kind, follow_ups = next.len(), "delivered");
-            app.store.finish_entry(&entry, |_| {}, &next)
+            finish(entry, Box::new(|_| {}), next).await
         }
         Step::Dropped(why) => {
             tracing::info!(order, call = kind, why, "not sent");
-            app.store.finish_entry(&entry, |_| {}, &[])
+            finish(entry, Box::new(|_| {}), Vec::new()).await
         }
         Step::Reject(reason) => {
             tracing::warn!(order, %reason, "order rejected at delivery");
             metrics::counter!("channeld_orders_total", "outcome" => "rejected").increment(1);
-            app.store.finish_entry(
-                &entry,
-                |r| {
-                    r.status = OrderStatus::Rejected;
-                    r.reasons = vec![reason.clone()];
-                },
-                &[],
-            )
+            let effect = move |r: &mut OrderRecord| {
+                r.status = OrderStatus::Rejected;
+                r.reasons = vec![reason.clone()];
+            };
+            finish(entry, Box::new(effect), Vec::new()).await
         }
         Step::Failed(CallError::Unauthorized { message }) => {
             entry.next_attempt_ms = now_ms() + AUTH_PAUSE.as_millis() as i64;
             entry.last_error = Some(message);
-            app.store.save_entry(&entry)
+            save(entry).await
         }
         Step::Failed(CallError::Transient { message, retry_after })
             if entry.attempts + 1 < app.cfg.outbox.max_attempts =>
@@ -89,7 +91,7 @@ fn record(app: &App, mut entry: OutboxEntry, step: Step) -> Result<(), crate::st
             tracing::warn!(order, call = kind, attempt = entry.attempts, retry_in_ms = wait.as_millis() as u64, error = %message, "call failed; will retry");
             entry.next_attempt_ms = now_ms() + wait.as_millis() as i64;
             entry.last_error = Some(message);
-            app.store.save_entry(&entry)
+            save(entry).await
         }
         Step::Failed(e) => {
             entry.attempts += 1;
@@ -97,13 +99,13 @@ fn record(app: &App, mut entry: OutboxEntry, step: Step) -> Result<(), crate::st
             metrics::counter!("channeld_outbox_dead_letters_total", "call" => kind).increment(1);
             entry.state = EntryState::Dead;
             entry.last_error = Some(e.to_string());
-            app.store.save_entry(&entry)
+            save(entry).await
         }
     }
 }
 
-fn load(app: &App, order_id: u64) -> Result<OrderRecord, Step> {
-    match app.store.order(order_id) {
+async fn load(app: &App, order_id: u64) -> Result<OrderRecord, Step> {
+    match app.store.call(move |s| s.order(order_id)).await {
         Ok(Some(rec)) => Ok(rec),
         Ok(None) => Err(Step::Dropped("the order is no longer stored".into())),
         Err(e) => Err(Step::Failed(CallError::transient(e.to_string()))),
@@ -111,7 +113,7 @@ fn load(app: &App, order_id: u64) -> Result<OrderRecord, Step> {
 }
 
 async fn create(app: &App, entry: &OutboxEntry) -> Step {
-    let mut rec = match load(app, entry.order_id) {
+    let mut rec = match load(app, entry.order_id).await {
         Ok(r) => r,
         Err(step) => return step,
     };
@@ -121,13 +123,16 @@ async fn create(app: &App, entry: &OutboxEntry) -> Step {
     if rec.placement == Placement::Pending && !rec.cancelled {
         match route(app, &rec).await {
             Ok(p) => {
-                let placed = p.clone();
-                if let Err(e) = app.store.update_order(rec.id, move |r| {
-                    r.placement = placed.clone();
-                    if r.status == OrderStatus::Received {
-                        r.status = OrderStatus::Queued;
-                    }
-                }) {
+                let (placed, id) = (p.clone(), rec.id);
+                let placing = app.store.call(move |s| {
+                    s.update_order(id, move |r| {
+                        r.placement = placed.clone();
+                        if r.status == OrderStatus::Received {
+                            r.status = OrderStatus::Queued;
+                        }
+                    })
+                });
+                if let Err(e) = placing.await {
                     return Step::Failed(CallError::transient(e.to_string()));
                 }
                 rec.placement = p;
@@ -159,7 +164,8 @@ async fn route(app: &App, rec: &OrderRecord) -> Result<Placement, Step> {
             "Shopify assigned location {id}, which no [[locations]] entry maps to a WMS location"
         ))),
         RoutingDecision::NotYet => {
-            let _ = app.store.update_order(rec.id, |r| r.status = OrderStatus::Received);
+            let id = rec.id;
+            let _ = app.store.call(move |s| s.update_order(id, |r| r.status = OrderStatus::Received)).await;
             Err(Step::Failed(CallError::transient(
                 "Shopify has no open fulfillment order for this order yet (routing still running)",
             )))
@@ -168,7 +174,7 @@ async fn route(app: &App, rec: &OrderRecord) -> Result<Placement, Step> {
 }
 
 async fn update(app: &App, entry: &OutboxEntry, body: &str) -> Step {
-    let rec = match load(app, entry.order_id) {
+    let rec = match load(app, entry.order_id).await {
         Ok(r) => r,
         Err(step) => return step,
     };
@@ -182,7 +188,7 @@ async fn update(app: &App, entry: &OutboxEntry, body: &str) -> Step {
 }
 
 async fn cancel(app: &App, entry: &OutboxEntry) -> Step {
-    let rec = match load(app, entry.order_id) {
+    let rec = match load(app, entry.order_id).await {
         Ok(r) => r,
         Err(step) => return step,
     };
@@ -231,7 +237,7 @@ async fn refund(app: &App, order_id: u64, transactions: &str) -> Step {
 
 /// Clickpost's acknowledgement to Shopify: a fulfillment with the tracking number.
 async fn fulfill(app: &App, shipment_id: u64) -> Step {
-    let s = match app.store.shipment(shipment_id) {
+    let s = match app.store.call(move |s| s.shipment(shipment_id)).await {
         Ok(Some(s)) => s,
         Ok(None) => return Step::Dropped(format!("shipment {shipment_id} is not stored")),
         Err(e) => return Step::Failed(CallError::transient(e.to_string())),

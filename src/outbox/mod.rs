@@ -5,6 +5,7 @@
 //! - at most one call per order is in flight, and only the first entry of an order is ever due,
 //!   so an update or cancellation never overtakes the order's creation;
 //! - `outbox.concurrency` orders are served at once (a semaphore);
+//! - nothing is sent before the state it comes from is durable (a checkpoint precedes each round);
 //! - on shutdown no new call starts; calls in flight get a few seconds to finish, and whatever did
 //!   not finish is still pending in the store and runs after the restart.
 
@@ -38,14 +39,15 @@ pub async fn worker_loop(app: Arc<App>, shutdown: CancellationToken) {
     while !shutdown.is_cancelled() {
         if gauges_at.is_none_or(|t| t.elapsed() >= GAUGES_EVERY) {
             gauges_at = Some(Instant::now());
-            if let Ok(c) = app.store.outbox_counts() {
+            if let Ok(c) = app.store.call(|s| s.outbox_counts()).await {
                 metrics::gauge!("channeld_outbox_pending").set(c.pending as f64);
                 metrics::gauge!("channeld_outbox_dead").set(c.dead as f64);
             }
         }
         let snapshot = busy.lock().map(|b| b.clone()).unwrap_or_default();
         let scan_started = Instant::now();
-        let work = match app.store.due_work(now_ms(), &snapshot, permits.available_permits()) {
+        let limit = permits.available_permits();
+        let work = match app.store.call(move |s| s.due_work(now_ms(), &snapshot, limit)).await {
             Ok(w) => w,
             Err(e) => {
                 tracing::error!(error = %e, "outbox: could not read the queue");
@@ -54,6 +56,15 @@ pub async fn worker_loop(app: Arc<App>, shutdown: CancellationToken) {
             }
         };
         let rest = scan_started.elapsed() * SCAN_REST_FACTOR;
+        if !work.due.is_empty() {
+            // Due work may come from writes not yet durable (a follow-up queued by the last call's
+            // outcome): nothing is sent on the strength of those.
+            if let Err(e) = app.store.sync_state().await {
+                tracing::error!(error = %e, "outbox: the store could not be made durable; nothing is sent");
+                tokio::time::sleep(IDLE).await;
+                continue;
+            }
+        }
         for entry in work.due {
             // The limit passed to due_work keeps this from waiting; the semaphore is never closed.
             let Ok(permit) = permits.clone().acquire_owned().await else { break };

@@ -8,8 +8,7 @@
 use serde_json::{json, Value};
 
 use super::inventory::JobStatus;
-use super::orders::RawEvent;
-use super::{codec, split_pair, Result, Store};
+use super::{codec, Result, Store};
 use crate::flows::inventory::InventoryRow;
 use crate::flows::listings::Listing;
 use crate::flows::model::{OrderRecord, OutboxEntry};
@@ -34,16 +33,12 @@ impl Store {
             let e: OutboxEntry = codec::decode(&v)?;
             put("outbox", json!([e.order_id, e.seq]), json!(e))?;
         }
-        for item in i.raw_events.iter() {
-            let (k, v) = item?;
-            let e: RawEvent = codec::decode(&v)?;
-            let (order, seq) = k.get(8..).and_then(split_pair).unwrap_or_default();
-            put(
-                "payloads",
-                json!([order, seq]),
-                json!({ "topic": e.topic, "received_ms": e.received_ms, "body": e.body }),
-            )?;
-        }
+        self.each_inbound(|seq, event| match event.webhook_body() {
+            Some((topic, body)) => {
+                put("payloads", json!(seq), json!({ "topic": topic, "received_ms": event.received_ms(), "body": body }))
+            }
+            None => Ok(()),
+        })?;
         for item in i.webhook_ids.iter() {
             let (k, v) = item?;
             let at: i64 = codec::decode(&v)?;

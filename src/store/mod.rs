@@ -1,4 +1,5 @@
-//! The only code that touches sled. It owns the trees, the record codec and the group commit.
+//! The only code that touches sled and the journal. It owns the trees, the record codec, the
+//! journal of inbound events and the acknowledgement boundary.
 //!
 //! Trees:
 //! - `orders`: order id (u64 BE) → [`OrderRecord`](crate::flows::model::OrderRecord)
@@ -6,38 +7,49 @@
 //! - `outbox`: order id (BE) ‖ seq (BE) → [`OutboxEntry`](crate::flows::model::OutboxEntry); the key
 //!   order makes "the first entry of each order" a forward scan
 //! - `webhook_ids`: topic ‖ 0 ‖ event id → when it was accepted (de-duplication, kept ≥ 7 days)
-//! - `raw_events`: received (ms, BE) ‖ order id (BE) ‖ seq (BE) → the raw webhook body, for support
-//!   and export; keyed by time so pruning reads only what expired
 //! - `order_counts`, `personal`: indexes over `orders` written in the same transactions (see
 //!   `order_index.rs`): orders per status, and which orders still hold addresses, by age
 //! - `listings`, `inventory`: SKU ↔ inventory item, and desired/pushed quantities (see `inventory.rs`)
 //! - `handovers`: order id (BE) → handover and whether the order was archived on Shopify
 //! - `shipments`: shipment id (BE) → shipment (booking state, AWB, label, invoice); indexed by
 //!   order and by unfinished work in `shipment_index` (see `shipments.rs`)
-//! - `meta`: store format, first start, job statuses and other single values
+//! - `meta`: store format, first start, the last applied journal record, job statuses and other
+//!   single values
+//!
+//! Raw webhook bodies are not in sled: they live in the journal (`journal/`), which retention
+//! trims by whole segments.
 //!
 //! # Durability
-//! sled writes to its log in memory and flushes every 500 ms on its own; a crash loses what was not
-//! flushed. Anything channeld acknowledges must therefore wait for [`Store::durable`], which joins
-//! the next flush of a single flusher task: every request that wrote before that flush began is
-//! woken by it (group commit), so a burst of webhooks costs one fsync, not one each.
+//! An acknowledged inbound event is a journal record covered by `fdatasync` before it is applied
+//! to sled, and applied before it is answered ([`Store::submit`], see `commit.rs`). Everything
+//! else sled holds (outcomes of outbound calls, operator commands) is made durable by a checkpoint
+//! — sled's flush followed by a real sync of its files — before anything depends on it
+//! ([`Store::sync_state`]). After a crash or a power cut, the records sled had not made durable are
+//! applied again ([`Store::replay`]).
 
 mod codec;
+mod commit;
 mod export;
+mod fsio;
 mod handovers;
+mod inbound;
 mod inventory;
+mod journal;
 mod order_index;
 mod orders;
 mod outbox;
 mod shipments;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 pub use codec::{CodecError, FORMAT_VERSION};
+pub use commit::Health;
 pub use handovers::HandoverRecord;
+pub use inbound::{Inbound, WmsCall};
 pub use inventory::{JobStatus, ListingsChange};
 pub use orders::Ingested;
 pub use outbox::{DueWork, Replay};
@@ -48,6 +60,10 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error(transparent)]
     Codec(#[from] CodecError),
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
+    #[error("the journal could not write: {0}")]
+    JournalWrite(String),
     #[error("the store at {0} is in use by another channeld process")]
     Locked(PathBuf),
     #[error(
@@ -55,15 +71,41 @@ pub enum StoreError {
          refusing to open it"
     )]
     NewerStore { path: PathBuf, found: u8 },
-    #[error("could not flush the store to disk: {0}")]
-    Flush(String),
+    #[error(
+        "the state database at {path} cannot be opened ({detail}); the journal still holds every acknowledged \
+         event: rebuild the state with `channeld store rebuild` (README \"Recovery\")"
+    )]
+    Unopenable { path: PathBuf, detail: String },
+    #[error("could not make the store durable: {0}")]
+    Checkpoint(String),
+    #[error("the store has stopped")]
+    Stopped,
     #[error("{0}")]
     NotFound(String),
 }
 
+impl StoreError {
+    pub(crate) fn io(e: std::io::Error) -> Self {
+        StoreError::Sled(e.into())
+    }
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-type CommitWaiter = oneshot::Sender<Result<(), String>>;
+/// How a store is opened.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// sled's cache bound.
+    pub cache_capacity_mb: u64,
+    /// Free space below which the journal refuses new records (0 = no check).
+    pub min_free_mb: u64,
+}
+
+impl OpenOptions {
+    pub fn new(cache_capacity_mb: u64) -> Self {
+        Self { cache_capacity_mb, min_free_mb: 0 }
+    }
+}
 
 /// A cheaply clonable handle on the open store.
 #[derive(Clone)]
@@ -73,11 +115,12 @@ pub struct Store {
 
 struct Inner {
     db: sled::Db,
+    /// sled's own directory (`{storage.path}/db`).
+    sled_dir: PathBuf,
     orders: sled::Tree,
     order_names: sled::Tree,
     outbox: sled::Tree,
     webhook_ids: sled::Tree,
-    raw_events: sled::Tree,
     order_counts: sled::Tree,
     personal: sled::Tree,
     listings: sled::Tree,
@@ -86,24 +129,35 @@ struct Inner {
     shipments: sled::Tree,
     shipment_index: sled::Tree,
     meta: sled::Tree,
-    commit_tx: mpsc::UnboundedSender<CommitWaiter>,
+    pipeline: commit::Pipeline,
+    health: Health,
 }
 
 const META_FORMAT: &[u8] = b"store_format";
 const META_FIRST_START: &[u8] = b"first_start_ms";
+/// The newest journal record applied to sled (u64 BE).
+const META_APPLIED: &[u8] = b"applied_seq";
 
 impl Store {
-    /// Opens (or creates) the store. Must be called inside a tokio runtime: it starts the flusher.
+    /// Opens (or creates) the store and starts its journal, applier and checkpoint threads. The
+    /// caller then runs [`Store::replay`] before serving.
     pub fn open(path: &Path, cache_capacity_mb: u64) -> Result<Self> {
-        std::fs::create_dir_all(path).map_err(|e| StoreError::Sled(e.into()))?;
-        let db = sled::Config::new()
-            .path(path.join("db"))
-            .cache_capacity(cache_capacity_mb.max(1) * 1024 * 1024)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(io) if io.to_string().contains("lock") => StoreError::Locked(path.to_path_buf()),
-                e => StoreError::Sled(e),
-            })?;
+        Self::open_with(path, &OpenOptions::new(cache_capacity_mb))
+    }
+
+    pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<Self> {
+        fsio::create_private_dir(path).map_err(StoreError::io)?;
+        let sled_dir = path.join("db");
+        let created = !sled_dir.join("db").exists();
+        let db = open_sled(path, &sled_dir, opts.cache_capacity_mb)?;
+        if created {
+            // sled syncs none of the files it creates, nor their directory entries.
+            std::fs::File::open(sled_dir.join("conf")).and_then(|f| f.sync_all()).map_err(StoreError::io)?;
+            fsio::sync_dir(&sled_dir.join("blobs")).map_err(StoreError::io)?;
+            fsio::sync_dir(path).map_err(StoreError::io)?;
+        }
+        // Also covers the snapshot sled writes and renames into its directory when it opens.
+        commit::sync_sled_files(&sled_dir).map_err(StoreError::io)?;
         match db.get(META_FORMAT)?.as_deref() {
             Some([v]) if *v > FORMAT_VERSION => {
                 return Err(StoreError::NewerStore { path: path.to_path_buf(), found: *v });
@@ -113,15 +167,16 @@ impl Store {
                 db.insert(META_FORMAT, &[FORMAT_VERSION])?;
             }
         }
-        let (commit_tx, commit_rx) = mpsc::unbounded_channel();
-        tokio::spawn(flusher_loop(db.clone(), commit_rx));
         let tree = |name: &str| db.open_tree(name);
+        let meta = tree("meta")?;
+        let applied = meta.get(META_APPLIED)?.and_then(|v| v.as_ref().try_into().ok()).map_or(0, u64::from_be_bytes);
+        let journal_dir = path.join("journal");
+        let mut journal = journal::Journal::open(&journal_dir, applied + 1)?;
         let inner = Inner {
             orders: tree("orders")?,
             order_names: tree("order_names")?,
             outbox: tree("outbox")?,
             webhook_ids: tree("webhook_ids")?,
-            raw_events: tree("raw_events")?,
             order_counts: tree("order_counts")?,
             personal: tree("personal")?,
             listings: tree("listings")?,
@@ -129,26 +184,128 @@ impl Store {
             handovers: tree("handovers")?,
             shipments: tree("shipments")?,
             shipment_index: tree("shipment_index")?,
-            meta: tree("meta")?,
+            meta,
+            pipeline: commit::Pipeline::new(&journal, journal_dir, applied, opts.min_free_mb * 1_048_576),
+            health: Health::default(),
+            sled_dir,
             db,
-            commit_tx,
         };
         let store = Self { inner: Arc::new(inner) };
-        store.upgrade()?;
+        store.upgrade(&mut journal)?;
+        commit::start(&store.inner, journal).map_err(StoreError::io)?;
         Ok(store)
     }
 
-    /// Resolves once everything written before the call is on disk (group commit).
-    pub async fn durable(&self) -> Result<()> {
+    /// Writes the inbound `event` to the journal, waits until it is on stable storage, then has the
+    /// applier thread run `apply` on it (in journal order) and returns what that returned. Nothing
+    /// of the event reaches sled before it is synced. `apply` must also be what a replay of this
+    /// record does (see [`Store::replay`]), so callers build both from one function.
+    pub async fn submit<T: Send + 'static>(
+        &self,
+        event: Inbound,
+        apply: impl FnOnce(&Store, u64, &Inbound) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let payload = codec::encode(&event)?;
         let (tx, rx) = oneshot::channel();
-        self.inner.commit_tx.send(tx).map_err(|_| StoreError::Flush("the flusher has stopped".into()))?;
-        rx.await.map_err(|_| StoreError::Flush("the flusher has stopped".into()))?.map_err(StoreError::Flush)
+        let job: commit::Apply = Box::new(move |ctx| {
+            let result = ctx.and_then(|(store, seq)| {
+                let r = apply(store, seq, &event);
+                if let Err(StoreError::Sled(e)) = &r {
+                    store.inner.health.set_fatal(format!("sled failed while applying record {seq}: {e}"));
+                }
+                r
+            });
+            let _ = tx.send(result);
+        });
+        {
+            let writer = self.inner.pipeline.writer_tx.lock().map_err(|_| StoreError::Stopped)?;
+            let writer = writer.as_ref().ok_or(StoreError::Stopped)?;
+            writer.send(commit::ToWriter::Append { payload, apply: job }).map_err(|_| StoreError::Stopped)?;
+        }
+        rx.await.map_err(|_| StoreError::Stopped)?
     }
 
-    /// Flushes synchronously (shutdown, CLI commands that wrote).
-    pub fn flush(&self) -> Result<()> {
-        self.inner.db.flush()?;
+    /// Runs `f` on a blocking thread: sled calls never run on a tokio worker.
+    pub async fn call<T: Send + 'static>(&self, f: impl FnOnce(&Store) -> Result<T> + Send + 'static) -> Result<T> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || f(&store)).await.map_err(|_| StoreError::Stopped)?
+    }
+
+    /// Resolves once everything written to sled before the call is durable: a checkpoint that began
+    /// after the call has finished (group commit: concurrent callers share one).
+    pub async fn sync_state(&self) -> Result<()> {
+        let rx = self.request_checkpoint()?;
+        rx.await.map_err(|_| StoreError::Stopped)?.map_err(StoreError::Checkpoint)
+    }
+
+    /// [`Store::sync_state`] for threads outside the async runtime (the CLI, `spawn_blocking`).
+    pub fn sync_state_blocking(&self) -> Result<()> {
+        let rx = self.request_checkpoint()?;
+        rx.blocking_recv().map_err(|_| StoreError::Stopped)?.map_err(StoreError::Checkpoint)
+    }
+
+    fn request_checkpoint(&self) -> Result<oneshot::Receiver<Result<(), String>>> {
+        let (tx, rx) = oneshot::channel();
+        let sender = self.inner.pipeline.checkpoint_tx.lock().map_err(|_| StoreError::Stopped)?;
+        sender.as_ref().ok_or(StoreError::Stopped)?.send(tx).map_err(|_| StoreError::Stopped)?;
+        Ok(rx)
+    }
+
+    /// Applies every journal record past the one sled last recorded as applied, in order, with
+    /// the same function live records get; then makes the result durable. Run at start-up, before
+    /// anything is served. Returns how many records were applied.
+    pub fn replay(&self, mut apply: impl FnMut(&Store, u64, &Inbound) -> Result<()>) -> Result<usize> {
+        let from = self.inner.pipeline.applied_seq.load(Ordering::Acquire) + 1;
+        let segments = self.journal_segments();
+        let (mut applied, mut last) = (0usize, None);
+        journal::read_from(&segments, from, |seq, payload| {
+            let event: Inbound = codec::decode(&payload)?;
+            apply(self, seq, &event)?;
+            applied += 1;
+            last = Some(seq);
+            if applied % 10_000 == 0 {
+                self.note_applied(seq)?;
+                tracing::info!(applied, "replaying the journal");
+            }
+            Ok(())
+        })?;
+        if let Some(seq) = last {
+            self.note_applied(seq)?;
+            commit::checkpoint(&self.inner)?;
+            tracing::info!(records = applied, "replayed journal records the state had not made durable");
+        }
+        Ok(applied)
+    }
+
+    /// Records that every journal record up to `seq` is applied.
+    fn note_applied(&self, seq: u64) -> Result<()> {
+        self.inner.meta.insert(META_APPLIED, &seq.to_be_bytes())?;
+        self.inner.pipeline.applied_seq.fetch_max(seq, Ordering::AcqRel);
         Ok(())
+    }
+
+    fn journal_segments(&self) -> Vec<journal::Segment> {
+        self.inner.pipeline.segments.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Every journal record from the oldest kept, in order (export and support).
+    pub fn each_inbound(&self, mut each: impl FnMut(u64, Inbound) -> Result<()>) -> Result<()> {
+        journal::read_from(&self.journal_segments(), 0, |seq, payload| each(seq, codec::decode(&payload)?))
+    }
+
+    /// Whether the store can take writes, and why not.
+    pub fn health(&self) -> &Health {
+        &self.inner.health
+    }
+
+    /// Stops taking records, applies and syncs everything taken, and stops the threads. Other
+    /// handles then get [`StoreError::Stopped`] from `submit` and `sync_state`.
+    pub fn close(&self) -> Result<()> {
+        let p = &self.inner.pipeline;
+        p.stop_intake();
+        let result = commit::checkpoint(&self.inner);
+        p.stop_checkpoints();
+        result
     }
 
     /// The time of the store's first start (unix ms), recorded on first call: the default
@@ -163,10 +320,10 @@ impl Store {
         })
     }
 
-    /// Removes webhook ids accepted before `ids_before_ms`, raw payloads received before
-    /// `payloads_before_ms`, and the addresses kept in finished orders last changed before then.
-    /// Reads only what is due (payloads and addresses through their age-ordered keys). Returns how
-    /// many entries went.
+    /// Removes webhook ids accepted before `ids_before_ms`, journal segments of raw payloads
+    /// received before `payloads_before_ms`, and the addresses kept in finished orders last changed
+    /// before then. Reads only what is due. Returns how many entries went. Blocks: call it from a
+    /// blocking thread.
     pub fn prune(&self, ids_before_ms: i64, payloads_before_ms: i64) -> Result<usize> {
         let mut removed = 0;
         for item in self.inner.webhook_ids.iter() {
@@ -176,57 +333,100 @@ impl Store {
                 removed += 1;
             }
         }
-        for item in self.inner.raw_events.range(..be(payloads_before_ms.max(0) as u64).as_slice()) {
-            self.inner.raw_events.remove(item?.0)?;
-            removed += 1;
-        }
+        removed += self.prune_journal(payloads_before_ms)?;
         removed += self.prune_personal(payloads_before_ms)?;
         Ok(removed)
     }
 
+    fn prune_journal(&self, before_ms: i64) -> Result<usize> {
+        let (reply, rx) = oneshot::channel();
+        {
+            let writer = self.inner.pipeline.writer_tx.lock().map_err(|_| StoreError::Stopped)?;
+            let writer = writer.as_ref().ok_or(StoreError::Stopped)?;
+            writer.send(commit::ToWriter::Prune { before_ms, reply }).map_err(|_| StoreError::Stopped)?;
+        }
+        rx.blocking_recv().map_err(|_| StoreError::Stopped)?.map_err(StoreError::JournalWrite)
+    }
+
     /// Brings a store written by an earlier channeld to the current layout, once: raw payloads
-    /// move from `payloads` (keyed by order) to `raw_events` (keyed by time), and the order and
-    /// shipment indexes are built.
-    fn upgrade(&self) -> Result<()> {
+    /// leave sled for the journal (oldest first, each segment dated by its first record, so
+    /// retention trims them as if they had always been there), and the order and shipment indexes
+    /// are built.
+    fn upgrade(&self, journal: &mut journal::Journal) -> Result<()> {
         let i = &self.inner;
-        if i.db.tree_names().iter().any(|n| n.as_ref() == b"payloads") {
-            let legacy = i.db.open_tree("payloads")?;
-            for item in legacy.iter() {
-                let (k, v) = item?;
-                let e: orders::RawEvent = codec::decode(&v)?;
-                let (order, seq) = split_pair(&k).unwrap_or_default();
-                i.raw_events.insert(orders::raw_event_key(e.received_ms, order, seq), v)?;
+        for legacy in ["payloads", "raw_events"] {
+            if i.db.tree_names().iter().any(|n| n.as_ref() == legacy.as_bytes()) {
+                self.move_payloads_to_journal(legacy, journal)?;
             }
-            i.db.flush()?;
-            i.db.drop_tree("payloads")?;
         }
         self.index_orders()?;
         self.index_shipments()
     }
 
-    /// Bytes the database takes on disk.
+    fn move_payloads_to_journal(&self, tree: &str, journal: &mut journal::Journal) -> Result<()> {
+        let i = &self.inner;
+        let legacy = i.db.open_tree(tree)?;
+        if !legacy.is_empty() {
+            tracing::info!(
+                tree,
+                bodies = legacy.len(),
+                "moving raw webhook bodies out of sled into the journal (once)"
+            );
+        }
+        let mut events: Vec<Inbound> = Vec::new();
+        for item in legacy.iter() {
+            let e: orders::RawEvent = codec::decode(&item?.1)?;
+            events.push(Inbound::Legacy { topic: e.topic, received_ms: e.received_ms, body: e.body });
+        }
+        // `payloads` was keyed by order, `raw_events` by time: append oldest first either way.
+        events.sort_by_key(Inbound::received_ms);
+        for chunk in events.chunks(1000) {
+            let payloads = chunk.iter().map(codec::encode).collect::<Result<Vec<_>, _>>()?;
+            let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+            let at = chunk.first().map_or(0, Inbound::received_ms);
+            let first = journal.append(&refs, at).map_err(StoreError::io)?;
+            self.note_applied(first + chunk.len() as u64 - 1)?;
+        }
+        i.db.drop_tree(tree)?;
+        commit::checkpoint(i)?;
+        if let Ok(mut s) = i.pipeline.segments.lock() {
+            *s = journal.segments().to_vec();
+        }
+        Ok(())
+    }
+
+    /// Bytes the database and the journal take on disk.
     pub fn size_on_disk(&self) -> u64 {
-        self.inner.db.size_on_disk().unwrap_or(0)
+        let journal: u64 =
+            self.journal_segments().iter().filter_map(|s| std::fs::metadata(&s.path).ok()).map(|m| m.len()).sum();
+        self.inner.db.size_on_disk().unwrap_or(0) + journal
     }
 }
 
-async fn flusher_loop(db: sled::Db, mut rx: mpsc::UnboundedReceiver<CommitWaiter>) {
-    while let Some(first) = rx.recv().await {
-        let mut waiters = vec![first];
-        while let Ok(w) = rx.try_recv() {
-            waiters.push(w);
-        }
-        let db = db.clone();
-        let result = match tokio::task::spawn_blocking(move || db.flush()).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        metrics::counter!("channeld_store_flushes_total").increment(1);
-        for w in waiters {
-            let _ = w.send(result.clone());
+/// Opens sled, turning its failures — including the panics sled 0.34 raises on some damaged
+/// files — into errors that say what to do.
+fn open_sled(store: &Path, sled_dir: &Path, cache_capacity_mb: u64) -> Result<sled::Db> {
+    let config = sled::Config::new().path(sled_dir).cache_capacity(cache_capacity_mb.max(1) * 1024 * 1024);
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
+    let unopenable = |detail: String| StoreError::Unopenable { path: sled_dir.to_path_buf(), detail };
+    match opened {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(sled::Error::Io(io))) if io.to_string().contains("lock") => Err(StoreError::Locked(store.to_path_buf())),
+        Ok(Err(e @ (sled::Error::Corruption { .. } | sled::Error::Unsupported(_)))) => Err(unopenable(e.to_string())),
+        Ok(Err(e)) => Err(StoreError::Sled(e)),
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "sled panicked".into());
+            Err(unopenable(format!("sled panicked: {why}")))
         }
     }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 fn be(id: u64) -> [u8; 8] {
@@ -257,7 +457,8 @@ mod tests {
             let s = Store::open(dir.path(), 8).unwrap();
             assert!(matches!(Store::open(dir.path(), 8), Err(StoreError::Locked(_))));
             s.inner.db.insert(META_FORMAT, &[FORMAT_VERSION + 1]).unwrap();
-            s.durable().await.unwrap();
+            s.sync_state().await.unwrap();
+            s.close().unwrap();
         }
         // Give sled's background threads a moment to release the lock.
         let mut last = None;

@@ -123,7 +123,7 @@ impl Store {
             i.order_counts.insert(k, &n.to_be_bytes())?;
         }
         i.meta.insert(META_INDEXED, &[1])?;
-        i.db.flush()?;
+        super::commit::checkpoint(i)?;
         Ok(())
     }
 
@@ -177,14 +177,14 @@ mod tests {
         order.id = id;
         order.name = format!("#{id}");
         store
-            .record_event("orders/create", Some(&format!("e{id}")), id, b"{}", at_ms, |existing| {
+            .record_event("orders/create", Some(&format!("e{id}")), id, at_ms, |existing| {
                 apply(existing, Topic::Create, id, Ok(&order), &rules(), at_ms)
             })
             .unwrap();
     }
 
-    #[tokio::test]
-    async fn counts_follow_every_write_and_pruning_reads_only_what_is_due() {
+    #[test]
+    fn counts_follow_every_write_and_pruning_reads_only_what_is_due() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 8).unwrap();
         for id in 1..=3 {
@@ -210,21 +210,19 @@ mod tests {
         assert_eq!(counted, vec![(OrderStatus::Queued, 1), (OrderStatus::Sent, 1), (OrderStatus::Cancelled, 1)]);
 
         // Retention cut at day 2.5: order 1 (sent, changed at day 1) loses its addresses; order 2
-        // is cancelled but has its creation still queued; order 3 is too recent. Only the bodies
-        // received before the cut go.
+        // is cancelled but has its creation still queued; order 3 is too recent.
         let pending = |id| store.has_pending(id).unwrap();
         assert!(!pending(1) && pending(2));
         let removed = store.prune(0, 2 * DAY + DAY / 2).unwrap();
         let holds = |id| holds_personal(&store.order(id).unwrap().unwrap());
         assert!(!holds(1) && holds(2) && holds(3));
-        assert_eq!(removed, 2 + 1, "two raw bodies and one order's addresses");
-        assert_eq!(store.inner.raw_events.len(), 1);
+        assert_eq!(removed, 1, "one order's addresses");
         assert_eq!(store.inner.personal.len(), 2, "order 2 stays indexed until it is finished");
         assert_eq!(count(&store, OrderStatus::Sent), 1, "clearing addresses keeps the status");
     }
 
-    #[tokio::test]
-    async fn a_store_from_before_the_indexes_is_upgraded_once_on_open() {
+    #[test]
+    fn a_store_from_before_the_indexes_and_the_journal_is_upgraded_once_on_open() {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path(), 8).unwrap();
@@ -232,33 +230,59 @@ mod tests {
                 ingest(&store, id, DAY);
             }
             store.update_order(3, |r| r.status = OrderStatus::Rejected).unwrap();
-            // Make it look like an earlier channeld wrote it: no indexes, bodies keyed by order.
+            // Make it look like an earlier channeld wrote it: no indexes, raw bodies in sled (the
+            // oldest layout keyed them by order in `payloads`, the next by time in `raw_events`).
             let i = &store.inner;
             i.meta.remove(META_INDEXED).unwrap();
             i.order_counts.clear().unwrap();
             i.personal.clear().unwrap();
-            let legacy = i.db.open_tree("payloads").unwrap();
-            for item in i.raw_events.iter() {
-                let (k, v) = item.unwrap();
-                legacy.insert(&k[8..], v).unwrap();
+            let body = |id: u64| super::super::orders::RawEvent {
+                topic: "orders/create".into(),
+                received_ms: id as i64 * DAY,
+                body: format!("{{\"id\":{id}}}"),
+            };
+            let payloads = i.db.open_tree("payloads").unwrap();
+            payloads.insert(super::super::pair_key(1, 1), codec::encode(&body(1)).unwrap()).unwrap();
+            let raw_events = i.db.open_tree("raw_events").unwrap();
+            for id in [3u64, 2] {
+                raw_events.insert(be(id * DAY as u64), codec::encode(&body(id)).unwrap()).unwrap();
             }
-            i.raw_events.clear().unwrap();
-            store.flush().unwrap();
+            store.close().unwrap();
         }
         let store = loop {
             match Store::open(dir.path(), 8) {
-                Err(crate::store::StoreError::Locked(_)) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
-                }
+                Err(crate::store::StoreError::Locked(_)) => std::thread::sleep(std::time::Duration::from_millis(20)),
                 other => break other.unwrap(),
             }
         };
         assert_eq!(count(&store, OrderStatus::Queued), 2);
         assert_eq!(count(&store, OrderStatus::Rejected), 1);
         assert_eq!(store.inner.personal.len(), 3);
-        assert_eq!(store.inner.raw_events.len(), 3);
-        assert!(!store.inner.db.tree_names().iter().any(|n| n.as_ref() == b"payloads"));
-        // Bodies keep their receipt time: all three are older than a cut at day 2.
-        assert_eq!(store.prune(0, 2 * DAY).unwrap(), 3);
+        let names = store.inner.db.tree_names();
+        assert!(!names.iter().any(|n| n.as_ref() == b"payloads" || n.as_ref() == b"raw_events"));
+        // The bodies are journal records now, oldest first, each with its receipt time, in
+        // segments dated by their first record (so retention treats them as it always did).
+        let mut kept = Vec::new();
+        store
+            .each_inbound(|_, e| {
+                kept.push((e.received_ms(), e.webhook_body().map(|(_, b)| b.to_string())));
+                Ok(())
+            })
+            .unwrap();
+        let expect = |id: u64| (id as i64 * DAY, Some(format!("{{\"id\":{id}}}")));
+        assert_eq!(kept, vec![expect(1), expect(2), expect(3)]);
+        assert!(store.journal_segments().iter().all(|s| s.created_ms <= 3 * DAY));
+        // Opening again changes nothing: the upgrade ran once.
+        store.close().unwrap();
+        drop(store);
+        let again = Store::open(dir.path(), 8).unwrap();
+        let mut n = 0;
+        again
+            .each_inbound(|_, _| {
+                n += 1;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(n, 3);
     }
 }

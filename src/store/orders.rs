@@ -1,4 +1,4 @@
-//! Orders, their names, webhook ids and raw payloads: recording an event is one transaction.
+//! Orders, their names and webhook ids: recording an event is one transaction.
 
 use std::convert::Infallible;
 
@@ -10,7 +10,8 @@ use super::{be, codec, pair_key, Result, Store, StoreError};
 use crate::flows::intake::Change;
 use crate::flows::model::{OrderRecord, OrderStatus, OutboxEntry};
 
-/// A webhook body as received, kept for `retention_days` (support, export).
+/// A webhook body as an older channeld kept it in sled (`raw_events`, before that `payloads`);
+/// read once, when such a store is upgraded and its bodies move to the journal.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct RawEvent {
     pub topic: String,
@@ -30,37 +31,22 @@ pub enum Ingested {
     },
 }
 
-/// `raw_events` key: received (ms) ‖ order id ‖ seq, so expired bodies are a prefix range.
-pub(super) fn raw_event_key(received_ms: i64, order_id: u64, seq: u64) -> [u8; 24] {
-    let mut k = [0u8; 24];
-    k[..8].copy_from_slice(&(received_ms.max(0) as u64).to_be_bytes());
-    k[8..16].copy_from_slice(&order_id.to_be_bytes());
-    k[16..].copy_from_slice(&seq.to_be_bytes());
-    k
-}
-
 impl Store {
-    /// Records one Shopify event atomically: the de-duplication key, the raw body, the order as
-    /// `decide` changes it, and the outbox entries it queues. Not durable until [`Store::durable`].
+    /// Records one Shopify event atomically: the de-duplication key, the order as `decide` changes
+    /// it, and the outbox entries it queues. Its raw body is the journal's (see [`Store::submit`]).
     pub fn record_event(
         &self,
         topic: &str,
         event_key: Option<&str>,
         order_id: u64,
-        body: &[u8],
         now_ms: i64,
         decide: impl Fn(Option<OrderRecord>) -> Change,
     ) -> Result<Ingested> {
         let i = &self.inner;
-        let raw = codec::encode(&RawEvent {
-            topic: topic.to_string(),
-            received_ms: now_ms,
-            body: String::from_utf8_lossy(body).into_owned(),
-        })?;
         let seen_at = codec::encode(&now_ms)?;
         let dedupe_key = event_key.map(|k| [topic.as_bytes(), &[0], k.as_bytes()].concat());
-        let trees = (&i.orders, &i.order_names, &i.outbox, &i.webhook_ids, &i.raw_events, &i.order_counts, &i.personal);
-        let result = trees.transaction(|(orders, names, outbox, ids, raw_events, counts, personal)| {
+        let trees = (&i.orders, &i.order_names, &i.outbox, &i.webhook_ids, &i.order_counts, &i.personal);
+        let result = trees.transaction(|(orders, names, outbox, ids, counts, personal)| {
             if let Some(k) = &dedupe_key {
                 if ids.get(k)?.is_some() {
                     return Ok(Ingested::Duplicate);
@@ -73,7 +59,6 @@ impl Store {
             };
             let before = existing.as_ref().map(Indexed::of);
             let change = decide(existing);
-            raw_events.insert(&raw_event_key(now_ms, order_id, orders.generate_id()?), raw.as_slice())?;
             if !change.record.name.is_empty() {
                 names.insert(change.record.name.as_bytes(), &be(order_id))?;
             }

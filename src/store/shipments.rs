@@ -73,7 +73,7 @@ impl Store {
             }
         }
         i.meta.insert(META_SHIPMENTS_INDEXED, &[1])?;
-        i.db.flush()?;
+        super::commit::checkpoint(i)?;
         Ok(())
     }
 

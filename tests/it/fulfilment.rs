@@ -338,7 +338,7 @@ async fn a_missing_label_is_fetched_by_the_label_job() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let q = "/wms/shipping-label?orderCode=450789469&shipmentId=80";
     assert_eq!(t.wms_call(Method::GET, q, &json!(null)).await.0, StatusCode::NOT_FOUND);
-    channeld::shipping::retrieve_labels(&t.app).await.unwrap();
+    channeld::services::shipments::retrieve_labels(&t.app).await.unwrap();
     let (status, label) = t.wms_call(Method::GET, q, &json!(null)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(label["shippingLabelUrl"], "https://labels.example/WB-450789469-s80.pdf");

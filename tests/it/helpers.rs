@@ -179,7 +179,7 @@ impl TestApp {
         let config_path = write_config(dir.path(), addr, &wms.url(), &shopify_url, &o);
         let cfg = Config::load(&config_path).unwrap();
         let store = Store::open(&cfg.storage.path, cfg.storage.cache_capacity_mb).unwrap();
-        let app = App::new(cfg, store).unwrap();
+        let app = channeld::services::open(cfg, store).unwrap();
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(channeld::server::run(app.clone(), listener, shutdown.clone()));
         Self {

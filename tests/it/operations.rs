@@ -186,7 +186,7 @@ async fn metrics_show_the_series_and_readiness_waits_for_the_server() {
     ))
     .unwrap();
     let store = channeld::store::Store::open(&cfg.storage.path, 8).unwrap();
-    let app = channeld::app::App::new(cfg, store).unwrap();
+    let app = channeld::services::open(cfg, store).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let bare = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, channeld::http::router(app)).await });

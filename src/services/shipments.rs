@@ -1,61 +1,30 @@
 //! Booking shipments with the configured courier, and fetching labels and invoices.
 //!
-//! A pack call stores the shipment (state `Booking`) before anything else, then the booking runs
-//! in its own task: the HTTP handler waits for it at most `shipping.answer_within_seconds` (Increff
-//! gives up at 45 s) and otherwise answers "in progress"; the booking finishes in the background and
-//! the repeated call gets its result. After a crash, shipments still `Booking` are booked again at
-//! start: Clickpost recognises its reference number (status 323) and Shiprocket's AWB assignment
-//! is read back, so nothing is booked twice.
+//! A pack call records the shipment (state `Booking`) durably before anything else, then the
+//! booking runs in its own task: the caller waits for it at most `shipping.answer_within_seconds`
+//! (Increff gives up at 45 s) and otherwise answers "in progress"; the booking finishes in the
+//! background and the repeated call gets its result. A booking's outcome is made durable before it
+//! is answered. After a crash, shipments still `Booking` are booked again at start: Clickpost
+//! recognises its reference number (status 323) and Shiprocket's AWB assignment is read back, so
+//! nothing is booked twice.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{watch, Mutex};
+use tokio::sync::watch;
 
 use crate::app::{now_ms, App};
 use crate::config::{Location, Provider};
-use crate::courier::clickpost::ClickpostClient;
-use crate::courier::shiprocket::ShiprocketClient;
 use crate::flows::model::Task;
-use crate::flows::shipment::{clickpost_request, ShipmentRecord, ShipmentState};
+use crate::flows::shipment::{clickpost_request, Booked, ShipmentRecord, ShipmentState};
 use crate::remote::CallError;
-
-/// How a booking ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Booked {
-    Done(Box<ShipmentRecord>),
-    /// The courier refused: its message goes back to the WMS.
-    Refused(String),
-    /// Not now (courier down, throttled, still processing): the WMS should call again.
-    Later(String),
-}
-
-/// The couriers and the bookings under way.
-pub struct Shipping {
-    pub clickpost: ClickpostClient,
-    pub shiprocket: ShiprocketClient,
-    running: Mutex<HashMap<u64, watch::Receiver<Option<Booked>>>>,
-    /// Held by a pack call while it checks the order's shipments and records its own.
-    pub recording: tokio::sync::Mutex<()>,
-}
-
-impl Shipping {
-    pub fn new(cfg: &crate::config::Config) -> anyhow::Result<Self> {
-        Ok(Self {
-            clickpost: ClickpostClient::new(&cfg.clickpost)?,
-            shiprocket: ShiprocketClient::new(&cfg.shiprocket)?,
-            running: Mutex::new(HashMap::new()),
-            recording: tokio::sync::Mutex::new(()),
-        })
-    }
-}
+use crate::store::StoreError;
 
 /// Starts the booking of a stored shipment (or joins the one under way) and waits for it at most
 /// `wait`. `None` when it is still running.
 pub async fn book(app: &Arc<App>, shipment_id: u64, wait: Duration) -> Option<Booked> {
     let mut rx = {
-        let mut running = app.shipping.running.lock().await;
+        let mut running = app.bookings.lock().await;
         match running.get(&shipment_id) {
             Some(rx) => rx.clone(),
             None => {
@@ -64,7 +33,7 @@ pub async fn book(app: &Arc<App>, shipment_id: u64, wait: Duration) -> Option<Bo
                 let app = app.clone();
                 tokio::spawn(async move {
                     let outcome = run(&app, shipment_id).await;
-                    app.shipping.running.lock().await.remove(&shipment_id);
+                    app.bookings.lock().await.remove(&shipment_id);
                     let _ = tx.send(Some(outcome));
                 });
                 rx
@@ -78,6 +47,16 @@ pub async fn book(app: &Arc<App>, shipment_id: u64, wait: Duration) -> Option<Bo
     }
 }
 
+/// Books every shipment a stop or a crash left `Booking` (at start-up).
+pub async fn resume_bookings(app: &Arc<App>) -> Result<(), StoreError> {
+    for s in app.store.call(|s| s.shipments_booking()).await? {
+        tracing::info!(shipment = s.shipment_id, "resuming an interrupted booking");
+        let app = app.clone();
+        tokio::spawn(async move { book(&app, s.shipment_id, Duration::ZERO).await });
+    }
+    Ok(())
+}
+
 async fn run(app: &App, shipment_id: u64) -> Booked {
     let outcome = match try_book(app, shipment_id).await {
         Ok(s) => Booked::Done(Box::new(s)),
@@ -85,44 +64,55 @@ async fn run(app: &App, shipment_id: u64) -> Booked {
         Err(e) => Booked::Later(e.to_string()),
     };
     if let Booked::Refused(message) = &outcome {
-        tracing::warn!(shipment = shipment_id, %message, "courier refused the booking");
-        if let Ok(Some(mut s)) = app.store.shipment(shipment_id) {
-            s.state = ShipmentState::Failed(message.clone());
-            s.updated_ms = now_ms();
-            let _ = app.store.save_shipment(&s, &[], now_ms());
+        tracing::warn!(shipment = shipment_id, reason = %message, "courier refused the booking");
+        let why = message.clone();
+        let recorded = app
+            .store
+            .call(move |store| {
+                let Some(mut s) = store.shipment(shipment_id)? else { return Ok(()) };
+                s.state = ShipmentState::Failed(why);
+                s.updated_ms = now_ms();
+                store.save_shipment(&s, &[], now_ms())
+            })
+            .await;
+        if let Err(e) = recorded.and(app.store.sync_state().await) {
+            tracing::warn!(shipment = shipment_id, error = %e, "could not record the courier's refusal");
         }
     }
-    let _ = app.store.durable().await;
     outcome
 }
 
 async fn try_book(app: &App, shipment_id: u64) -> Result<ShipmentRecord, CallError> {
-    let store_err = |e: crate::store::StoreError| CallError::transient(e.to_string());
-    let mut s = app
+    let store_err = |e: StoreError| CallError::transient(e.to_string());
+    let (s, rec) = app
         .store
-        .shipment(shipment_id)
-        .map_err(store_err)?
-        .ok_or_else(|| CallError::Refused { message: format!("shipment {shipment_id} is not stored") })?;
+        .call(move |store| {
+            let s = store.shipment(shipment_id)?;
+            let rec = match &s {
+                Some(s) => store.order(s.order_id)?,
+                None => None,
+            };
+            Ok((s, rec))
+        })
+        .await
+        .map_err(store_err)?;
+    let mut s = s.ok_or_else(|| CallError::Refused { message: format!("shipment {shipment_id} is not stored") })?;
     if s.state == ShipmentState::Booked {
         return Ok(s);
     }
-    let rec = app
-        .store
-        .order(s.order_id)
-        .map_err(store_err)?
-        .ok_or_else(|| CallError::Refused { message: format!("order {} is not stored", s.order_id) })?;
+    let rec = rec.ok_or_else(|| CallError::Refused { message: format!("order {} is not stored", s.order_id) })?;
     let follow_ups = match app.cfg.shipping.provider {
         Provider::Clickpost => {
             let pickup = pickup_location(app, &s.location_code);
             let c = &app.cfg.clickpost;
             let body = clickpost_request(&s, &rec, &pickup, c.courier_partner, &c.account_code);
-            let b = app.shipping.clickpost.create_order(&body, &s.reference()).await?;
+            let b = app.couriers.clickpost.create_order(&body, &s.reference()).await?;
             (s.awb, s.transporter, s.label_url) = (b.waybill, b.courier, b.label_url);
             // Clickpost does not tell Shopify: channeld acknowledges with a fulfillment.
             vec![Task::ShopifyFulfill { shipment_id }]
         }
         Provider::Shiprocket => {
-            let sr = &app.shipping.shiprocket;
+            let sr = &app.couriers.shiprocket;
             let order = sr.find_order(&s.order_name, s.order_id).await?;
             let (awb, courier) = sr.assign_awb(&order, &s.order_name, s.order_id).await?;
             (s.awb, s.transporter) = (awb, courier);
@@ -139,9 +129,11 @@ async fn try_book(app: &App, shipment_id: u64) -> Result<ShipmentRecord, CallErr
     };
     s.state = ShipmentState::Booked;
     s.updated_ms = now_ms();
-    app.store.save_shipment(&s, &follow_ups, now_ms()).map_err(store_err)?;
-    app.store.durable().await.map_err(store_err)?;
-    if !follow_ups.is_empty() {
+    let saved = s.clone();
+    let queued = !follow_ups.is_empty();
+    app.store.call(move |store| store.save_shipment(&saved, &follow_ups, now_ms())).await.map_err(store_err)?;
+    app.store.sync_state().await.map_err(store_err)?;
+    if queued {
         app.outbox_wake.notify_one();
     }
     tracing::info!(shipment = shipment_id, order = s.order_id, awb = %s.awb, "shipment booked");
@@ -157,8 +149,9 @@ fn pickup_location(app: &App, code: &str) -> Location {
 }
 
 async fn persist_shiprocket_token(app: &App) {
-    if let Some((token, at)) = app.shipping.shiprocket.token_snapshot().await {
-        if let Err(e) = app.store.set_courier_token("shiprocket", token.expose(), at) {
+    if let Some((token, at)) = app.couriers.shiprocket.token_snapshot().await {
+        let token = token.expose().to_string();
+        if let Err(e) = app.store.call(move |s| s.set_courier_token("shiprocket", &token, at)).await {
             tracing::warn!(error = %e, "could not keep the Shiprocket token");
         }
     }
@@ -167,7 +160,8 @@ async fn persist_shiprocket_token(app: &App) {
 /// The label-retrieval job: labels (and Shiprocket invoices) not available at booking time.
 pub async fn retrieve_labels(app: &App) -> anyhow::Result<String> {
     let (mut fetched, mut missing) = (0, 0);
-    for mut s in app.store.unfinished_shipments()?.into_iter().filter(|s| s.state == ShipmentState::Booked) {
+    let unfinished = app.store.call(|s| s.unfinished_shipments()).await?;
+    for mut s in unfinished.into_iter().filter(|s| s.state == ShipmentState::Booked) {
         let shiprocket = s.provider == "shiprocket";
         let needs_label = s.label_url.is_empty();
         let needs_invoice = shiprocket && s.invoice_url.is_empty();
@@ -176,15 +170,15 @@ pub async fn retrieve_labels(app: &App) -> anyhow::Result<String> {
         }
         if needs_label {
             let label = if shiprocket {
-                app.shipping.shiprocket.generate_label(&s.courier_shipment_id).await
+                app.couriers.shiprocket.generate_label(&s.courier_shipment_id).await
             } else {
-                app.shipping.clickpost.fetch_label(&s.awb).await
+                app.couriers.clickpost.fetch_label(&s.awb).await
             };
             s.label_url = label.ok().flatten().unwrap_or_default();
         }
         if needs_invoice {
             s.invoice_url =
-                app.shipping.shiprocket.print_invoice(&s.courier_order_id).await.ok().flatten().unwrap_or_default();
+                app.couriers.shiprocket.print_invoice(&s.courier_order_id).await.ok().flatten().unwrap_or_default();
         }
         if s.label_url.is_empty() || (shiprocket && s.invoice_url.is_empty()) {
             missing += 1;
@@ -192,8 +186,8 @@ pub async fn retrieve_labels(app: &App) -> anyhow::Result<String> {
             fetched += 1;
         }
         s.updated_ms = now_ms();
-        app.store.save_shipment(&s, &[], now_ms())?;
+        app.store.call(move |store| store.save_shipment(&s, &[], now_ms())).await?;
     }
-    app.store.flush()?;
+    app.store.sync_state().await?;
     Ok(format!("{fetched} shipment(s) completed, {missing} still waiting for the courier"))
 }

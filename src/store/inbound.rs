@@ -1,0 +1,46 @@
+//! What the journal holds: every inbound event channeld acknowledges, one record each, as it
+//! arrived. Applying a record again (a replay after a crash) must change nothing that applying it
+//! once did not: each kind is idempotent by its own key (the webhook's event id, the WMS call's
+//! absolute quantities, the shipment id), and its time is the record's, never the replay's.
+
+use serde::{Deserialize, Serialize};
+
+/// One journal record. Bodies are kept as text: they were read as JSON before being accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Inbound {
+    /// A verified Shopify webhook (topic as Shopify names it, e.g. `orders/create`).
+    Webhook { topic: String, event_key: Option<String>, received_ms: i64, body: String },
+    /// A `/wms/*` call that records something.
+    Wms { call: WmsCall, received_ms: i64, body: String },
+    /// A webhook body moved out of the `raw_events` tree of an older store: kept for support and
+    /// export, never applied.
+    Legacy { topic: String, received_ms: i64, body: String },
+}
+
+/// The WMS calls whose effect is journaled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WmsCall {
+    Inventory,
+    SellerCancel,
+    Pack,
+    Handover,
+}
+
+impl Inbound {
+    /// When it arrived (unix ms).
+    pub fn received_ms(&self) -> i64 {
+        match self {
+            Inbound::Webhook { received_ms, .. }
+            | Inbound::Wms { received_ms, .. }
+            | Inbound::Legacy { received_ms, .. } => *received_ms,
+        }
+    }
+
+    /// The raw webhook body and its topic, for support and export (WMS calls carry none).
+    pub fn webhook_body(&self) -> Option<(&str, &str)> {
+        match self {
+            Inbound::Webhook { topic, body, .. } | Inbound::Legacy { topic, body, .. } => Some((topic, body)),
+            Inbound::Wms { .. } => None,
+        }
+    }
+}
