@@ -64,10 +64,12 @@ impl App {
         }))
     }
 
-    /// Serving, with every worker running and a store that can write.
-    pub fn is_ready(&self) -> bool {
-        let health = self.store.health();
-        self.ready.load(Ordering::Acquire) && health.journal_error().is_none() && health.fatal().is_none()
+    /// Serving, with every worker running and a store that can write; else why not.
+    pub fn readiness(&self) -> Result<(), String> {
+        if !self.ready.load(Ordering::Acquire) {
+            return Err("starting".into());
+        }
+        self.store.can_write().map_err(|why| format!("the store cannot write: {why}"))
     }
 }
 

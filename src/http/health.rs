@@ -11,11 +11,10 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-pub async fn readyz(State(app): State<Arc<App>>) -> (StatusCode, &'static str) {
-    if app.is_ready() {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+pub async fn readyz(State(app): State<Arc<App>>) -> (StatusCode, String) {
+    match app.readiness() {
+        Ok(()) => (StatusCode::OK, "ready\n".into()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
     }
 }
 

@@ -59,8 +59,9 @@ pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 /// How the store is doing, for `/readyz` and for the daemon's decision to restart.
 #[derive(Debug)]
 pub struct Health {
-    /// Why the last journal write failed; `None` once one succeeds again.
-    journal_error: Mutex<Option<String>>,
+    /// Why the last journal write failed (and whether for lack of space); `None` once one
+    /// succeeds again.
+    journal_error: Mutex<Option<(String, bool)>>,
     /// Set once sled failed: the process must restart to recover.
     fatal: watch::Sender<Option<String>>,
 }
@@ -72,15 +73,17 @@ impl Default for Health {
 }
 
 impl Health {
-    pub fn journal_error(&self) -> Option<String> {
+    /// Why the last journal write failed, and whether it was for lack of space.
+    pub fn journal_error(&self) -> Option<(String, bool)> {
         self.journal_error.lock().ok().and_then(|e| e.clone())
     }
 
-    fn set_journal(&self, error: Option<String>) {
+    fn set_journal(&self, error: Option<&std::io::Error>) {
+        let error = error.map(|e| (e.to_string(), e.kind() == std::io::ErrorKind::StorageFull));
         if let Ok(mut e) = self.journal_error.lock() {
             if e.is_some() != error.is_some() {
                 match &error {
-                    Some(why) => {
+                    Some((why, _)) => {
                         tracing::error!(error = %why, "the journal cannot write: requests are refused with 503")
                     }
                     None => tracing::info!("the journal writes again"),
@@ -213,7 +216,7 @@ fn writer_loop(mut journal: Journal, rx: Receiver<ToWriter>, apply_tx: Sender<Ve
             publish_segments(&journal, &store);
         }
         if let Some(inner) = store.upgrade() {
-            inner.health.set_journal(written.as_ref().err().map(|e| e.to_string()));
+            inner.health.set_journal(written.as_ref().err());
         }
         match written {
             Ok(first_seq) => {
@@ -246,22 +249,29 @@ fn publish_segments(journal: &Journal, store: &Weak<Inner>) {
 /// cannot recover from a failed write in-process, could not write its own log.
 fn room_to_write(store: &Weak<Inner>) -> std::io::Result<()> {
     let Some(inner) = store.upgrade() else { return Err(std::io::Error::other("the store is closed")) };
-    let p = &inner.pipeline;
-    if p.min_free_bytes == 0 {
-        return Ok(());
+    inner.pipeline.room_to_write()
+}
+
+impl Pipeline {
+    /// Whether the disk has the free space the journal leaves (see [`room_to_write`]).
+    pub fn room_to_write(&self) -> std::io::Result<()> {
+        let p = self;
+        if p.min_free_bytes == 0 {
+            return Ok(());
+        }
+        let free = fs2::available_space(&p.journal_dir)?;
+        if free < p.min_free_bytes {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                format!(
+                    "only {} MB free on the store's disk (storage.min_free_mb = {})",
+                    free / 1_048_576,
+                    p.min_free_bytes / 1_048_576
+                ),
+            ));
+        }
+        Ok(())
     }
-    let free = fs2::available_space(&p.journal_dir)?;
-    if free < p.min_free_bytes {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::StorageFull,
-            format!(
-                "only {} MB free on the store's disk (storage.min_free_mb = {})",
-                free / 1_048_576,
-                p.min_free_bytes / 1_048_576
-            ),
-        ));
-    }
-    Ok(())
 }
 
 fn applier_loop(rx: Receiver<Vec<(u64, Apply)>>, store: Weak<Inner>) {

@@ -11,7 +11,7 @@ use super::inventory::JobStatus;
 use super::{codec, Result, Store};
 use crate::flows::inventory::InventoryRow;
 use crate::flows::listings::Listing;
-use crate::flows::model::{OrderRecord, OutboxEntry};
+use crate::flows::model::OutboxEntry;
 
 impl Store {
     /// Emits every record; returns how many.
@@ -25,8 +25,10 @@ impl Store {
         };
         for item in i.orders.iter() {
             let (k, v) = item?;
-            let rec: OrderRecord = codec::decode(&v)?;
-            put("orders", json!(u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8]))), json!(rec))?;
+            let id = u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8]));
+            if let Some(rec) = self.order_of(&k, v)? {
+                put("orders", json!(id), json!(rec))?;
+            }
         }
         for item in i.outbox.iter() {
             let (_, v) = item?;

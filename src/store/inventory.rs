@@ -159,7 +159,9 @@ impl Store {
     pub fn quarantine_row(&self, p: &PushRow, reason: &str) -> Result<()> {
         self.update_row(p.location_id, &p.sku, |r| {
             if r.item_id == p.item_id {
-                r.quarantine = Some(reason.to_string());
+                let mut reason = reason.to_string();
+                super::cut_text(&mut reason, 1000);
+                r.quarantine = Some(reason);
             }
         })
     }

@@ -13,6 +13,8 @@
 //! - `handovers`: order id (BE) → handover and whether the order was archived on Shopify
 //! - `shipments`: shipment id (BE) → shipment (booking state, AWB, label, invoice); indexed by
 //!   order and by unfinished work in `shipment_index` (see `shipments.rs`)
+//! - `overflow`: the chunks of orders and shipments too large to keep inline (`chunks.rs`: sled
+//!   would put them in blob files it never syncs)
 //! - `meta`: store format, first start, the last applied journal record, job statuses and other
 //!   single values
 //!
@@ -27,6 +29,7 @@
 //! ([`Store::sync_state`]). After a crash or a power cut, the records sled had not made durable are
 //! applied again ([`Store::replay`]).
 
+mod chunks;
 mod codec;
 mod commit;
 mod export;
@@ -128,6 +131,8 @@ struct Inner {
     handovers: sled::Tree,
     shipments: sled::Tree,
     shipment_index: sled::Tree,
+    /// Chunks of values too large to keep inline (see `chunks.rs`).
+    overflow: sled::Tree,
     meta: sled::Tree,
     pipeline: commit::Pipeline,
     health: Health,
@@ -137,6 +142,8 @@ const META_FORMAT: &[u8] = b"store_format";
 const META_FIRST_START: &[u8] = b"first_start_ms";
 /// The newest journal record applied to sled (u64 BE).
 const META_APPLIED: &[u8] = b"applied_seq";
+/// Set once no order or shipment is stored inline above the chunk limit.
+const META_CHUNKED: &[u8] = b"chunked";
 
 impl Store {
     /// Opens (or creates) the store and starts its journal, applier and checkpoint threads. The
@@ -184,6 +191,7 @@ impl Store {
             handovers: tree("handovers")?,
             shipments: tree("shipments")?,
             shipment_index: tree("shipment_index")?,
+            overflow: tree("overflow")?,
             meta,
             pipeline: commit::Pipeline::new(&journal, journal_dir, applied, opts.min_free_mb * 1_048_576),
             health: Health::default(),
@@ -293,9 +301,24 @@ impl Store {
         journal::read_from(&self.journal_segments(), 0, |seq, payload| each(seq, codec::decode(&payload)?))
     }
 
-    /// Whether the store can take writes, and why not.
+    /// How the store is doing (journal write failures, a fatal sled failure).
     pub fn health(&self) -> &Health {
         &self.inner.health
+    }
+
+    /// Whether the store can take writes now, and why not: it has not failed, the disk has the
+    /// room the journal leaves, and the last journal write did not fail (a failure for lack of
+    /// space clears as soon as there is room again; any other one when a write succeeds).
+    pub fn can_write(&self) -> std::result::Result<(), String> {
+        let health = &self.inner.health;
+        if let Some(why) = health.fatal() {
+            return Err(why);
+        }
+        self.inner.pipeline.room_to_write().map_err(|e| e.to_string())?;
+        match health.journal_error() {
+            Some((why, false)) => Err(why),
+            _ => Ok(()),
+        }
     }
 
     /// Stops taking records, applies and syncs everything taken, and stops the threads. Other
@@ -350,8 +373,8 @@ impl Store {
 
     /// Brings a store written by an earlier channeld to the current layout, once: raw payloads
     /// leave sled for the journal (oldest first, each segment dated by its first record, so
-    /// retention trims them as if they had always been there), and the order and shipment indexes
-    /// are built.
+    /// retention trims them as if they had always been there), the order and shipment indexes
+    /// are built, and large records are split into chunks.
     fn upgrade(&self, journal: &mut journal::Journal) -> Result<()> {
         let i = &self.inner;
         for legacy in ["payloads", "raw_events"] {
@@ -360,7 +383,17 @@ impl Store {
             }
         }
         self.index_orders()?;
-        self.index_shipments()
+        self.index_shipments()?;
+        if i.meta.get(META_CHUNKED)?.is_none() {
+            let n = chunks::rechunk(&i.orders, &i.overflow, chunks::ORDERS)?
+                + chunks::rechunk(&i.shipments, &i.overflow, chunks::SHIPMENTS)?;
+            if n > 0 {
+                tracing::info!(records = n, "stored large records in chunks (once)");
+            }
+            i.meta.insert(META_CHUNKED, &[1])?;
+            commit::checkpoint(i)?;
+        }
+        Ok(())
     }
 
     fn move_payloads_to_journal(&self, tree: &str, journal: &mut journal::Journal) -> Result<()> {
@@ -422,6 +455,19 @@ fn open_sled(store: &Path, sled_dir: &Path, cache_capacity_mb: u64) -> Result<sl
                 .unwrap_or_else(|| "sled panicked".into());
             Err(unopenable(format!("sled panicked: {why}")))
         }
+    }
+}
+
+/// Cuts `text` to at most `max` bytes (on a character boundary), marking the cut: error texts from
+/// other services are kept, but never so large that a record outgrows sled's inline limit.
+fn cut_text(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut at = max.saturating_sub(3);
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        text.truncate(at);
+        text.push_str("...");
     }
 }
 

@@ -10,7 +10,7 @@
 
 use sled::transaction::{TransactionalTree, UnabortableTransactionError};
 
-use super::{be, codec, Result, Store};
+use super::{be, Result, Store};
 use crate::flows::model::{OrderRecord, OrderStatus};
 
 const SHARDS: u64 = 16;
@@ -113,7 +113,8 @@ impl Store {
         i.order_counts.clear()?;
         let mut counts = std::collections::HashMap::<[u8; 2], i64>::new();
         for item in i.orders.iter() {
-            let rec: OrderRecord = codec::decode(&item?.1)?;
+            let (k, v) = item?;
+            let Some(rec) = self.order_of(&k, v)? else { continue };
             *counts.entry(count_key(rec.status, rec.id)).or_default() += 1;
             if holds_personal(&rec) {
                 i.personal.insert(personal_key(&rec), &[])?;
@@ -242,10 +243,10 @@ mod tests {
                 body: format!("{{\"id\":{id}}}"),
             };
             let payloads = i.db.open_tree("payloads").unwrap();
-            payloads.insert(super::super::pair_key(1, 1), codec::encode(&body(1)).unwrap()).unwrap();
+            payloads.insert(super::super::pair_key(1, 1), super::super::codec::encode(&body(1)).unwrap()).unwrap();
             let raw_events = i.db.open_tree("raw_events").unwrap();
             for id in [3u64, 2] {
-                raw_events.insert(be(id * DAY as u64), codec::encode(&body(id)).unwrap()).unwrap();
+                raw_events.insert(be(id * DAY as u64), super::super::codec::encode(&body(id)).unwrap()).unwrap();
             }
             store.close().unwrap();
         }

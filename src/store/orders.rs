@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
 use super::order_index::{reindex, Indexed};
-use super::{be, codec, pair_key, Result, Store, StoreError};
+use super::{be, chunks, codec, pair_key, Result, Store, StoreError};
 use crate::flows::intake::Change;
 use crate::flows::model::{OrderRecord, OrderStatus, OutboxEntry};
 
@@ -45,15 +45,15 @@ impl Store {
         let i = &self.inner;
         let seen_at = codec::encode(&now_ms)?;
         let dedupe_key = event_key.map(|k| [topic.as_bytes(), &[0], k.as_bytes()].concat());
-        let trees = (&i.orders, &i.order_names, &i.outbox, &i.webhook_ids, &i.order_counts, &i.personal);
-        let result = trees.transaction(|(orders, names, outbox, ids, counts, personal)| {
+        let trees = (&i.orders, &i.order_names, &i.outbox, &i.webhook_ids, &i.order_counts, &i.personal, &i.overflow);
+        let result = trees.transaction(|(orders, names, outbox, ids, counts, personal, overflow)| {
             if let Some(k) = &dedupe_key {
                 if ids.get(k)?.is_some() {
                     return Ok(Ingested::Duplicate);
                 }
                 ids.insert(k.as_slice(), seen_at.as_slice())?;
             }
-            let existing = match orders.get(be(order_id))? {
+            let existing = match chunks::get(orders, overflow, chunks::ORDERS, &be(order_id))? {
                 Some(v) => Some(codec::decode::<OrderRecord>(&v).map_err(ConflictableTransactionError::Abort)?),
                 None => None,
             };
@@ -64,7 +64,7 @@ impl Store {
             }
             reindex(counts, personal, before, &change.record)?;
             let rec = codec::encode(&change.record).map_err(ConflictableTransactionError::Abort)?;
-            orders.insert(&be(order_id), rec)?;
+            chunks::put(orders, overflow, chunks::ORDERS, &be(order_id), &rec)?;
             for task in &change.tasks {
                 let seq = outbox.generate_id()?;
                 let entry = OutboxEntry::new(seq, order_id, task.clone(), now_ms);
@@ -81,7 +81,16 @@ impl Store {
 
     pub fn order(&self, id: u64) -> Result<Option<OrderRecord>> {
         match self.inner.orders.get(be(id))? {
-            Some(v) => Ok(Some(codec::decode(&v)?)),
+            Some(v) => self.order_of(&be(id), v),
+            None => Ok(None),
+        }
+    }
+
+    /// Decodes a stored order, reassembling it when it was too large to keep inline.
+    pub(super) fn order_of(&self, key: &[u8], stored: sled::IVec) -> Result<Option<OrderRecord>> {
+        let i = &self.inner;
+        match chunks::resolve(&i.orders, &i.overflow, chunks::ORDERS, key, stored)? {
+            Some(bytes) => Ok(Some(codec::decode(&bytes)?)),
             None => Ok(None),
         }
     }
@@ -114,7 +123,10 @@ impl Store {
     /// Visits every order without holding them all in memory (a store can hold millions).
     pub fn each_order(&self, mut f: impl FnMut(OrderRecord) -> Result<()>) -> Result<()> {
         for item in self.inner.orders.iter() {
-            f(codec::decode(&item?.1)?)?;
+            let (k, v) = item?;
+            if let Some(rec) = self.order_of(&k, v)? {
+                f(rec)?;
+            }
         }
         Ok(())
     }
@@ -123,13 +135,16 @@ impl Store {
     /// indexes right. An unreadable record is left exactly as it is (never dropped): `Ok(None)`.
     pub fn update_order(&self, id: u64, f: impl Fn(&mut OrderRecord)) -> Result<Option<OrderRecord>> {
         let i = &self.inner;
-        let result = (&i.orders, &i.order_counts, &i.personal).transaction(|(orders, counts, personal)| {
-            let Some(old) = orders.get(be(id))? else { return Ok::<_, ConflictableTransactionError<Infallible>>(None) };
+        let trees = (&i.orders, &i.order_counts, &i.personal, &i.overflow);
+        let result = trees.transaction(|(orders, counts, personal, overflow)| {
+            let Some(old) = chunks::get(orders, overflow, chunks::ORDERS, &be(id))? else {
+                return Ok::<_, ConflictableTransactionError<Infallible>>(None);
+            };
             let Ok(mut rec) = codec::decode::<OrderRecord>(&old) else { return Ok(None) };
             let before = Indexed::of(&rec);
             f(&mut rec);
             let Ok(bytes) = codec::encode(&rec) else { return Ok(None) };
-            orders.insert(&be(id), bytes)?;
+            chunks::put(orders, overflow, chunks::ORDERS, &be(id), &bytes)?;
             reindex(counts, personal, Some(before), &rec)?;
             Ok(Some(rec))
         });

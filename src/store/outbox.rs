@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::{be, codec, pair_key, split_pair, Result, Store, StoreError};
+use super::{be, chunks, codec, pair_key, split_pair, Result, Store, StoreError};
 use crate::flows::model::{EntryState, OrderRecord, OutboxEntry, Task};
 
 /// What the worker should do next.
@@ -85,14 +85,15 @@ impl Store {
     ) -> Result<()> {
         use sled::transaction::{ConflictableTransactionError as Abort, TransactionError, Transactional};
         let i = &self.inner;
-        (&i.outbox, &i.orders, &i.order_counts, &i.personal)
-            .transaction(|(outbox, orders, counts, personal)| {
+        (&i.outbox, &i.orders, &i.order_counts, &i.personal, &i.overflow)
+            .transaction(|(outbox, orders, counts, personal, overflow)| {
                 outbox.remove(&pair_key(entry.order_id, entry.seq))?;
-                if let Some(v) = orders.get(be(entry.order_id))? {
+                let key = be(entry.order_id);
+                if let Some(v) = chunks::get(orders, overflow, chunks::ORDERS, &key)? {
                     let mut rec: OrderRecord = codec::decode(&v).map_err(Abort::Abort)?;
                     let before = super::order_index::Indexed::of(&rec);
                     effect(&mut rec);
-                    orders.insert(&be(entry.order_id), codec::encode(&rec).map_err(Abort::Abort)?)?;
+                    chunks::put(orders, overflow, chunks::ORDERS, &key, &codec::encode(&rec).map_err(Abort::Abort)?)?;
                     super::order_index::reindex(counts, personal, Some(before), &rec)?;
                 }
                 for task in follow_ups {
@@ -111,7 +112,12 @@ impl Store {
     /// Saves an entry's new state (rescheduled or dead), unless it was removed meanwhile.
     pub fn save_entry(&self, entry: &OutboxEntry) -> Result<()> {
         let key = pair_key(entry.order_id, entry.seq);
-        let bytes = codec::encode(entry)?;
+        let mut entry = entry.clone();
+        // Outbox entries stay small (see `chunks.rs`): an error text past this is cut.
+        if let Some(e) = entry.last_error.as_mut() {
+            super::cut_text(e, 1000);
+        }
+        let bytes = codec::encode(&entry)?;
         self.inner.outbox.fetch_and_update(key, |old| old.map(|_| bytes.clone()))?;
         Ok(())
     }

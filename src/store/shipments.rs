@@ -6,7 +6,7 @@
 
 use sled::transaction::{ConflictableTransactionError as Abort, TransactionError, Transactional};
 
-use super::{be, codec, pair_key, Result, Store, StoreError};
+use super::{be, chunks, codec, pair_key, Result, Store, StoreError};
 use crate::flows::model::{OrderRecord, OutboxEntry, Task};
 use crate::flows::shipment::{ShipmentRecord, ShipmentState};
 
@@ -31,7 +31,16 @@ fn unfinished_key(shipment_id: u64) -> Vec<u8> {
 impl Store {
     pub fn shipment(&self, id: u64) -> Result<Option<ShipmentRecord>> {
         match self.inner.shipments.get(be(id))? {
-            Some(v) => Ok(Some(codec::decode(&v)?)),
+            Some(v) => self.shipment_of(&be(id), v),
+            None => Ok(None),
+        }
+    }
+
+    /// Decodes a stored shipment, reassembling it when it was too large to keep inline.
+    fn shipment_of(&self, key: &[u8], stored: sled::IVec) -> Result<Option<ShipmentRecord>> {
+        let i = &self.inner;
+        match chunks::resolve(&i.shipments, &i.overflow, chunks::SHIPMENTS, key, stored)? {
+            Some(bytes) => Ok(Some(codec::decode(&bytes)?)),
             None => Ok(None),
         }
     }
@@ -66,7 +75,8 @@ impl Store {
             return Ok(());
         }
         for item in i.shipments.iter() {
-            let s: ShipmentRecord = codec::decode(&item?.1)?;
+            let (k, v) = item?;
+            let Some(s) = self.shipment_of(&k, v)? else { continue };
             i.shipment_index.insert(by_order(&s), &[])?;
             if s.unfinished() {
                 i.shipment_index.insert(unfinished_key(s.shipment_id), &[])?;
@@ -80,9 +90,10 @@ impl Store {
     /// Saves a shipment and queues `tasks` for its order, in one transaction.
     pub fn save_shipment(&self, s: &ShipmentRecord, tasks: &[Task], now_ms: i64) -> Result<()> {
         let i = &self.inner;
-        (&i.shipments, &i.shipment_index, &i.outbox)
-            .transaction(|(shipments, index, outbox)| {
-                shipments.insert(&be(s.shipment_id), codec::encode(s).map_err(Abort::Abort)?)?;
+        (&i.shipments, &i.shipment_index, &i.outbox, &i.overflow)
+            .transaction(|(shipments, index, outbox, overflow)| {
+                let bytes = codec::encode(s).map_err(Abort::Abort)?;
+                chunks::put(shipments, overflow, chunks::SHIPMENTS, &be(s.shipment_id), &bytes)?;
                 index.insert(by_order(s), &[])?;
                 if s.unfinished() {
                     index.insert(unfinished_key(s.shipment_id), &[])?;
@@ -120,14 +131,16 @@ impl Store {
             Refused(E),
         }
         let i = &self.inner;
-        let trees = (&i.orders, &i.outbox, &i.order_counts, &i.personal);
-        let result = trees.transaction(|(orders, outbox, counts, personal)| {
-            let Some(v) = orders.get(be(order_id))? else { return Ok(None) };
+        let trees = (&i.orders, &i.outbox, &i.order_counts, &i.personal, &i.overflow);
+        let result = trees.transaction(|(orders, outbox, counts, personal, overflow)| {
+            let key = be(order_id);
+            let Some(v) = chunks::get(orders, overflow, chunks::ORDERS, &key)? else { return Ok(None) };
             let mut rec: OrderRecord = codec::decode(&v).map_err(|e| Abort::Abort(Stop::Codec(e)))?;
             let before = super::order_index::Indexed::of(&rec);
             let task = change(&mut rec).map_err(|e| Abort::Abort(Stop::Refused(e)))?;
             rec.changed_ms = now_ms;
-            orders.insert(&be(order_id), codec::encode(&rec).map_err(|e| Abort::Abort(Stop::Codec(e)))?)?;
+            let bytes = codec::encode(&rec).map_err(|e| Abort::Abort(Stop::Codec(e)))?;
+            chunks::put(orders, overflow, chunks::ORDERS, &key, &bytes)?;
             super::order_index::reindex(counts, personal, Some(before), &rec)?;
             if let Some(task) = &task {
                 let seq = outbox.generate_id()?;
