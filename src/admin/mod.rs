@@ -143,10 +143,7 @@ fn execute_blocking(app: &App, req: Request) -> Response {
             let n = store.replay_entries(which, now_ms()).map_err(err)?;
             changed(Ok(serde_json::Value::String(format!("{n} call(s) queued again"))))
         }
-        Request::ListingsReplace { listings } => {
-            let change = store.replace_listings(&listings).map_err(err)?;
-            changed(to_json(&change))
-        }
+        Request::ListingsReplace { .. } => Err("listings are replaced in the async path".into()),
         Request::ListingsList => to_json(&store.listings().map_err(err)?),
         Request::InventoryStatus => {
             let rows = store.inventory_rows().map_err(err)?;

@@ -126,6 +126,11 @@ pub async fn export(
     Err(std::io::Error::new(ErrorKind::UnexpectedEof, "the daemon ended the export early"))
 }
 
+/// Whether a daemon listens on the store's admin socket.
+pub async fn is_answering(storage: &Path) -> bool {
+    UnixStream::connect(socket_path(storage)).await.is_ok()
+}
+
 /// Sends a request to a running daemon. `Ok(None)` when no daemon answers on the socket.
 pub async fn call(storage: &Path, req: &Request) -> std::io::Result<Option<Response>> {
     let mut stream = match UnixStream::connect(socket_path(storage)).await {

@@ -65,14 +65,15 @@ pub(super) async fn open_app(cfg: Config) -> anyhow::Result<Arc<App>> {
     tokio::task::spawn_blocking(move || crate::services::open(cfg, store)).await?
 }
 
-/// Opens the store when no daemon answers on its socket. A daemon that is stopping (or starting)
-/// still holds the store for a moment: wait a little before giving up.
+/// Opens (or creates) the store when no daemon answers on its socket. A daemon that is stopping
+/// (or starting) still holds the store for a moment: wait a little before giving up.
 pub(super) async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
     let storage = &cfg.storage.path;
-    if !storage.join("db").exists() {
-        bail!("no store at {} (has `channeld serve` run with this configuration?)", storage.display());
+    // A fresh install has no store yet: it is created (the onboarding imports listings before
+    // `serve` ever ran).
+    if storage.exists() {
+        refuse_other_users(storage)?;
     }
-    refuse_other_users(storage)?;
     let deadline = Instant::now() + LOCKED_PATIENCE;
     loop {
         let opts = cfg.storage.open_options();
@@ -89,7 +90,7 @@ pub(super) async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
 }
 
 /// Files a command creates in the store must stay the daemon user's: refuse to open someone else's.
-fn refuse_other_users(storage: &Path) -> anyhow::Result<()> {
+pub(super) fn refuse_other_users(storage: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let owner = std::fs::metadata(storage)?.uid();
     // /proc/self is owned by the effective user of this process.

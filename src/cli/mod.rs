@@ -7,6 +7,7 @@ mod export;
 mod inventory;
 mod listings;
 mod serve;
+mod store;
 mod webhook;
 mod webhooks;
 
@@ -60,6 +61,16 @@ enum Command {
     /// Inventory rows: pending, quarantined, release, resync
     #[command(subcommand)]
     Inventory(InventoryCmd),
+    /// The store itself: rebuild its state from the journal
+    #[command(subcommand)]
+    Store(StoreCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCmd {
+    /// Rebuild the state database from the journal when it cannot be opened (the old one is kept
+    /// aside); run with the daemon stopped
+    Rebuild,
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,6 +172,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Webhook(WebhookCmd::Send(args)) => webhook::send(&path, args).await,
         Command::Listings(cmd) => listings::run(&path, cmd).await,
         Command::Inventory(cmd) => inventory::run(&path, cmd).await,
+        Command::Store(StoreCmd::Rebuild) => store::rebuild(&path).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

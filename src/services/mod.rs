@@ -46,11 +46,26 @@ pub fn open(cfg: Config, store: Store) -> anyhow::Result<Arc<App>> {
     Ok(app)
 }
 
+/// Replaces every listing (already validated, including against Shopify), durably.
+pub async fn replace_listings(
+    app: &App,
+    listings: Vec<crate::flows::listings::Listing>,
+) -> Result<crate::store::ListingsChange, StoreError> {
+    let event = Inbound::Listings { received_ms: crate::app::now_ms(), listings };
+    app.store
+        .submit(event, |store, _, event| match event {
+            Inbound::Listings { listings, .. } => store.replace_listings(listings),
+            _ => Err(StoreError::NotFound("not a listings record".into())),
+        })
+        .await
+}
+
 /// A journal record applied again by a replay: the same function the live request ran.
 fn apply_again(app: &App, event: &Inbound) -> Result<(), StoreError> {
     match event {
         Inbound::Webhook { .. } => orders::apply_again(app, event),
         Inbound::Wms { call, received_ms, body } => wms::apply_again(app, *call, body, *received_ms),
+        Inbound::Listings { listings, .. } => app.store.replace_listings(listings).map(drop),
         Inbound::Legacy { .. } => Ok(()),
     }
 }

@@ -32,3 +32,18 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
         None => Ok(()),
     }
 }
+
+/// Replaces `path` with `bytes` so that a power cut leaves either the old file or the new one:
+/// written to a temporary file, synced, renamed over, and the directory synced.
+pub fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    match path.parent() {
+        Some(dir) => sync_dir(dir),
+        None => Ok(()),
+    }
+}

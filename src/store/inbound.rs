@@ -12,6 +12,8 @@ pub enum Inbound {
     Webhook { topic: String, event_key: Option<String>, received_ms: i64, body: String },
     /// A `/wms/*` call that records something.
     Wms { call: WmsCall, received_ms: i64, body: String },
+    /// The listings replaced as a whole by the operator (`listings import` / `discover`).
+    Listings { received_ms: i64, listings: Vec<crate::flows::listings::Listing> },
     /// A webhook body moved out of the `raw_events` tree of an older store: kept for support and
     /// export, never applied.
     Legacy { topic: String, received_ms: i64, body: String },
@@ -32,6 +34,7 @@ impl Inbound {
         match self {
             Inbound::Webhook { received_ms, .. }
             | Inbound::Wms { received_ms, .. }
+            | Inbound::Listings { received_ms, .. }
             | Inbound::Legacy { received_ms, .. } => *received_ms,
         }
     }
@@ -40,7 +43,7 @@ impl Inbound {
     pub fn webhook_body(&self) -> Option<(&str, &str)> {
         match self {
             Inbound::Webhook { topic, body, .. } | Inbound::Legacy { topic, body, .. } => Some((topic, body)),
-            Inbound::Wms { .. } => None,
+            Inbound::Wms { .. } | Inbound::Listings { .. } => None,
         }
     }
 }

@@ -155,7 +155,9 @@ impl Store {
     pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<Self> {
         fsio::create_private_dir(path).map_err(StoreError::io)?;
         let sled_dir = path.join("db");
-        let created = !sled_dir.join("db").exists();
+        let data_file = sled_dir.join("db");
+        let created = !data_file.exists();
+        let held_data = std::fs::metadata(&data_file).is_ok_and(|m| m.len() > 0);
         let db = open_sled(path, &sled_dir, opts.cache_capacity_mb)?;
         if created {
             // sled syncs none of the files it creates, nor their directory entries.
@@ -171,6 +173,14 @@ impl Store {
             }
             Some(_) => {}
             None => {
+                if held_data {
+                    // sled opens a damaged log as an empty database rather than refusing it.
+                    tracing::error!(
+                        path = %sled_dir.display(),
+                        "the state database held data but sled found none (its files were damaged): \
+                         every event still in the journal is applied again"
+                    );
+                }
                 db.insert(META_FORMAT, &[FORMAT_VERSION])?;
             }
         }
@@ -333,14 +343,22 @@ impl Store {
 
     /// The time of the store's first start (unix ms), recorded on first call: the default
     /// `orders.since`.
+    /// The journal keeps a copy, so a state rebuilt from the journal keeps its `orders.since`.
     pub fn first_start_ms(&self, now_ms: i64) -> Result<i64> {
-        let prev = self.inner.meta.compare_and_swap(META_FIRST_START, None::<&[u8]>, Some(&now_ms.to_be_bytes()))?;
-        Ok(match prev {
-            Ok(()) => now_ms,
+        let copy = self.inner.pipeline.journal_dir.join("first-start");
+        let kept = std::fs::read_to_string(&copy).ok().and_then(|t| t.trim().parse::<i64>().ok());
+        let candidate = kept.unwrap_or(now_ms);
+        let prev = self.inner.meta.compare_and_swap(META_FIRST_START, None::<&[u8]>, Some(&candidate.to_be_bytes()))?;
+        let first = match prev {
+            Ok(()) => candidate,
             Err(cas) => {
-                cas.current.as_deref().and_then(|b| b.try_into().ok()).map(i64::from_be_bytes).unwrap_or(now_ms)
+                cas.current.as_deref().and_then(|b| b.try_into().ok()).map(i64::from_be_bytes).unwrap_or(candidate)
             }
-        })
+        };
+        if kept != Some(first) {
+            fsio::write_synced(&copy, first.to_string().as_bytes()).map_err(StoreError::io)?;
+        }
+        Ok(first)
     }
 
     /// Removes webhook ids accepted before `ids_before_ms`, journal segments of raw payloads

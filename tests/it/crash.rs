@@ -19,12 +19,12 @@ use crate::shopify_admin_fake::AdminShopify;
 use crate::shopify_inventory_fake::InventoryShopify;
 use reqwest::Method;
 
-fn free_addr() -> std::net::SocketAddr {
+pub(crate) fn free_addr() -> std::net::SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap()
 }
 
-async fn start(config: &Path, addr: std::net::SocketAddr) -> Child {
+pub(crate) async fn start(config: &Path, addr: std::net::SocketAddr) -> Child {
     let child = Command::new(env!("CARGO_BIN_EXE_channeld"))
         .args(["serve", "--config"])
         .arg(config)
@@ -45,7 +45,7 @@ async fn start(config: &Path, addr: std::net::SocketAddr) -> Child {
     panic!("channeld did not become ready");
 }
 
-async fn post_order(client: &reqwest::Client, addr: std::net::SocketAddr, id: u64) -> bool {
+pub(crate) async fn post_order(client: &reqwest::Client, addr: std::net::SocketAddr, id: u64) -> bool {
     let body = serde_json::to_vec(&order_numbered(id)).unwrap();
     let sent = client
         .post(format!("http://{addr}/shopify/api/push/orders"))
@@ -58,7 +58,7 @@ async fn post_order(client: &reqwest::Client, addr: std::net::SocketAddr, id: u6
     matches!(sent, Ok(r) if r.status().is_success())
 }
 
-async fn outbox(config: &Path) -> Vec<Value> {
+pub(crate) async fn outbox(config: &Path) -> Vec<Value> {
     let (ok, out, err) = run_cli(config, &["outbox", "list", "--json"]).await;
     assert!(ok, "{err}");
     serde_json::from_str::<Vec<Value>>(&out).unwrap()
@@ -111,7 +111,7 @@ impl Load {
 
 /// After a restart: every acknowledged order reaches the WMS and nothing stays queued or dead.
 /// Returns the orders the WMS has.
-async fn all_delivered(config: &Path, wms: &FakeWms, acked: &HashSet<u64>) -> HashSet<u64> {
+pub(crate) async fn all_delivered(config: &Path, wms: &FakeWms, acked: &HashSet<u64>) -> HashSet<u64> {
     let created = || -> HashSet<u64> { wms.created().iter().map(|c| c.parse().unwrap()).collect() };
     for _ in 0..3000 {
         if acked.is_subset(&created()) && outbox(config).await.is_empty() {

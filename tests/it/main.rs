@@ -5,6 +5,7 @@ mod admin;
 mod courier_fakes;
 mod crash;
 mod delivery;
+mod durability;
 mod fakes;
 mod fulfilment;
 mod graphql_schema;

@@ -1,0 +1,83 @@
+//! The way back when the state database is damaged: a data file sled reads as empty is rebuilt
+//! from the journal at start by itself; one sled refuses to open makes `serve` say so and name
+//! `channeld store rebuild`, which builds the state again from the journal. Either way nothing
+//! acknowledged is lost and the WMS holds each order once.
+
+use std::collections::HashSet;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::crash::{all_delivered, free_addr, post_order, start};
+use crate::fakes::FakeWms;
+use crate::helpers::{run_cli, wms_request, write_config, Options};
+
+#[tokio::test]
+async fn a_state_that_cannot_be_opened_is_named_and_rebuilt_from_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let wms = FakeWms::start().await;
+    let addr = free_addr();
+    let o = Options { routing: "wms", ..Options::default() };
+    let config = write_config(dir.path(), addr, &wms.url(), "http://127.0.0.1:9", &o);
+    let mut daemon = start(&config, addr).await;
+    let client = reqwest::Client::new();
+    let acked: HashSet<u64> = (1..=20).collect();
+    for id in &acked {
+        assert!(post_order(&client, addr, *id).await);
+    }
+    all_delivered(&config, &wms, &acked).await;
+    let handover = json!({ "locationCode": "WH-1", "handoverItems": [{ "orderCode": "3", "shipmentCode": "s3" }] });
+    let (status, _) = wms_request(&client, addr, Method::POST, "/wms/handover", &handover).await;
+    assert!(status.is_success());
+    daemon.start_kill().unwrap();
+    daemon.wait().await.unwrap();
+
+    // The disk lost sled's log: garbage where it was. sled opens that as an empty database; the
+    // daemon notices and applies the whole journal again, by itself.
+    let data = dir.path().join("store/db/db");
+    let len = std::fs::metadata(&data).unwrap().len();
+    std::fs::write(&data, vec![0xAB; len as usize]).unwrap();
+    let mut daemon = start(&config, addr).await;
+    assert_eq!(order_ids(&config).await, acked, "every acknowledged order is back after the start");
+    all_delivered(&config, &wms, &acked).await;
+    assert_eq!(wms.created().len(), 20, "repeats were answered \"already exists\"");
+    daemon.start_kill().unwrap();
+    daemon.wait().await.unwrap();
+
+    // A settings file sled cannot read: it refuses to open, and `serve` names the way back.
+    std::fs::write(dir.path().join("store/db/conf"), [0xAB; 40]).unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_channeld"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "serve must refuse a store it cannot open");
+    assert!(stderr.contains("channeld store rebuild"), "serve names the way back: {stderr}");
+
+    let (ok, stdout, stderr) = run_cli(&config, &["store", "rebuild"]).await;
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("20 order(s)"), "{stdout}");
+    let kept: Vec<_> = std::fs::read_dir(dir.path().join("store")).unwrap().flatten().collect();
+    assert!(kept.iter().any(|e| e.file_name().to_string_lossy().starts_with("db.broken-")), "the old one is kept");
+
+    let sent_before = wms.calls_to("POST", "/orders/outward").len();
+    let mut daemon = start(&config, addr).await;
+    assert_eq!(order_ids(&config).await, acked, "every acknowledged order is back");
+    // Creations go out again and the WMS answers "already exists": still one order each there.
+    all_delivered(&config, &wms, &acked).await;
+    assert_eq!(wms.created().len(), 20);
+    assert!(wms.calls_to("POST", "/orders/outward").len() >= sent_before);
+    let (_, exported, _) = run_cli(&config, &["orders", "show", "3", "--json"]).await;
+    assert!(exported.contains("\"status\": \"sent\""), "{exported}");
+    daemon.start_kill().unwrap();
+    let _ = daemon.wait().await;
+}
+
+async fn order_ids(config: &std::path::Path) -> HashSet<u64> {
+    let (ok, listed, err) = run_cli(config, &["orders", "list", "--json"]).await;
+    assert!(ok, "{err}");
+    let orders: Vec<Value> = serde_json::from_str(&listed).unwrap();
+    orders.iter().map(|o| o["id"].as_u64().unwrap()).collect()
+}
