@@ -81,3 +81,41 @@ async fn order_ids(config: &std::path::Path) -> HashSet<u64> {
     let orders: Vec<Value> = serde_json::from_str(&listed).unwrap();
     orders.iter().map(|o| o["id"].as_u64().unwrap()).collect()
 }
+
+#[tokio::test]
+async fn a_store_written_before_the_journal_is_upgraded_on_first_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/stores/store-50ca60e.tar.gz");
+    let untar = std::process::Command::new("tar").arg("xzf").arg(fixture).arg("-C").arg(dir.path()).status().unwrap();
+    assert!(untar.success());
+    let wms = FakeWms::start().await;
+    let addr = free_addr();
+    let o = Options { routing: "wms", ..Options::default() };
+    let config = write_config(dir.path(), addr, &wms.url(), "http://127.0.0.1:9", &o);
+    let mut daemon = start(&config, addr).await;
+    // The two queued creations go out; the cancelled order is not sent.
+    let queued: HashSet<u64> = [7001, 7003].into();
+    all_delivered(&config, &wms, &queued).await;
+    assert_eq!(wms.created().len(), 2);
+    let (ok, shown, err) = run_cli(&config, &["orders", "show", "7003", "--json"]).await;
+    assert!(ok, "{err}");
+    let shown: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["items"].as_array().unwrap().len(), 60, "the large record reads whole");
+    assert_eq!(order_ids(&config).await, [7001, 7002, 7003].into());
+    daemon.start_kill().unwrap();
+    daemon.wait().await.unwrap();
+
+    // The raw bodies left sled for the journal, with their topics.
+    let export = dir.path().join("export.jsonl");
+    let (ok, _, err) = run_cli(&config, &["export", export.to_str().unwrap()]).await;
+    assert!(ok, "{err}");
+    let lines: Vec<Value> =
+        std::fs::read_to_string(&export).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let topics: Vec<&str> =
+        lines.iter().filter(|l| l["tree"] == "payloads").map(|l| l["value"]["topic"].as_str().unwrap()).collect();
+    assert_eq!(topics.iter().filter(|t| **t == "orders/create").count(), 3, "{topics:?}");
+    assert_eq!(topics.iter().filter(|t| **t == "orders/cancelled").count(), 1, "{topics:?}");
+    assert!(dir.path().join("store/journal").is_dir());
+    let blobs = std::fs::read_dir(dir.path().join("store/db/blobs")).unwrap().count();
+    assert_eq!(blobs, 0, "no value is kept in a sled blob file");
+}
