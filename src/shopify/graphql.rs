@@ -182,26 +182,30 @@ impl GraphqlClient {
     pub async fn rest_get(&self, path: &str) -> Result<Value, CallError> {
         let token = self.token.token().await?;
         let url = format!("{}{path}", self.base);
-        let resp = self
-            .http
-            .get(url)
-            .header("X-Shopify-Access-Token", token.expose())
-            .send()
-            .await
-            .map_err(|e| remote::network("Shopify", &e))?;
-        remote::read_json("Shopify", resp).await
+        let result = match self.http.get(url).header("X-Shopify-Access-Token", token.expose()).send().await {
+            Ok(resp) => remote::read_json("Shopify", resp).await,
+            Err(e) => Err(remote::network("Shopify", e)),
+        };
+        result.map_err(|e| e.without_secrets(&[token.expose()]))
     }
 
     async fn post(&self, body: &Value) -> Result<Envelope, Attempt> {
         let token = self.token.token().await.map_err(Attempt::Failed)?;
+        self.post_with(body, token.expose()).await.map_err(|a| match a {
+            Attempt::Failed(e) => Attempt::Failed(e.without_secrets(&[token.expose()])),
+            throttled => throttled,
+        })
+    }
+
+    async fn post_with(&self, body: &Value, token: &str) -> Result<Envelope, Attempt> {
         let resp = self
             .http
             .post(&self.endpoint)
-            .header("X-Shopify-Access-Token", token.expose())
+            .header("X-Shopify-Access-Token", token)
             .json(body)
             .send()
             .await
-            .map_err(|e| Attempt::Failed(remote::network("Shopify", &e)))?;
+            .map_err(|e| Attempt::Failed(remote::network("Shopify", e)))?;
         let status = resp.status();
         if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             let after = resp
@@ -220,7 +224,7 @@ impl GraphqlClient {
             }
             return Err(Attempt::Failed(remote::classify("Shopify", status, &headers, &text)));
         }
-        resp.json::<Envelope>().await.map_err(|e| Attempt::Failed(remote::network("Shopify", &e)))
+        resp.json::<Envelope>().await.map_err(|e| Attempt::Failed(remote::network("Shopify", e)))
     }
 }
 

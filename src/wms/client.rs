@@ -63,9 +63,10 @@ impl WmsClient {
         self.send("cancel_order", Method::PUT, &path, json).await.map_err(|(_, _, e)| e)
     }
 
-    /// Any HTTP answer from the base URL: the WMS has no side-effect-free credential check.
+    /// Any HTTP answer from the base URL: the WMS has no side-effect-free credential check (so
+    /// this call carries none).
     pub async fn reachable(&self) -> Result<StatusCode, CallError> {
-        self.http.get(&self.base).send().await.map(|r| r.status()).map_err(|e| remote::network("WMS", &e))
+        self.http.get(&self.base).send().await.map(|r| r.status()).map_err(|e| remote::network("WMS", e))
     }
 
     fn says_already_exists(&self, body: &str) -> bool {
@@ -91,14 +92,15 @@ impl WmsClient {
             .body(body)
             .send()
             .await;
+        let secrets = [self.password.expose()];
         let outcome = match result {
-            Err(e) => Err((None, String::new(), remote::network("WMS", &e))),
+            Err(e) => Err((None, String::new(), remote::network("WMS", e).without_secrets(&secrets))),
             Ok(resp) if resp.status().is_success() => Ok(()),
             Ok(resp) => {
                 let status = resp.status();
                 let headers = resp.headers().clone();
                 let text = resp.text().await.unwrap_or_default();
-                let err = remote::classify("WMS", status, &headers, &text);
+                let err = remote::classify("WMS", status, &headers, &text).without_secrets(&secrets);
                 Err((Some(status), text, err))
             }
         };

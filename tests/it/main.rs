@@ -2,6 +2,7 @@
 //! fakes of the WMS and Shopify on 127.0.0.1, fed with the published fixtures.
 
 mod admin;
+mod client_errors;
 mod courier_fakes;
 mod crash;
 mod delivery;
