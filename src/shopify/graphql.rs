@@ -4,6 +4,10 @@
 //! `restoreRate` per second, reported in `extensions.cost.throttleStatus` on every answer. The
 //! client keeps that estimate, waits before a call that would overdraw it, and on `THROTTLED` (or
 //! HTTP 429) waits for the refill and sends again: throttling slows work down, it never fails it.
+//!
+//! Other top-level `errors` are transient (Shopify's `INTERNAL_SERVER_ERROR`, timeouts, an
+//! unavailable service: the outbox retries them) unless they clearly refuse the request as sent
+//! ([`is_refusal`]): access denied, an inactive shop, a query too costly or not valid.
 
 use std::time::{Duration, Instant};
 
@@ -103,6 +107,9 @@ struct Cost {
 struct GqlError {
     #[serde(default)]
     message: String,
+    /// Where in the document the error is: present on parse and validation errors.
+    #[serde(default)]
+    locations: Option<Value>,
     #[serde(default)]
     extensions: Option<Value>,
 }
@@ -111,6 +118,33 @@ impl GqlError {
     fn code(&self) -> &str {
         self.extensions.as_ref().and_then(|e| e.get("code")).and_then(Value::as_str).unwrap_or("")
     }
+}
+
+/// Top-level error codes that refuse the request as sent: sending it again unchanged cannot
+/// help. From Shopify's documented codes (`ACCESS_DENIED`: a missing scope; `SHOP_INACTIVE`;
+/// `MAX_COST_EXCEEDED`: the query costs more than a single query may) and the codes GraphQL
+/// servers use for a request that is not valid.
+const REFUSAL_CODES: &[&str] = &[
+    "ACCESS_DENIED",
+    "SHOP_INACTIVE",
+    "MAX_COST_EXCEEDED",
+    "BAD_REQUEST",
+    "BAD_USER_INPUT",
+    "GRAPHQL_PARSE_FAILED",
+    "GRAPHQL_VALIDATION_FAILED",
+];
+
+/// Whether a top-level error refuses the request (dead letter) rather than failing this attempt
+/// (retry). Refusals: a code of [`REFUSAL_CODES`]; a static-validation code (graphql-ruby, which
+/// Shopify runs, writes those in camelCase: `undefinedField`, `missingRequiredArguments`, ...);
+/// no code but a location in the document (a parse or validation error). Everything else
+/// (`INTERNAL_SERVER_ERROR`, `SERVICE_UNAVAILABLE`, `TIMEOUT`, an unknown code) is transient.
+fn is_refusal(e: &GqlError) -> bool {
+    let code = e.code();
+    if code.is_empty() {
+        return e.locations.as_ref().is_some_and(|l| l.as_array().is_some_and(|a| !a.is_empty()));
+    }
+    REFUSAL_CODES.contains(&code) || code.starts_with(|c: char| c.is_ascii_lowercase())
 }
 
 impl GraphqlClient {
@@ -167,9 +201,8 @@ impl GraphqlClient {
                 continue; // the next reserve() waits for the refill
             }
             if !envelope.errors.is_empty() {
-                let msg: Vec<&str> = envelope.errors.iter().map(|e| e.message.as_str()).collect();
-                let err = CallError::Refused { message: format!("Shopify {}: {}", doc.name, msg.join("; ")) };
-                record("refused", &err);
+                let err = top_level_error(doc, &envelope.errors);
+                record(if matches!(err, CallError::Refused { .. }) { "refused" } else { "error" }, &err);
                 return Err(err);
             }
             metrics::counter!("channeld_shopify_calls_total", "result" => "ok").increment(1);
@@ -228,6 +261,24 @@ impl GraphqlClient {
     }
 }
 
+/// The call's failure for these top-level errors: a refusal when any of them refuses the
+/// request, else transient (the outbox tries again).
+fn top_level_error(doc: &Document, errors: &[GqlError]) -> CallError {
+    let described: Vec<String> = errors
+        .iter()
+        .map(|e| match e.code() {
+            "" => e.message.clone(),
+            code => format!("{} ({code})", e.message),
+        })
+        .collect();
+    let message = format!("Shopify {}: {}", doc.name, described.join("; "));
+    if errors.iter().any(is_refusal) {
+        CallError::Refused { message }
+    } else {
+        CallError::transient(message)
+    }
+}
+
 /// One HTTP exchange that did not give an envelope.
 enum Attempt {
     /// HTTP 429: wait this long and send again.
@@ -256,5 +307,36 @@ mod tests {
         assert_eq!(b.reserve(120.0, t0), Duration::from_secs(2));
         b.observe(&ThrottleStatus { maximum_available: 1000.0, currently_available: 0.0, restore_rate: 100.0 }, t0);
         assert_eq!(b.reserve(50.0, t0 + Duration::from_millis(500)), Duration::ZERO);
+    }
+
+    fn errors(json: Value) -> Vec<GqlError> {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn server_side_top_level_errors_are_transient_refusals_are_not() {
+        let doc = &super::super::queries::ORDER;
+        for code in ["INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE", "TIMEOUT", "SOMETHING_NEW"] {
+            let e = errors(json!([{ "message": "Internal error. Looks like something went wrong on our end.",
+                "extensions": { "code": code, "requestId": "1b355a21" } }]));
+            assert!(matches!(top_level_error(doc, &e), CallError::Transient { .. }), "{code}");
+        }
+        assert!(matches!(
+            top_level_error(doc, &errors(json!([{ "message": "Request timed out" }]))),
+            CallError::Transient { .. }
+        ));
+        for code in ["ACCESS_DENIED", "SHOP_INACTIVE", "MAX_COST_EXCEEDED", "undefinedField"] {
+            let e = errors(json!([{ "message": "no", "extensions": { "code": code } }]));
+            match top_level_error(doc, &e) {
+                CallError::Refused { message } => assert!(message.contains(code), "{message}"),
+                other => panic!("{code}: {other:?}"),
+            }
+        }
+        let parse = errors(json!([{ "message": "Parse error on \"}\"", "locations": [{ "line": 1, "column": 9 }] }]));
+        assert!(matches!(top_level_error(doc, &parse), CallError::Refused { .. }));
+        // One refusal among transient errors refuses the request.
+        let mixed = errors(json!([{ "message": "a", "extensions": { "code": "INTERNAL_SERVER_ERROR" } },
+            { "message": "b", "extensions": { "code": "ACCESS_DENIED" } }]));
+        assert!(matches!(top_level_error(doc, &mixed), CallError::Refused { .. }));
     }
 }

@@ -13,6 +13,7 @@ mod helpers;
 mod inventory;
 mod operations;
 mod shopify_admin_fake;
+mod shopify_errors;
 mod shopify_inventory_fake;
 mod systemd;
 mod updates;
