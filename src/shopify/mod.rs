@@ -229,7 +229,10 @@ impl ShopifyClient {
     }
 
     /// The refund transactions Shopify suggests for these units (line, quantity), as
-    /// `OrderTransactionInput`s ready for [`Self::refund`].
+    /// `OrderTransactionInput`s ready for [`Self::refund`]. When the order was paid in another
+    /// currency than the shop's, the amounts are the presentment (customer's) amounts and each
+    /// transaction carries that currency as `currency` (Shopify requires `RefundInput.currency`
+    /// then; [`Self::refund`] moves it there).
     pub async fn suggested_refund(&self, order_id: u64, units: &[(u64, u32)]) -> Result<Vec<Value>, CallError> {
         let lines: Vec<Value> = units
             .iter()
@@ -240,25 +243,38 @@ impl ShopifyClient {
             self.gql.run(&queries::SUGGESTED_REFUND, json!({ "id": order_gid(order_id), "lines": lines })).await?;
         Ok(data["order"]["suggestedRefund"]["suggestedTransactions"]
             .as_array()
-            .map(|txs| {
-                txs.iter()
-                    .filter_map(|t| {
-                        let amount = t["amountSet"]["shopMoney"]["amount"].as_str()?;
-                        (amount.parse::<f64>().ok()? > 0.0).then(|| {
-                            json!({ "orderId": order_gid(order_id), "parentId": t["parentTransaction"]["id"],
-                                    "amount": amount, "gateway": t["gateway"], "kind": "REFUND" })
-                        })
-                    })
-                    .collect()
-            })
+            .map(|txs| txs.iter().filter_map(|t| refund_transaction(order_id, t)).collect())
             .unwrap_or_default())
     }
 
-    /// Refunds money with these transactions (from [`Self::suggested_refund`]).
-    pub async fn refund(&self, order_id: u64, transactions: &[Value], notify: bool) -> Result<(), CallError> {
-        let input = json!({ "orderId": order_gid(order_id), "notify": notify, "transactions": transactions,
-                            "note": "refund of units cancelled by the WMS (channeld)" });
-        let data: Value = self.gql.run(&queries::REFUND_CREATE, json!({ "input": input })).await?;
+    /// Refunds money with these transactions (from [`Self::suggested_refund`]). `entry_seq` is the
+    /// outbox entry making the refund: the `@idempotent` key derives from it, so replaying the same
+    /// entry never refunds twice.
+    pub async fn refund(
+        &self,
+        order_id: u64,
+        entry_seq: u64,
+        transactions: &[Value],
+        notify: bool,
+    ) -> Result<(), CallError> {
+        let currency = transactions.iter().find_map(|t| t["currency"].as_str()).map(str::to_string);
+        let transactions: Vec<Value> = transactions
+            .iter()
+            .map(|t| {
+                let mut t = t.clone();
+                if let Some(fields) = t.as_object_mut() {
+                    fields.remove("currency");
+                }
+                t
+            })
+            .collect();
+        let mut input = json!({ "orderId": order_gid(order_id), "notify": notify, "transactions": transactions,
+                                "note": "refund of units cancelled by the WMS (channeld)" });
+        if let Some(currency) = currency {
+            input["currency"] = json!(currency);
+        }
+        let vars = json!({ "input": input, "key": queries::refund_key(order_id, entry_seq) });
+        let data: Value = self.gql.run(&queries::REFUND_CREATE, vars).await?;
         user_errors(&data["refundCreate"])
     }
 
@@ -337,6 +353,23 @@ impl ShopifyClient {
                 }),
         }
     }
+}
+
+/// One suggested transaction as an `OrderTransactionInput` (`None` for nothing to refund): in the
+/// presentment currency, tagged with it, when that is not the shop's currency.
+fn refund_transaction(order_id: u64, t: &Value) -> Option<Value> {
+    let (shop, presentment) = (&t["amountSet"]["shopMoney"], &t["amountSet"]["presentmentMoney"]);
+    let foreign = presentment["currencyCode"].as_str().filter(|c| Some(*c) != shop["currencyCode"].as_str());
+    let amount = if foreign.is_some() { presentment["amount"].as_str()? } else { shop["amount"].as_str()? };
+    if amount.parse::<f64>().ok()? <= 0.0 {
+        return None;
+    }
+    let mut tx = json!({ "orderId": order_gid(order_id), "parentId": t["parentTransaction"]["id"],
+                         "amount": amount, "gateway": t["gateway"], "kind": "REFUND" });
+    if let Some(currency) = foreign {
+        tx["currency"] = json!(currency);
+    }
+    Some(tx)
 }
 
 /// `UnsignedInt64` arrives as a string; accept a number too.

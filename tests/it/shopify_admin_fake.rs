@@ -1,6 +1,7 @@
 //! A stateful fake of the Shopify Admin API for operations: access scopes, the client-credentials
 //! token endpoint (with a configurable token lifetime), locations, webhook subscriptions (list,
-//! create, delete), and orders for routing, `orders retry` and reconciliation.
+//! create, delete), and orders for routing, `orders retry` and reconciliation. Like Shopify, it
+//! refuses a mutation that needs `@idempotent(key:)` without one, and runs a refund once per key.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -38,6 +39,14 @@ pub struct AdminState {
     pub tracking: Mutex<Vec<String>>,
     /// Requests refused because their token was unknown or expired.
     pub refused_tokens: Mutex<u32>,
+    /// The suggested refund's amount in (shop, presentment) money: (amount, currency code) each.
+    pub suggested_refund: Mutex<((String, String), (String, String))>,
+    /// Every `refundCreate` received: its `@idempotent` key and its input.
+    pub refund_requests: Mutex<Vec<(String, Value)>>,
+    /// Refunds made, by idempotency key (a repeated key returns the first refund, makes none).
+    pub refunds: Mutex<BTreeMap<String, Value>>,
+    /// Make the refund, then answer the next `refundCreate` with a 502 (the answer is lost).
+    pub lose_next_refund_answer: Mutex<bool>,
 }
 
 #[derive(Clone)]
@@ -62,6 +71,10 @@ impl AdminShopify {
             refused_tokens: Mutex::new(0),
             line_quantities: Mutex::new(HashMap::new()),
             tracking: Mutex::new(Vec::new()),
+            suggested_refund: Mutex::new((("199.65".into(), "INR".into()), ("199.65".into(), "INR".into()))),
+            refund_requests: Mutex::new(Vec::new()),
+            refunds: Mutex::new(BTreeMap::new()),
+            lose_next_refund_answer: Mutex::new(false),
         });
         let addr = crate::fakes::serve(axum::Router::new().fallback(handle).with_state(state.clone())).await;
         Self { addr, state }
@@ -130,6 +143,10 @@ async fn handle(State(state): State<Arc<AdminState>>, uri: Uri, headers: HeaderM
     let vars = &req["variables"];
     let op = query.split('(').next().unwrap_or_default().split('{').next().unwrap_or_default().trim().to_string();
     state.log.lock().unwrap().push(op.clone());
+    if let Some(refused) = crate::shopify_inventory_fake::missing_idempotent(query, vars) {
+        state.log.lock().unwrap().push(format!("refused {op}: no @idempotent"));
+        return Json(refused).into_response();
+    }
     let data = match op.as_str() {
         "query Locations" => {
             let nodes: Vec<Value> = state.locations.lock().unwrap().iter()
@@ -195,15 +212,30 @@ async fn handle(State(state): State<Arc<AdminState>>, uri: Uri, headers: HeaderM
         "mutation OrderEditCommit" => {
             json!({ "orderEditCommit": { "order": { "id": "gid://shopify/Order/1" }, "userErrors": [] } })
         }
-        "query SuggestedRefund" => json!({ "order": { "suggestedRefund": { "suggestedTransactions": [
-            { "gateway": "bogus", "parentTransaction": { "id": "gid://shopify/OrderTransaction/7" }, "amountSet": { "shopMoney": { "amount": "199.65" } } } ] } } }),
+        "query SuggestedRefund" => {
+            let ((shop, shop_cur), (pres, pres_cur)) = state.suggested_refund.lock().unwrap().clone();
+            json!({ "order": { "suggestedRefund": { "suggestedTransactions": [
+                { "gateway": "bogus", "parentTransaction": { "id": "gid://shopify/OrderTransaction/7" },
+                  "amountSet": { "shopMoney": { "amount": shop, "currencyCode": shop_cur },
+                                 "presentmentMoney": { "amount": pres, "currencyCode": pres_cur } } } ] } } })
+        }
         "mutation RefundCreate" => {
-            state
-                .log
-                .lock()
-                .unwrap()
-                .push(format!("refund {}", vars["input"]["transactions"][0]["amount"].as_str().unwrap_or_default()));
-            json!({ "refundCreate": { "refund": { "id": "gid://shopify/Refund/1" }, "userErrors": [] } })
+            let key = vars["key"].as_str().unwrap_or_default().to_string();
+            state.refund_requests.lock().unwrap().push((key.clone(), vars["input"].clone()));
+            let mut refunds = state.refunds.lock().unwrap();
+            if !refunds.contains_key(&key) {
+                let id = format!("gid://shopify/Refund/{}", refunds.len() + 1);
+                refunds.insert(key, json!({ "id": id }));
+                state.log.lock().unwrap().push(format!(
+                    "refund {}",
+                    vars["input"]["transactions"][0]["amount"].as_str().unwrap_or_default()
+                ));
+            }
+            let refund = refunds.get(vars["key"].as_str().unwrap_or_default()).cloned();
+            if std::mem::take(&mut *state.lose_next_refund_answer.lock().unwrap()) {
+                return (StatusCode::BAD_GATEWAY, "upstream went away").into_response();
+            }
+            json!({ "refundCreate": { "refund": refund, "userErrors": [] } })
         }
         "query FulfillmentState" => {
             let numbers: Vec<Value> =
