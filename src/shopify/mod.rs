@@ -4,10 +4,12 @@
 //! - [`order`]: the one order model (REST JSON, read leniently).
 //! - [`queries`]: every GraphQL document channeld sends, and the answers' shapes.
 //! - [`graphql`]: the transport with cost-based pacing; [`token`]: where its token comes from.
+//! - [`job`]: following the asynchronous jobs some mutations start (`orderCancel`).
 //!
 //! [`ShopifyClient`] is the typed facade the rest of channeld calls.
 
 pub mod graphql;
+pub mod job;
 pub mod order;
 pub mod queries;
 pub mod token;
@@ -22,6 +24,7 @@ use crate::flows::inventory::{refused_row, PushRow};
 use crate::flows::routing::FulfillmentOrderView;
 use crate::remote::CallError;
 use graphql::GraphqlClient;
+use job::{JobState, JobWait};
 use order::ShopifyOrder;
 use queries::{order_gid, FulfillmentOrdersData};
 use token::TokenSource;
@@ -29,6 +32,8 @@ use token::TokenSource;
 #[derive(Clone)]
 pub struct ShopifyClient {
     gql: GraphqlClient,
+    /// How long an asynchronous job (order cancellation) is followed before the call is retried.
+    job_wait: JobWait,
 }
 
 impl ShopifyClient {
@@ -37,7 +42,7 @@ impl ShopifyClient {
         let base = cfg.shopify_base();
         let auth = cfg.shopify_auth().map_err(anyhow::Error::msg)?;
         let token = TokenSource::new(auth, http.clone(), &base);
-        Ok(Self { gql: GraphqlClient::new(http, &base, &cfg.shopify.api_version, token) })
+        Ok(Self { gql: GraphqlClient::new(http, &base, &cfg.shopify.api_version, token), job_wait: JobWait::default() })
     }
 
     /// The order's fulfillment orders (routing); `None` when Shopify does not know the order.
@@ -169,6 +174,10 @@ impl ShopifyClient {
     }
 
     /// Cancels the whole order (seller cancellation). An order already cancelled counts as done.
+    ///
+    /// Shopify cancels asynchronously: the mutation answers with a job. The job is followed until
+    /// it is done ([`job::follow`]); one still running after that is a transient failure (the
+    /// outbox tries again), and a cancellation that ended `FAILED` is a failure of the call.
     pub async fn cancel_order(&self, order_id: u64, c: &crate::config::Cancellation) -> Result<(), CallError> {
         let vars = json!({
             "orderId": order_gid(order_id),
@@ -179,14 +188,27 @@ impl ShopifyClient {
         });
         let data: Value = self.gql.run(&queries::ORDER_CANCEL, vars).await?;
         let payload = &data["orderCancel"];
-        let errors = payload["orderCancelUserErrors"].as_array().cloned().unwrap_or_default();
-        let messages: Vec<String> = errors.iter().filter_map(|e| e["message"].as_str().map(str::to_string)).collect();
-        if messages.is_empty() || messages.iter().all(|m| m.to_lowercase().contains("already")) {
-            return Ok(());
+        let refused = cancel_errors(&payload["orderCancelUserErrors"]);
+        if !refused.is_empty() {
+            return cancel_outcome(order_id, CancelEnd::Failed(refused));
         }
-        Err(CallError::Refused {
-            message: format!("Shopify refused to cancel order {order_id}: {}", messages.join("; ")),
+        let (job, result) = (&payload["job"], &payload["jobResult"]);
+        if let JobState::Finished(end) = cancel_state(job, result) {
+            return cancel_outcome(order_id, end);
+        }
+        let Some(job_id) = job["id"].as_str().or(result["id"].as_str()) else {
+            return Ok(()); // no job to follow: Shopify took it synchronously
+        };
+        let result_id = result["id"].as_str();
+        let vars =
+            json!({ "jobId": job_id, "resultId": result_id.unwrap_or(job_id), "withResult": result_id.is_some() });
+        let what = format!("the cancellation of order {order_id} ({job_id})");
+        let end = job::follow(&self.job_wait, &what, || async {
+            let data: Value = self.gql.run(&queries::ORDER_CANCEL_JOB, vars.clone()).await?;
+            Ok(cancel_state(&data["job"], &data["jobResult"]))
         })
+        .await?;
+        cancel_outcome(order_id, end)
     }
 
     /// Sets lines to absolute quantities with an order edit (begin, set quantity, commit). Lines
@@ -372,6 +394,64 @@ fn refund_transaction(order_id: u64, t: &Value) -> Option<Value> {
     Some(tx)
 }
 
+/// How an order cancellation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CancelEnd {
+    Succeeded,
+    /// Shopify's errors: (code, message).
+    Failed(Vec<(String, String)>),
+}
+
+/// Where a cancellation stands, from its job and its result (`OrderCancelJobResult`, when Shopify
+/// gave one): the result's status rules; without one, a done job is a success (the generic job
+/// cannot show a failure).
+fn cancel_state(job: &Value, result: &Value) -> JobState<CancelEnd> {
+    match result["status"].as_str() {
+        Some("SUCCEEDED") => JobState::Finished(CancelEnd::Succeeded),
+        Some("FAILED") => {
+            let mut errors = cancel_errors(&result["errors"]);
+            if errors.is_empty() {
+                errors.push((String::new(), "the cancellation job failed without a reason".into()));
+            }
+            JobState::Finished(CancelEnd::Failed(errors))
+        }
+        Some(_) => JobState::Running,
+        None if job["done"] == true => JobState::Finished(CancelEnd::Succeeded),
+        None => JobState::Running,
+    }
+}
+
+fn cancel_errors(errors: &Value) -> Vec<(String, String)> {
+    errors
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|e| {
+                    Some((e["code"].as_str().unwrap_or("").to_string(), e["message"].as_str()?.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The call's result for a cancellation's end. "Already cancelled" is success; a failure that is
+/// only Shopify's own internal error may be retried; any other failure is a refusal.
+fn cancel_outcome(order_id: u64, end: CancelEnd) -> Result<(), CallError> {
+    let CancelEnd::Failed(errors) = end else { return Ok(()) };
+    if errors.iter().all(|(_, m)| m.to_lowercase().contains("already")) {
+        return Ok(());
+    }
+    let described: Vec<String> =
+        errors.iter().map(|(code, m)| if code.is_empty() { m.clone() } else { format!("{m} ({code})") }).collect();
+    let message = format!("Shopify could not cancel order {order_id}: {}", described.join("; "));
+    if errors.iter().all(|(code, _)| code == "INTERNAL_ERROR") {
+        Err(CallError::transient(message))
+    } else {
+        Err(CallError::Refused { message })
+    }
+}
+
 /// `UnsignedInt64` arrives as a string; accept a number too.
 fn legacy_id(v: &Value) -> Option<u64> {
     match v {
@@ -417,4 +497,29 @@ pub struct Tracking {
     pub number: String,
     pub company: String,
     pub url: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cancellation_ends_as_its_result_says() {
+        let running = json!({ "id": "gid://shopify/Job/1", "done": false });
+        let done = json!({ "id": "gid://shopify/Job/1", "done": true });
+        assert_eq!(cancel_state(&running, &Value::Null), JobState::Running);
+        assert_eq!(cancel_state(&done, &Value::Null), JobState::Finished(CancelEnd::Succeeded));
+        assert_eq!(cancel_state(&done, &json!({ "status": "STARTED" })), JobState::Running);
+        let failed = json!({ "status": "FAILED", "errors": [{ "code": "INVALID", "message": "has returns" }] });
+        let JobState::Finished(end) = cancel_state(&done, &failed) else { panic!("finished") };
+        match cancel_outcome(7, end) {
+            Err(CallError::Refused { message }) => assert!(message.contains("has returns (INVALID)"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        let internal = json!({ "status": "FAILED", "errors": [{ "code": "INTERNAL_ERROR", "message": "oops" }] });
+        let JobState::Finished(end) = cancel_state(&done, &internal) else { panic!("finished") };
+        assert!(matches!(cancel_outcome(7, end), Err(CallError::Transient { .. })));
+        let already = CancelEnd::Failed(vec![(String::new(), "Order has already been cancelled".into())]);
+        assert_eq!(cancel_outcome(7, already), Ok(()));
+    }
 }

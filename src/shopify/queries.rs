@@ -157,8 +157,22 @@ pub const ORDER_CANCEL: Document = Document {
     cost: 10,
     text: r#"mutation OrderCancel($orderId: ID!, $restock: Boolean!, $notifyCustomer: Boolean, $refundMethod: OrderCancelRefundMethodInput, $staffNote: String) {
   orderCancel(orderId: $orderId, reason: OTHER, restock: $restock, notifyCustomer: $notifyCustomer, refundMethod: $refundMethod, staffNote: $staffNote) {
-    job { id }
+    job { id done }
+    jobResult { id done status errors { field message code } }
     orderCancelUserErrors { field message code }
+  }
+}"#,
+};
+
+/// Polls the job an `orderCancel` started: `job(id:)` says whether it ran; the cancellation's own
+/// result (`OrderCancelJobResult`, a node) says how it ended, `FAILED` with its errors included.
+pub const ORDER_CANCEL_JOB: Document = Document {
+    name: "OrderCancelJob",
+    cost: 2,
+    text: r#"query OrderCancelJob($jobId: ID!, $resultId: ID!, $withResult: Boolean!) {
+  job(id: $jobId) { id done }
+  jobResult: node(id: $resultId) @include(if: $withResult) {
+    ... on OrderCancelJobResult { id done status errors { field message code } }
   }
 }"#,
 };
@@ -297,6 +311,10 @@ pub fn all() -> Vec<(&'static Document, Value)> {
             &ORDER_CANCEL,
             json!({ "orderId": order_gid(1), "restock": true, "notifyCustomer": false,
                     "refundMethod": { "originalPaymentMethodsRefund": true }, "staffNote": "x" }),
+        ),
+        (
+            &ORDER_CANCEL_JOB,
+            json!({ "jobId": "gid://shopify/Job/1", "resultId": "gid://shopify/OrderCancelJobResult/1", "withResult": true }),
         ),
         (&ORDER_LINE_QUANTITIES, json!({ "id": order_gid(1) })),
         (&ORDER_EDIT_BEGIN, json!({ "id": order_gid(1) })),

@@ -12,6 +12,7 @@ mod graphql_schema;
 mod helpers;
 mod inventory;
 mod operations;
+mod order_cancel;
 mod refunds;
 mod shopify_admin_fake;
 mod shopify_errors;

@@ -47,6 +47,36 @@ pub struct AdminState {
     pub refunds: Mutex<BTreeMap<String, Value>>,
     /// Make the refund, then answer the next `refundCreate` with a 502 (the answer is lost).
     pub lose_next_refund_answer: Mutex<bool>,
+    /// How `orderCancel`'s asynchronous job behaves.
+    pub cancel_job: Mutex<CancelJob>,
+}
+
+/// The job an `orderCancel` starts: still running for the first `polls_until_done` polls of
+/// `job(id:)`, then done with `status` (`SUCCEEDED` or `FAILED`, with `errors`).
+#[derive(Debug, Clone)]
+pub struct CancelJob {
+    pub polls_until_done: u32,
+    pub status: &'static str,
+    pub errors: Vec<Value>,
+    /// Polls received so far.
+    pub polls: u32,
+}
+
+impl Default for CancelJob {
+    fn default() -> Self {
+        Self { polls_until_done: 1, status: "SUCCEEDED", errors: Vec::new(), polls: 0 }
+    }
+}
+
+impl CancelJob {
+    /// The job and its result as Shopify shows them now.
+    fn view(&self) -> (Value, Value) {
+        let done = self.polls >= self.polls_until_done;
+        let job = json!({ "id": "gid://shopify/Job/1", "done": done });
+        let result = json!({ "id": "gid://shopify/OrderCancelJobResult/1", "done": done,
+            "status": if done { self.status } else { "STARTED" }, "errors": if done { self.errors.clone() } else { vec![] } });
+        (job, result)
+    }
 }
 
 #[derive(Clone)]
@@ -75,6 +105,7 @@ impl AdminShopify {
             refund_requests: Mutex::new(Vec::new()),
             refunds: Mutex::new(BTreeMap::new()),
             lose_next_refund_answer: Mutex::new(false),
+            cancel_job: Mutex::new(CancelJob::default()),
         });
         let addr = crate::fakes::serve(axum::Router::new().fallback(handle).with_state(state.clone())).await;
         Self { addr, state }
@@ -187,7 +218,20 @@ async fn handle(State(state): State<Arc<AdminState>>, uri: Uri, headers: HeaderM
                 vars["orderId"].as_str().unwrap_or_default(),
                 vars["restock"]
             ));
-            json!({ "orderCancel": { "job": { "id": "gid://shopify/Job/1" }, "orderCancelUserErrors": [] } })
+            let mut job = state.cancel_job.lock().unwrap();
+            job.polls = 0;
+            let (job, result) = job.view();
+            json!({ "orderCancel": { "job": job, "jobResult": result, "orderCancelUserErrors": [] } })
+        }
+        "query OrderCancelJob" => {
+            let mut job = state.cancel_job.lock().unwrap();
+            job.polls += 1;
+            let (view, result) = job.view();
+            let mut data = json!({ "job": view });
+            if vars["withResult"] == true && vars["resultId"] == result["id"] {
+                data["jobResult"] = result;
+            }
+            data
         }
         "query OrderLineQuantities" => {
             let id: u64 = vars["id"].as_str().unwrap().rsplit('/').next().unwrap().parse().unwrap();
