@@ -301,45 +301,27 @@ impl ShopifyClient {
     }
 
     /// Fulfils these Shopify lines (line id, quantity) with a tracking number. A fulfillment that
-    /// already carries this tracking number means it was done.
+    /// already carries this tracking number means it was done. Units that find no open
+    /// fulfillment-order line refuse the call, naming them: nothing is fulfilled partially.
     pub async fn fulfill(&self, order_id: u64, lines: &[(u64, u32)], tracking: &Tracking) -> Result<(), CallError> {
-        let data: Value = self.gql.run(&queries::FULFILLMENT_STATE, json!({ "id": order_gid(order_id) })).await?;
-        let order = &data["order"];
-        let done = order["fulfillments"].as_array().into_iter().flatten().any(|f| {
-            f["trackingInfo"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|t| t["number"].as_str() == Some(tracking.number.as_str()))
-        });
+        let Some((done, fos)) = self.fulfillment_state(order_id, &tracking.number).await? else {
+            return Err(CallError::Refused { message: format!("Shopify does not know order {order_id}") });
+        };
         if done {
             return Ok(());
         }
-        let mut wanted: HashMap<u64, u32> = lines.iter().copied().collect();
-        let mut by_fo = Vec::new();
-        for fo in order["fulfillmentOrders"]["nodes"].as_array().into_iter().flatten() {
-            if !matches!(fo["status"].as_str(), Some("OPEN" | "IN_PROGRESS" | "SCHEDULED")) {
-                continue;
-            }
-            let mut items = Vec::new();
-            for li in fo["lineItems"]["nodes"].as_array().into_iter().flatten() {
-                let Some(line) = li["lineItem"]["id"].as_str().and_then(queries::numeric_id) else { continue };
-                let remaining = li["remainingQuantity"].as_u64().unwrap_or(0) as u32;
-                if let Some(want) = wanted.get_mut(&line) {
-                    let take = (*want).min(remaining);
-                    if take > 0 {
-                        items.push(json!({ "id": li["id"], "quantity": take }));
-                        *want -= take;
-                    }
-                }
-            }
-            if !items.is_empty() {
-                by_fo.push(json!({ "fulfillmentOrderId": fo["id"], "fulfillmentOrderLineItems": items }));
-            }
-        }
-        if by_fo.is_empty() {
+        let (by_fo, missing) = plan_fulfillment(&fos, lines);
+        if !missing.is_empty() {
+            let units: Vec<String> = missing
+                .iter()
+                .map(|(line, n)| format!("line {line}: {n} unit{}", if *n == 1 { "" } else { "s" }))
+                .collect();
             return Err(CallError::Refused {
-                message: format!("order {order_id} has no open fulfillment order line for this shipment"),
+                message: format!(
+                    "order {order_id}: no open fulfillment order line for {} of shipment {}; nothing was fulfilled",
+                    units.join(", "),
+                    tracking.number
+                ),
             });
         }
         let mut info = json!({ "number": tracking.number, "company": tracking.company });
@@ -349,6 +331,44 @@ impl ShopifyClient {
         let vars = json!({ "fulfillment": { "notifyCustomer": false, "trackingInfo": info, "lineItemsByFulfillmentOrder": by_fo } });
         let data: Value = self.gql.run(&queries::FULFILLMENT_CREATE, vars).await?;
         user_errors(&data["fulfillmentCreate"])
+    }
+
+    /// Whether a fulfillment already carries `number`, and every fulfillment order with all its
+    /// lines (both connections paged through); `None` when Shopify does not know the order.
+    async fn fulfillment_state(&self, order_id: u64, number: &str) -> Result<Option<(bool, Vec<Fo>)>, CallError> {
+        let (mut fos, mut after, mut done) = (Vec::new(), None::<String>, false);
+        loop {
+            let vars = json!({ "id": order_gid(order_id), "after": after });
+            let data: Value = self.gql.run(&queries::FULFILLMENT_STATE, vars).await?;
+            let order = &data["order"];
+            if order.is_null() {
+                return Ok(None);
+            }
+            done |= order["fulfillments"].as_array().into_iter().flatten().any(|f| {
+                f["trackingInfo"].as_array().into_iter().flatten().any(|t| t["number"].as_str() == Some(number))
+            });
+            let connection = &order["fulfillmentOrders"];
+            for node in connection["nodes"].as_array().into_iter().flatten() {
+                let mut fo = Fo {
+                    id: node["id"].as_str().unwrap_or_default().to_string(),
+                    status: node["status"].as_str().unwrap_or_default().to_string(),
+                    lines: fo_lines(&node["lineItems"]),
+                };
+                let mut lines_after = next_cursor(&node["lineItems"]);
+                while let Some(cursor) = lines_after {
+                    let vars = json!({ "id": fo.id, "after": cursor });
+                    let page: Value = self.gql.run(&queries::FULFILLMENT_ORDER_LINES, vars).await?;
+                    let items = &page["fulfillmentOrder"]["lineItems"];
+                    fo.lines.extend(fo_lines(items));
+                    lines_after = next_cursor(items);
+                }
+                fos.push(fo);
+            }
+            match next_cursor(connection) {
+                Some(cursor) => after = Some(cursor),
+                None => return Ok(Some((done, fos))),
+            }
+        }
     }
 
     /// The access scopes granted to channeld's token (REST: the only place Shopify lists them).
@@ -392,6 +412,66 @@ fn refund_transaction(order_id: u64, t: &Value) -> Option<Value> {
         tx["currency"] = json!(currency);
     }
     Some(tx)
+}
+
+/// A fulfillment order as far as fulfilling needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fo {
+    id: String,
+    status: String,
+    lines: Vec<FoLine>,
+}
+
+/// One line of a fulfillment order: its id, the order line it fulfils, units still to fulfil.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FoLine {
+    id: String,
+    line: u64,
+    remaining: u32,
+}
+
+fn fo_lines(connection: &Value) -> Vec<FoLine> {
+    connection["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|li| {
+            Some(FoLine {
+                id: li["id"].as_str()?.to_string(),
+                line: li["lineItem"]["id"].as_str().and_then(queries::numeric_id)?,
+                remaining: li["remainingQuantity"].as_u64().map_or(0, |r| r.min(u64::from(u32::MAX)) as u32),
+            })
+        })
+        .collect()
+}
+
+/// Which fulfillment-order lines take the wanted units (order line, quantity), as
+/// `lineItemsByFulfillmentOrder`, and the units no open fulfillment-order line could take.
+fn plan_fulfillment(fos: &[Fo], lines: &[(u64, u32)]) -> (Vec<Value>, Vec<(u64, u32)>) {
+    let mut wanted: Vec<(u64, u32)> = Vec::new();
+    for &(line, n) in lines {
+        match wanted.iter_mut().find(|(l, _)| *l == line) {
+            Some((_, w)) => *w = w.saturating_add(n),
+            None => wanted.push((line, n)),
+        }
+    }
+    let mut by_fo = Vec::new();
+    for fo in fos.iter().filter(|fo| matches!(fo.status.as_str(), "OPEN" | "IN_PROGRESS" | "SCHEDULED")) {
+        let mut items = Vec::new();
+        for li in &fo.lines {
+            if let Some((_, want)) = wanted.iter_mut().find(|(l, _)| *l == li.line) {
+                let take = (*want).min(li.remaining);
+                if take > 0 {
+                    items.push(json!({ "id": li.id, "quantity": take }));
+                    *want -= take;
+                }
+            }
+        }
+        if !items.is_empty() {
+            by_fo.push(json!({ "fulfillmentOrderId": fo.id, "fulfillmentOrderLineItems": items }));
+        }
+    }
+    (by_fo, wanted.into_iter().filter(|(_, n)| *n > 0).collect())
 }
 
 /// How an order cancellation ended.
@@ -521,5 +601,31 @@ mod tests {
         assert!(matches!(cancel_outcome(7, end), Err(CallError::Transient { .. })));
         let already = CancelEnd::Failed(vec![(String::new(), "Order has already been cancelled".into())]);
         assert_eq!(cancel_outcome(7, already), Ok(()));
+    }
+
+    fn fo(id: &str, status: &str, lines: &[(&str, u64, u32)]) -> Fo {
+        Fo {
+            id: id.into(),
+            status: status.into(),
+            lines: lines.iter().map(|(i, l, r)| FoLine { id: (*i).into(), line: *l, remaining: *r }).collect(),
+        }
+    }
+
+    #[test]
+    fn units_spread_over_open_fulfillment_orders_and_the_rest_is_named() {
+        let fos = [
+            fo("FO/1", "CLOSED", &[("FOL/1", 10, 5)]),
+            fo("FO/2", "OPEN", &[("FOL/2", 10, 1), ("FOL/3", 11, 0)]),
+            fo("FO/3", "IN_PROGRESS", &[("FOL/4", 10, 4)]),
+        ];
+        let (by_fo, missing) = plan_fulfillment(&fos, &[(10, 2), (10, 1), (11, 1), (12, 2)]);
+        assert_eq!(
+            by_fo,
+            vec![
+                json!({ "fulfillmentOrderId": "FO/2", "fulfillmentOrderLineItems": [{ "id": "FOL/2", "quantity": 1 }] }),
+                json!({ "fulfillmentOrderId": "FO/3", "fulfillmentOrderLineItems": [{ "id": "FOL/4", "quantity": 2 }] }),
+            ]
+        );
+        assert_eq!(missing, vec![(11, 1), (12, 2)]);
     }
 }

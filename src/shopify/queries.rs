@@ -235,14 +235,38 @@ pub const REFUND_CREATE: Document = Document {
 }"#,
 };
 
+/// Fulfillment orders (a page of them, each with its first page of lines) and the tracking numbers
+/// of the order's fulfillments. Both connections are paged through: an order can have more than
+/// one page of fulfillment orders, and a fulfillment order more than one page of lines.
 pub const FULFILLMENT_STATE: Document = Document {
     name: "FulfillmentState",
-    cost: 300,
-    text: r#"query FulfillmentState($id: ID!) {
+    cost: 320,
+    text: r#"query FulfillmentState($id: ID!, $after: String) {
   order(id: $id) {
     fulfillments(first: 50) { trackingInfo { number } }
-    fulfillmentOrders(first: 10) {
-      nodes { id status lineItems(first: 25) { nodes { id remainingQuantity lineItem { id } } } }
+    fulfillmentOrders(first: 10, after: $after) {
+      pageInfo { hasNextPage endCursor }
+      nodes {
+        id status
+        lineItems(first: 25) {
+          pageInfo { hasNextPage endCursor }
+          nodes { id remainingQuantity lineItem { id } }
+        }
+      }
+    }
+  }
+}"#,
+};
+
+/// The further pages of one fulfillment order's lines.
+pub const FULFILLMENT_ORDER_LINES: Document = Document {
+    name: "FulfillmentOrderLines",
+    cost: 210,
+    text: r#"query FulfillmentOrderLines($id: ID!, $after: String) {
+  fulfillmentOrder(id: $id) {
+    lineItems(first: 100, after: $after) {
+      pageInfo { hasNextPage endCursor }
+      nodes { id remainingQuantity lineItem { id } }
     }
   }
 }"#,
@@ -336,7 +360,11 @@ pub fn all() -> Vec<(&'static Document, Value)> {
                 { "orderId": order_gid(1), "parentId": "gid://shopify/OrderTransaction/3", "amount": "10.00",
                   "gateway": "bogus", "kind": "REFUND" } ] }, "key": refund_key(1, 42) }),
         ),
-        (&FULFILLMENT_STATE, json!({ "id": order_gid(1) })),
+        (&FULFILLMENT_STATE, json!({ "id": order_gid(1), "after": null })),
+        (
+            &FULFILLMENT_ORDER_LINES,
+            json!({ "id": "gid://shopify/FulfillmentOrder/1", "after": "eyJsYXN0X2lkIjoxfQ==" }),
+        ),
         (
             &FULFILLMENT_CREATE,
             json!({ "fulfillment": { "notifyCustomer": false,

@@ -8,6 +8,7 @@ mod crash;
 mod delivery;
 mod fakes;
 mod fulfilment;
+mod fulfilment_paging;
 mod graphql_schema;
 mod helpers;
 mod inventory;

@@ -49,6 +49,41 @@ pub struct AdminState {
     pub lose_next_refund_answer: Mutex<bool>,
     /// How `orderCancel`'s asynchronous job behaves.
     pub cancel_job: Mutex<CancelJob>,
+    /// The order's fulfillment orders, served a page at a time (as many as the query's `first`).
+    pub fulfillment_orders: Mutex<Vec<FakeFulfillmentOrder>>,
+}
+
+/// A fulfillment order: id, status, and its lines (line id, order line id, remaining quantity).
+#[derive(Debug, Clone)]
+pub struct FakeFulfillmentOrder {
+    pub id: u64,
+    pub status: &'static str,
+    pub lines: Vec<(u64, u64, u64)>,
+}
+
+/// The `first:` a query asks of a connection (`lineItems(first: 25`), or 50.
+fn first_of(query: &str, connection: &str) -> usize {
+    let Some(at) = query.find(&format!("{connection}(first: ")) else { return 50 };
+    let rest = &query[at + connection.len() + 8..];
+    rest[..rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len())].parse().unwrap_or(50)
+}
+
+/// One page of `items` after the cursor `after` (an index), as a connection.
+fn page(items: Vec<Value>, first: usize, after: &Value) -> Value {
+    let start: usize = after.as_str().and_then(|a| a.parse().ok()).unwrap_or(0);
+    let end = (start + first).min(items.len());
+    let nodes: Vec<Value> = items.get(start..end).unwrap_or_default().to_vec();
+    json!({ "nodes": nodes, "pageInfo": { "hasNextPage": end < items.len(), "endCursor": end.to_string() } })
+}
+
+fn fo_lines(fo: &FakeFulfillmentOrder) -> Vec<Value> {
+    fo.lines
+        .iter()
+        .map(|(id, line, remaining)| {
+            json!({ "id": format!("gid://shopify/FulfillmentOrderLineItem/{id}"), "remainingQuantity": remaining,
+                    "lineItem": { "id": format!("gid://shopify/LineItem/{line}") } })
+        })
+        .collect()
 }
 
 /// The job an `orderCancel` starts: still running for the first `polls_until_done` polls of
@@ -106,6 +141,11 @@ impl AdminShopify {
             refunds: Mutex::new(BTreeMap::new()),
             lose_next_refund_answer: Mutex::new(false),
             cancel_job: Mutex::new(CancelJob::default()),
+            fulfillment_orders: Mutex::new(vec![FakeFulfillmentOrder {
+                id: 1046000780,
+                status: "OPEN",
+                lines: vec![(1072503277, 518995019, 1)],
+            }]),
         });
         let addr = crate::fakes::serve(axum::Router::new().fallback(handle).with_state(state.clone())).await;
         Self { addr, state }
@@ -284,10 +324,28 @@ async fn handle(State(state): State<Arc<AdminState>>, uri: Uri, headers: HeaderM
         "query FulfillmentState" => {
             let numbers: Vec<Value> =
                 state.tracking.lock().unwrap().iter().map(|n| json!({ "trackingInfo": [{ "number": n }] })).collect();
-            json!({ "order": { "fulfillments": numbers, "fulfillmentOrders": { "nodes": [
-                { "id": "gid://shopify/FulfillmentOrder/1046000780", "status": "OPEN", "lineItems": { "nodes": [
-                    { "id": "gid://shopify/FulfillmentOrderLineItem/1072503277", "remainingQuantity": 1,
-                      "lineItem": { "id": "gid://shopify/LineItem/518995019" } } ] } } ] } } })
+            let line_page = first_of(query, "lineItems");
+            let fos: Vec<Value> = state
+                .fulfillment_orders
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|fo| {
+                    json!({ "id": format!("gid://shopify/FulfillmentOrder/{}", fo.id), "status": fo.status,
+                            "lineItems": page(fo_lines(fo), line_page, &Value::Null) })
+                })
+                .collect();
+            let fos = page(fos, first_of(query, "fulfillmentOrders"), &vars["after"]);
+            json!({ "order": { "fulfillments": numbers, "fulfillmentOrders": fos } })
+        }
+        "query FulfillmentOrderLines" => {
+            let id: u64 = vars["id"].as_str().unwrap().rsplit('/').next().unwrap().parse().unwrap();
+            let fos = state.fulfillment_orders.lock().unwrap();
+            match fos.iter().find(|fo| fo.id == id) {
+                Some(fo) => json!({ "fulfillmentOrder": {
+                    "lineItems": page(fo_lines(fo), first_of(query, "lineItems"), &vars["after"]) } }),
+                None => json!({ "fulfillmentOrder": null }),
+            }
         }
         "mutation FulfillmentCreate" => {
             let number = vars["fulfillment"]["trackingInfo"]["number"].as_str().unwrap_or_default().to_string();
