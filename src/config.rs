@@ -171,6 +171,11 @@ pub struct Wms {
     pub channel_name: String,
     #[serde(default = "d_already_exists")]
     pub already_exists_pattern: String,
+    /// A 4xx to a Customer Cancellation whose message contains this (case-insensitive) means the
+    /// WMS already cancelled the order: the cancellation counts as delivered (added key; default
+    /// "already cancelled").
+    #[serde(default = "d_already_cancelled")]
+    pub already_cancelled_pattern: String,
     /// Seconds before giving up on one WMS call (added key; default 30).
     #[serde(default = "d_timeout")]
     pub timeout_seconds: u64,
@@ -366,6 +371,9 @@ fn d_channel() -> String {
 fn d_already_exists() -> String {
     "already exists".into()
 }
+fn d_already_cancelled() -> String {
+    "already cancelled".into()
+}
 fn d_hold_tags() -> Vec<String> {
     vec!["on-hold".into()]
 }
@@ -506,6 +514,9 @@ impl Config {
         }
         if self.wms.already_exists_pattern.trim().is_empty() {
             errs.push("wms.already_exists_pattern: must not be empty".into());
+        }
+        if self.wms.already_cancelled_pattern.trim().is_empty() {
+            errs.push("wms.already_cancelled_pattern: must not be empty".into());
         }
         if self.orders.since_time().is_err() {
             errs.push(format!("orders.since: {:?} is not an RFC 3339 time", self.orders.since));
@@ -690,6 +701,16 @@ base_url = "http://127.0.0.1:9"
         let body = MIN.replace("127.0.0.1:8080", "nonsense") + "\n[inventory]\nbatch_size = 900\n";
         let msg = format!("{:#}", Config::load(&write(d.path(), &body)).unwrap_err());
         assert!(msg.contains("server.listen") && msg.contains("inventory.batch_size"), "{msg}");
+    }
+
+    #[test]
+    fn already_cancelled_pattern_has_a_default_and_must_not_be_empty() {
+        let d = tempfile::tempdir().unwrap();
+        let c = Config::load(&write(d.path(), MIN)).unwrap();
+        assert_eq!(c.wms.already_cancelled_pattern, "already cancelled");
+        let body = format!("{MIN}already_cancelled_pattern = \"  \"\n");
+        let msg = format!("{:#}", Config::load(&write(d.path(), &body)).unwrap_err());
+        assert!(msg.contains("wms.already_cancelled_pattern"), "{msg}");
     }
 
     #[test]

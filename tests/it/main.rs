@@ -21,3 +21,4 @@ mod shopify_inventory_fake;
 mod systemd;
 mod updates;
 mod webhooks;
+mod wms_cancel;
