@@ -14,6 +14,7 @@ mod helpers;
 mod inventory;
 mod operations;
 mod order_cancel;
+mod order_intake;
 mod refunds;
 mod shopify_admin_fake;
 mod shopify_errors;
