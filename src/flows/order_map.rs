@@ -65,6 +65,7 @@ pub fn evaluate(order: &ShopifyOrder, rules: &OrderRules) -> Evaluation {
         }
     }
     reasons.extend(quantity_overflows(&lines));
+    reasons.extend(negative_prices(&lines, !order.taxes_included));
     match (created, shipping, billing) {
         (Some(created), Some(shipping), Some(billing)) if reasons.is_empty() => {
             Evaluation::Accept(Box::new(build(order, rules, created, &lines, shipping, billing)))
@@ -122,6 +123,24 @@ fn quantity_overflows(lines: &[&LineItem]) -> Vec<String> {
         .filter(|(_, total)| total.is_none())
         .map(|(sku, _)| {
             format!("SKU {sku:?}: its lines add up to more units than one order item can carry ({})", u32::MAX)
+        })
+        .collect()
+}
+
+/// Increff takes no negative `sellingPricePerUnit`: a line whose price, or whose price after its
+/// discounts, is below zero is a reason to reject (a cent of rounding is tolerated).
+fn negative_prices(lines: &[&LineItem], add_tax: bool) -> Vec<String> {
+    let name = |l: &LineItem| l.id.map_or_else(|| format!("(SKU {:?})", l.sku.trim()), |id| id.to_string());
+    lines
+        .iter()
+        .filter_map(|l| {
+            if l.price < 0.0 {
+                return Some(format!("line item {} has a negative price ({:.2})", name(l), l.price));
+            }
+            let selling = priced(l, add_tax).selling_pu;
+            (selling < -0.005).then(|| {
+                format!("line item {}: its price after discounts is negative ({selling:.2} per unit)", name(l))
+            })
         })
         .collect()
 }
@@ -390,6 +409,27 @@ mod tests {
         // Updates compare what would be sent: saturated, never wrapped.
         let red = items_of(&o).into_iter().find(|i| i.sku == "IPOD2008RED").unwrap();
         assert_eq!(red.quantity, u32::MAX);
+    }
+
+    #[test]
+    fn negative_prices_reject_the_order() {
+        let mut o = fixture_order();
+        o.line_items[1].price = -1.0;
+        match evaluate(&o, &rules()) {
+            Evaluation::Reject(r) => {
+                assert!(r.iter().any(|r| r.contains("518995019") && r.contains("negative")), "{r:?}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut o = fixture_order();
+        o.line_items[1].discount_allocations = vec![crate::shopify::order::Amount { amount: 1000.0 }];
+        assert!(matches!(evaluate(&o, &rules()), Evaluation::Reject(_)));
+        // A free line is fine.
+        let mut o = fixture_order();
+        o.line_items[1].price = 0.0;
+        o.line_items[1].discount_allocations.clear();
+        o.line_items[1].tax_lines.clear();
+        assert!(matches!(evaluate(&o, &rules()), Evaluation::Accept(_)));
     }
 
     #[test]

@@ -65,3 +65,42 @@ async fn quantities_that_overflow_when_merged_reject_the_order() {
     assert!(t.wms.created().is_empty());
     t.stop().await;
 }
+
+#[tokio::test]
+async fn an_order_with_id_0_is_stored_as_rejected_and_never_sent() {
+    let t = spawn().await;
+    let mut o = fixture_order();
+    o["id"] = 0.into();
+    let rec = ingest(&t, &o).await;
+    rejected_for(&rec, "id 0");
+    // A cancellation under id 0 does not make it a cancelled order either.
+    o["cancelled_at"] = "2026-11-27T10:00:00Z".into();
+    assert_eq!(t.deliver("orders/cancelled", &o, "e2").await, StatusCode::OK);
+    t.drained().await;
+    rejected_for(&t.app.store.order(0).unwrap().unwrap(), "id 0");
+    assert!(t.wms.calls().is_empty(), "{:?}", t.wms.calls());
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_negative_price_rejects_the_order() {
+    let t = spawn().await;
+    let mut o = fixture_order();
+    o["line_items"][1]["price"] = "-199.00".into();
+    let rec = ingest(&t, &o).await;
+    rejected_for(&rec, "518995019");
+    rejected_for(&rec, "negative");
+    assert!(t.wms.created().is_empty());
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn discounts_above_the_price_reject_the_order() {
+    let t = spawn().await;
+    let mut o = fixture_order();
+    o["line_items"][1]["discount_allocations"] = serde_json::json!([{ "amount": "500.00" }]);
+    let rec = ingest(&t, &o).await;
+    rejected_for(&rec, "negative");
+    assert!(t.wms.created().is_empty());
+    t.stop().await;
+}
