@@ -551,8 +551,8 @@ impl Config {
             ("jobs.archive_schedule", &self.jobs.archive_schedule),
             ("jobs.reconcile_schedule", &self.jobs.reconcile_schedule),
         ] {
-            if expr.split_whitespace().count() != 6 {
-                errs.push(format!("{key}: {expr:?} must be a cron expression with seconds (6 fields)"));
+            if let Err(e) = parse_schedule(expr) {
+                errs.push(format!("{key}: {expr:?} is not a valid cron expression with seconds: {e}"));
             }
         }
         if errs.is_empty() {
@@ -622,6 +622,17 @@ impl Orders {
         }
         DateTime::parse_from_rfc3339(self.since.trim()).map(|t| Some(t.with_timezone(&Utc)))
     }
+}
+
+/// Parses a job schedule the way tokio-cron-scheduler 0.15 does when it schedules the job (its own
+/// parser, croner, with the settings of `Job::new_async`: seconds required, day of month and day
+/// of week both honoured), so that a schedule accepted at load time is one the scheduler takes.
+pub fn parse_schedule(expr: &str) -> Result<croner::Cron, croner::errors::CronError> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .dom_and_dow(true)
+        .build()
+        .parse(expr)
 }
 
 fn is_api_version(v: &str) -> bool {
@@ -711,6 +722,46 @@ base_url = "http://127.0.0.1:9"
         let body = format!("{MIN}already_cancelled_pattern = \"  \"\n");
         let msg = format!("{:#}", Config::load(&write(d.path(), &body)).unwrap_err());
         assert!(msg.contains("wms.already_cancelled_pattern"), "{msg}");
+    }
+
+    #[test]
+    fn invalid_cron_expressions_are_refused_naming_the_key() {
+        let d = tempfile::tempdir().unwrap();
+        for (key, expr) in [
+            ("inventory.push_schedule", "61 * * * * *"),
+            ("jobs.reconcile_schedule", "0 */15 * * * FUNDAY"),
+            ("jobs.archive_schedule", "0 0 25 * * *"),
+            ("jobs.label_retrieval_schedule", "0 0 0 31 2 * extra"),
+        ] {
+            let (section, name) = key.split_once('.').unwrap();
+            let body = format!("{MIN}\n[{section}]\n{name} = \"{expr}\"\n");
+            let msg = format!("{:#}", Config::load(&write(d.path(), &body)).unwrap_err());
+            assert!(msg.contains(key) && msg.contains(expr), "{expr}: {msg}");
+        }
+    }
+
+    /// Load time and schedule time agree: what the configuration accepts, tokio-cron-scheduler
+    /// schedules, and what it refuses, the configuration refuses.
+    #[test]
+    fn the_configuration_accepts_exactly_the_schedules_the_scheduler_does() {
+        let d = tempfile::tempdir().unwrap();
+        for expr in [
+            "*/30 * * * * *",
+            "0 */5 * * * *",
+            "0 0 0 1 1 *",
+            "0 0 9-17 * * MON-FRI",
+            "0 0 0 L * *",
+            "61 * * * * *",
+            "* * * * *",
+            "0 0 24 * * *",
+            "0 0 0 ? * * *",
+            "x * * * * *",
+        ] {
+            let scheduler = tokio_cron_scheduler::Job::new_async(expr, |_, _| Box::pin(async {})).is_ok();
+            let body = format!("{MIN}\n[inventory]\npush_schedule = \"{expr}\"\n");
+            let loaded = Config::load(&write(d.path(), &body)).is_ok();
+            assert_eq!(loaded, scheduler, "{expr:?}: configuration {loaded}, scheduler {scheduler}");
+        }
     }
 
     #[test]
