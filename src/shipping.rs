@@ -85,7 +85,7 @@ async fn run(app: &App, shipment_id: u64) -> Booked {
         Err(e) => Booked::Later(e.to_string()),
     };
     if let Booked::Refused(message) = &outcome {
-        tracing::warn!(shipment = shipment_id, %message, "courier refused the booking");
+        tracing::warn!(shipment = shipment_id, reason = %message, "courier refused the booking");
         if let Ok(Some(mut s)) = app.store.shipment(shipment_id) {
             s.state = ShipmentState::Failed(message.clone());
             s.updated_ms = now_ms();

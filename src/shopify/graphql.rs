@@ -288,7 +288,7 @@ enum Attempt {
 
 fn record(result: &'static str, e: &CallError) {
     if let CallError::Unauthorized { message } = e {
-        tracing::error!(%message, "Shopify refused channeld's credentials: Shopify work is paused until fixed (see channeld doctor)");
+        tracing::error!(reason = %message, "Shopify refused channeld's credentials: Shopify work is paused until fixed (see channeld doctor)");
         metrics::counter!("channeld_shopify_auth_failures_total").increment(1);
     }
     metrics::counter!("channeld_shopify_calls_total", "result" => result).increment(1);

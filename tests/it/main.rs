@@ -12,6 +12,7 @@ mod fulfilment_paging;
 mod graphql_schema;
 mod helpers;
 mod inventory;
+mod logs;
 mod operations;
 mod order_cancel;
 mod order_intake;
