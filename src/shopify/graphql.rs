@@ -257,7 +257,12 @@ impl GraphqlClient {
             }
             return Err(Attempt::Failed(remote::classify("Shopify", status, &headers, &text)));
         }
-        resp.json::<Envelope>().await.map_err(|e| Attempt::Failed(remote::network("Shopify", e)))
+        let mut envelope = resp.json::<Envelope>().await.map_err(|e| Attempt::Failed(remote::network("Shopify", e)))?;
+        // Top-level errors become call errors: they never carry the token, whatever they say.
+        for e in &mut envelope.errors {
+            e.message = remote::scrub(&e.message, &[token]);
+        }
+        Ok(envelope)
     }
 }
 
