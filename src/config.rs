@@ -181,6 +181,11 @@ pub struct Wms {
     pub channel_name: String,
     #[serde(default = "d_already_exists")]
     pub already_exists_pattern: String,
+    /// A 4xx to a Customer Cancellation whose message contains this (case-insensitive) means the
+    /// WMS already cancelled the order: the cancellation counts as delivered (added key; default
+    /// "already cancelled").
+    #[serde(default = "d_already_cancelled")]
+    pub already_cancelled_pattern: String,
     /// Seconds before giving up on one WMS call (added key; default 30).
     #[serde(default = "d_timeout")]
     pub timeout_seconds: u64,
@@ -379,6 +384,9 @@ fn d_channel() -> String {
 fn d_already_exists() -> String {
     "already exists".into()
 }
+fn d_already_cancelled() -> String {
+    "already cancelled".into()
+}
 fn d_hold_tags() -> Vec<String> {
     vec!["on-hold".into()]
 }
@@ -520,6 +528,9 @@ impl Config {
         if self.wms.already_exists_pattern.trim().is_empty() {
             errs.push("wms.already_exists_pattern: must not be empty".into());
         }
+        if self.wms.already_cancelled_pattern.trim().is_empty() {
+            errs.push("wms.already_cancelled_pattern: must not be empty".into());
+        }
         if self.orders.since_time().is_err() {
             errs.push(format!("orders.since: {:?} is not an RFC 3339 time", self.orders.since));
         }
@@ -553,8 +564,8 @@ impl Config {
             ("jobs.archive_schedule", &self.jobs.archive_schedule),
             ("jobs.reconcile_schedule", &self.jobs.reconcile_schedule),
         ] {
-            if expr.split_whitespace().count() != 6 {
-                errs.push(format!("{key}: {expr:?} must be a cron expression with seconds (6 fields)"));
+            if let Err(e) = parse_schedule(expr) {
+                errs.push(format!("{key}: {expr:?} is not a valid cron expression with seconds: {e}"));
             }
         }
         if errs.is_empty() {
@@ -624,6 +635,17 @@ impl Orders {
         }
         DateTime::parse_from_rfc3339(self.since.trim()).map(|t| Some(t.with_timezone(&Utc)))
     }
+}
+
+/// Parses a job schedule the way tokio-cron-scheduler 0.15 does when it schedules the job (its own
+/// parser, croner, with the settings of `Job::new_async`: seconds required, day of month and day
+/// of week both honoured), so that a schedule accepted at load time is one the scheduler takes.
+pub fn parse_schedule(expr: &str) -> Result<croner::Cron, croner::errors::CronError> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .dom_and_dow(true)
+        .build()
+        .parse(expr)
 }
 
 fn is_api_version(v: &str) -> bool {
@@ -703,6 +725,56 @@ base_url = "http://127.0.0.1:9"
         let body = MIN.replace("127.0.0.1:8080", "nonsense") + "\n[inventory]\nbatch_size = 900\n";
         let msg = format!("{:#}", Config::load(&write(d.path(), &body)).unwrap_err());
         assert!(msg.contains("server.listen") && msg.contains("inventory.batch_size"), "{msg}");
+    }
+
+    #[test]
+    fn already_cancelled_pattern_has_a_default_and_must_not_be_empty() {
+        let d = tempfile::tempdir().unwrap();
+        let c = Config::load(&write(d.path(), MIN)).unwrap();
+        assert_eq!(c.wms.already_cancelled_pattern, "already cancelled");
+        let body = format!("{MIN}already_cancelled_pattern = \"  \"\n");
+        let msg = format!("{:#}", Config::load(&write(d.path(), &body)).unwrap_err());
+        assert!(msg.contains("wms.already_cancelled_pattern"), "{msg}");
+    }
+
+    #[test]
+    fn invalid_cron_expressions_are_refused_naming_the_key() {
+        let d = tempfile::tempdir().unwrap();
+        for (key, expr) in [
+            ("inventory.push_schedule", "61 * * * * *"),
+            ("jobs.reconcile_schedule", "0 */15 * * * FUNDAY"),
+            ("jobs.archive_schedule", "0 0 25 * * *"),
+            ("jobs.label_retrieval_schedule", "0 0 0 31 2 * extra"),
+        ] {
+            let (section, name) = key.split_once('.').unwrap();
+            let body = format!("{MIN}\n[{section}]\n{name} = \"{expr}\"\n");
+            let msg = format!("{:#}", Config::load(&write(d.path(), &body)).unwrap_err());
+            assert!(msg.contains(key) && msg.contains(expr), "{expr}: {msg}");
+        }
+    }
+
+    /// Load time and schedule time agree: what the configuration accepts, tokio-cron-scheduler
+    /// schedules, and what it refuses, the configuration refuses.
+    #[test]
+    fn the_configuration_accepts_exactly_the_schedules_the_scheduler_does() {
+        let d = tempfile::tempdir().unwrap();
+        for expr in [
+            "*/30 * * * * *",
+            "0 */5 * * * *",
+            "0 0 0 1 1 *",
+            "0 0 9-17 * * MON-FRI",
+            "0 0 0 L * *",
+            "61 * * * * *",
+            "* * * * *",
+            "0 0 24 * * *",
+            "0 0 0 ? * * *",
+            "x * * * * *",
+        ] {
+            let scheduler = tokio_cron_scheduler::Job::new_async(expr, |_, _| Box::pin(async {})).is_ok();
+            let body = format!("{MIN}\n[inventory]\npush_schedule = \"{expr}\"\n");
+            let loaded = Config::load(&write(d.path(), &body)).is_ok();
+            assert_eq!(loaded, scheduler, "{expr:?}: configuration {loaded}, scheduler {scheduler}");
+        }
     }
 
     #[test]

@@ -39,6 +39,16 @@ pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     })
 }
 
+/// A count that may be absent: `None` for `null` or anything that is not a count, else as
+/// [`count`] reads it (capped at `u32::MAX`).
+pub fn opt_count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Number(n) => n.as_u64().map(|n| n.min(u64::from(u32::MAX)) as u32),
+        Value::String(s) => s.trim().parse::<u64>().ok().map(|n| n.min(u64::from(u32::MAX)) as u32),
+        _ => None,
+    })
+}
+
 /// A whole number, possibly signed, as a number or a string; `None` when it is neither.
 pub fn int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     Ok(match Value::deserialize(d)? {
@@ -82,13 +92,17 @@ mod tests {
         i: Option<u64>,
         #[serde(deserialize_with = "int", default)]
         n: Option<i64>,
+        #[serde(deserialize_with = "opt_count", default)]
+        c: Option<u32>,
     }
 
     #[test]
     fn every_form_reads() {
-        let t: T = serde_json::from_str(r#"{"t": 12, "m": "3.50", "i": "77", "n": -2}"#).unwrap();
-        assert_eq!((t.t.as_str(), t.m, t.i, t.n), ("12", 3.5, Some(77), Some(-2)));
-        let t: T = serde_json::from_str(r#"{"t": null, "m": null, "i": -1, "n": "x"}"#).unwrap();
-        assert_eq!((t.t.as_str(), t.m, t.i, t.n), ("", 0.0, None, None));
+        let t: T = serde_json::from_str(r#"{"t": 12, "m": "3.50", "i": "77", "n": -2, "c": "4"}"#).unwrap();
+        assert_eq!((t.t.as_str(), t.m, t.i, t.n, t.c), ("12", 3.5, Some(77), Some(-2), Some(4)));
+        let t: T = serde_json::from_str(r#"{"t": null, "m": null, "i": -1, "n": "x", "c": null}"#).unwrap();
+        assert_eq!((t.t.as_str(), t.m, t.i, t.n, t.c), ("", 0.0, None, None, None));
+        let t: T = serde_json::from_str(r#"{"i": null, "c": 99999999999}"#).unwrap();
+        assert_eq!((t.i, t.c), (None, Some(u32::MAX)));
     }
 }

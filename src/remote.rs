@@ -61,11 +61,17 @@ pub async fn read_json(party: &str, resp: reqwest::Response) -> Result<serde_jso
         let text = resp.text().await.unwrap_or_default();
         return Err(classify(party, status, &headers, &text));
     }
-    resp.json().await.map_err(|e| network(party, &e))
+    resp.json().await.map_err(|e| network(party, e))
 }
 
 /// A network-level failure (connect, timeout, reading the body): always transient.
-pub fn network(party: &str, e: &reqwest::Error) -> CallError {
+///
+/// This is the one place reqwest errors become messages. reqwest writes the request's URL into
+/// its error text (`... for url (http://host/path?key=...)`) and Clickpost's API key rides in that
+/// query string, so the URL is taken out at the source ([`reqwest::Error::without_url`]); the
+/// causes below it (connection refused, timed out, ...) are kept, and the whole text is redacted
+/// once more in case a cause repeats the address.
+pub fn network(party: &str, e: reqwest::Error) -> CallError {
     let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -73,9 +79,35 @@ pub fn network(party: &str, e: &reqwest::Error) -> CallError {
     } else {
         "failed"
     };
-    // reqwest's message can carry the URL; ours never carry credentials in URLs except
-    // Clickpost's query key, so strip queries before showing it.
-    CallError::transient(format!("{party} {what}: {}", redact_urls(&e.to_string())))
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    CallError::transient(format!("{party} {what}: {}", redact_urls(&text)))
+}
+
+impl CallError {
+    /// The same error with every occurrence of these secrets (API keys, passwords, tokens) in
+    /// its message replaced: a remote party may echo a credential back in an error body.
+    pub fn without_secrets(self, secrets: &[&str]) -> Self {
+        let scrub = |m: String| scrub(&m, secrets);
+        match self {
+            CallError::Transient { message, retry_after } => {
+                CallError::Transient { message: scrub(message), retry_after }
+            }
+            CallError::Refused { message } => CallError::Refused { message: scrub(message) },
+            CallError::Unauthorized { message } => CallError::Unauthorized { message: scrub(message) },
+        }
+    }
+}
+
+/// `msg` with every occurrence of a non-empty secret replaced by `[redacted]`.
+pub fn scrub(msg: &str, secrets: &[&str]) -> String {
+    secrets.iter().filter(|s| !s.is_empty()).fold(msg.to_string(), |m, s| m.replace(s, "[redacted]"))
 }
 
 /// The readable part of an error body: `errorMessage`, `message` or `description` when it is
@@ -97,15 +129,42 @@ pub fn summarize(body: &str) -> String {
     cut
 }
 
-/// Removes query strings from URLs in a message (they may carry API keys).
+/// Removes query strings and user info from every URL in a message (they may carry API keys),
+/// wherever the URL starts: reqwest writes them as `(http://...)`, others quote them.
 pub fn redact_urls(msg: &str) -> String {
-    msg.split(' ')
-        .map(|w| match (w.starts_with("http"), w.find('?')) {
-            (true, Some(q)) => format!("{}?[redacted]", &w[..q]),
-            _ => w.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(start) = find_url(rest) {
+        out.push_str(&rest[..start]);
+        let url_len = rest[start..]
+            .find(|c: char| c.is_whitespace() || matches!(c, ')' | '(' | '"' | '\'' | '<' | '>' | ',' | ';'))
+            .unwrap_or(rest.len() - start);
+        out.push_str(&redact_url(&rest[start..start + url_len]));
+        rest = &rest[start + url_len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Where the next `http://` or `https://` (any case) begins.
+fn find_url(s: &str) -> Option<usize> {
+    let lower = s.to_ascii_lowercase();
+    [lower.find("http://"), lower.find("https://")].into_iter().flatten().min()
+}
+
+fn redact_url(url: &str) -> String {
+    let scheme_end = url.find("://").map_or(0, |i| i + 3);
+    let (scheme, rest) = url.split_at(scheme_end);
+    // `user:password@host`: the part before an `@` in the authority is a credential.
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let rest = match rest[..authority_end].rfind('@') {
+        Some(at) => format!("[redacted]@{}", &rest[at + 1..]),
+        None => rest.to_string(),
+    };
+    match rest.find(['?', '#']) {
+        Some(q) => format!("{scheme}{}?[redacted]", &rest[..q]),
+        None => format!("{scheme}{rest}"),
+    }
 }
 
 #[cfg(test)]
@@ -141,5 +200,24 @@ mod tests {
     #[test]
     fn urls_lose_their_query() {
         assert_eq!(redact_urls("error for http://x/api?key=abc now"), "error for http://x/api?[redacted] now");
+        // reqwest's own form: the URL in parentheses, not at the start of a word.
+        assert_eq!(
+            redact_urls("error sending request for url (http://127.0.0.1:9/api/v3/create-order/?username=u&key=abc)"),
+            "error sending request for url (http://127.0.0.1:9/api/v3/create-order/?[redacted])"
+        );
+        assert_eq!(redact_urls("see \"HTTPS://a.b/c#key=abc\"."), "see \"HTTPS://a.b/c?[redacted]\".");
+        assert_eq!(redact_urls("at https://user:pw@host/x?k=1"), "at https://[redacted]@host/x?[redacted]");
+        assert_eq!(redact_urls("no url here"), "no url here");
+    }
+
+    #[test]
+    fn secrets_are_scrubbed_from_every_kind_of_error() {
+        let e = CallError::Refused { message: "Clickpost answered 400: invalid key cp-secret-1".into() };
+        assert_eq!(
+            e.without_secrets(&["cp-secret-1", ""]).to_string(),
+            "Clickpost answered 400: invalid key [redacted]"
+        );
+        let e = CallError::transient("token tok-9 expired");
+        assert_eq!(e.without_secrets(&["tok-9"]).to_string(), "token [redacted] expired");
     }
 }

@@ -1,4 +1,5 @@
-//! Logs (tracing: plain or JSON) and metrics (Prometheus text at `/metrics`).
+//! Logs (tracing: plain or JSON) and metrics (Prometheus text at `/metrics`). Libraries' own
+//! chatter (tokio-cron-scheduler's start-up lines) is quiet unless `log.level` asks for it.
 //!
 //! The metrics recorder is process-global (the `metrics` facade); it is installed once, so several
 //! servers in one test process share it. Labels never carry personal data: only topics, results,
@@ -7,6 +8,9 @@
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tracing::Subscriber;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Log, LogFormat};
@@ -24,6 +28,20 @@ pub fn install_metrics() -> &'static PrometheusHandle {
     })
 }
 
+/// Crates whose INFO lines are their own internals: tokio-cron-scheduler opens every log with
+/// "Uninited" and one "Job creator created" per job. They log at WARN unless a directive names them
+/// (its parser, croner, logs nothing).
+const QUIET_BY_DEFAULT: &[&str] = &["tokio_cron_scheduler=warn"];
+
+/// The log filter for `log.level` (or `RUST_LOG`) directives, after the defaults of
+/// [`QUIET_BY_DEFAULT`]: a directive for the same target replaces a default (so
+/// `info,tokio_cron_scheduler=debug` shows the scheduler again), a blanket level does not.
+pub fn log_filter(directives: &str) -> Result<EnvFilter, tracing_subscriber::filter::ParseError> {
+    let mut all: Vec<&str> = QUIET_BY_DEFAULT.to_vec();
+    all.extend(directives.split(',').map(str::trim).filter(|d| !d.is_empty()));
+    EnvFilter::try_new(all.join(","))
+}
+
 pub fn render_metrics() -> String {
     install_metrics().render()
 }
@@ -31,12 +49,231 @@ pub fn render_metrics() -> String {
 /// Sets up logging on stderr. `RUST_LOG` overrides `log.level` when set. Personal data is only
 /// ever logged at debug level.
 pub fn init_logging(cfg: &Log) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&cfg.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match cfg.format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Plain => builder.try_init(),
-    };
+    let from_env = std::env::var("RUST_LOG").ok().filter(|d| !d.trim().is_empty());
+    let filter = from_env
+        .and_then(|d| log_filter(&d).ok())
+        .or_else(|| log_filter(&cfg.level).ok())
+        .unwrap_or_else(|| log_filter("info").expect("the default level parses"));
+    // Also routes the `log` crate's records (sled's) into tracing.
+    let _ = subscriber(cfg.format, filter, std::io::stderr).try_init();
+}
+
+/// The subscriber channeld logs through, in `format`, writing to `writer` (stderr when serving; a
+/// buffer in tests, so they check the very lines an operator gets).
+pub fn subscriber<W>(format: LogFormat, filter: EnvFilter, writer: W) -> Box<dyn Subscriber + Send + Sync>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    match format {
+        LogFormat::Json => Box::new(builder.json().finish()),
+        LogFormat::Plain => Box::new(builder.finish()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Log output captured in memory.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    /// What tokio-cron-scheduler and channeld log at start-up, through a filter for `level`.
+    fn logged_with(level: &str) -> String {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(log_filter(level).unwrap())
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "tokio_cron_scheduler::job_scheduler", "Uninited");
+            tracing::debug!(target: "tokio_cron_scheduler::job::creator", "Job creator created");
+            tracing::warn!(target: "tokio_cron_scheduler::job_scheduler", "scheduler trouble");
+            tracing::info!(target: "channeld::server", "listening");
+        });
+        out.text()
+    }
+
+    /// `src` with comments and the contents of string and char literals blanked (kept as spaces,
+    /// so positions and line numbers stay), for scanning code by eye-level patterns.
+    fn code_only(src: &str) -> String {
+        let b = src.as_bytes();
+        let mut out = b.to_vec();
+        let blank = |out: &mut Vec<u8>, from: usize, to: usize| {
+            for c in &mut out[from..to.min(b.len())] {
+                if *c != b'\n' {
+                    *c = b' ';
+                }
+            }
+        };
+        let mut i = 0;
+        while i < b.len() {
+            let rest = &b[i..];
+            if rest.starts_with(b"//") {
+                let end = rest.iter().position(|&c| c == b'\n').map_or(b.len(), |p| i + p);
+                blank(&mut out, i, end);
+                i = end;
+            } else if rest.starts_with(b"/*") {
+                let end = src[i + 2..].find("*/").map_or(b.len(), |p| i + 2 + p + 2);
+                blank(&mut out, i, end);
+                i = end;
+            } else if (rest.starts_with(b"r#") || rest.starts_with(b"r\""))
+                && (i == 0 || !b[i - 1].is_ascii_alphanumeric())
+            {
+                let hashes = rest[1..].iter().take_while(|&&c| c == b'#').count();
+                let close = format!("\"{}", "#".repeat(hashes));
+                let start = i + 1 + hashes + 1;
+                let end = src[start..].find(&close).map_or(b.len(), |p| start + p + close.len());
+                blank(&mut out, start, end - close.len());
+                i = end;
+            } else if rest[0] == b'"' {
+                let mut j = i + 1;
+                while j < b.len() && b[j] != b'"' {
+                    j += if b[j] == b'\\' { 2 } else { 1 };
+                }
+                blank(&mut out, i + 1, j);
+                i = j + 1;
+            } else if rest[0] == b'\'' {
+                // A char literal ('x', '\n', '\''), or a lifetime ('a), which is left alone.
+                let end = if rest.get(1) == Some(&b'\\') {
+                    src[i + 2..].find('\'').map(|p| i + 2 + p + 1)
+                } else {
+                    let ch = src[i + 1..].chars().next().map_or(1, char::len_utf8);
+                    (b.get(i + 1 + ch) == Some(&b'\'')).then_some(i + 1 + ch + 1)
+                };
+                match end {
+                    Some(end) => {
+                        blank(&mut out, i + 1, end - 1);
+                        i = end;
+                    }
+                    None => i += 1,
+                }
+            } else {
+                i += 1;
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// The arguments of every tracing event macro in `code` (from [`code_only`]), split at
+    /// top-level commas, with the line each call starts on.
+    fn event_arguments(code: &str) -> Vec<(usize, Vec<String>)> {
+        let mut calls = Vec::new();
+        for name in ["trace!", "debug!", "info!", "warn!", "error!", "event!"] {
+            for (at, _) in code.match_indices(name) {
+                let before = code[..at].chars().next_back();
+                if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                    continue; // e.g. `my_info!`
+                }
+                let open = at + name.len();
+                if !code[open..].trim_start().starts_with('(') {
+                    continue;
+                }
+                let start = open + code[open..].find('(').unwrap_or(0) + 1;
+                let (mut depth, mut args, mut current) = (1, Vec::new(), String::new());
+                for c in code[start..].chars() {
+                    match c {
+                        '(' | '[' | '{' => depth += 1,
+                        ')' | ']' | '}' => depth -= 1,
+                        ',' if depth == 1 => {
+                            args.push(std::mem::take(&mut current));
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    if depth == 0 {
+                        break;
+                    }
+                    current.push(c);
+                }
+                args.push(current);
+                calls.push((code[..at].lines().count(), args.into_iter().map(|a| a.trim().to_string()).collect()));
+            }
+        }
+        calls
+    }
+
+    /// Whether a macro argument is a field named `message`: `message`, `%message`, `?message`,
+    /// `message = ..`, `message: ..` (a dotted `message.x` is another name).
+    fn names_message(arg: &str) -> bool {
+        let field = arg.trim_start_matches(['%', '?']).trim_start();
+        let Some(rest) = field.strip_prefix("message") else { return false };
+        let rest = rest.trim_start();
+        rest.is_empty() || (rest.starts_with('=') && !rest.starts_with("==")) || rest.starts_with(':')
+    }
+
+    fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn the_scan_finds_message_fields_and_only_them() {
+        let code = code_only(
+            r#"tracing::warn!(topic = t, message, "refused"); info!(%message, "x"); warn!(error = %message, "y");
+            error!(message = "z", "w"); debug!("message, {message}"); warn!(reason = m.message, "v"); // info!(message)
+            let c = '('; info!(?message, x = f(a, b), "u"); my_info!(message);"#,
+        );
+        let flagged: Vec<bool> =
+            event_arguments(&code).iter().map(|(_, args)| args.iter().any(|a| names_message(a))).collect();
+        // Sorted by macro name: trace, debug, info x2, warn x3, error.
+        assert_eq!(flagged, vec![false, true, true, true, false, false, true]);
+    }
+
+    /// JSON logs repeat a key when an event has a field named `message` beside its own message,
+    /// and log parsers keep only one of them: no event in channeld has such a field.
+    #[test]
+    fn no_tracing_event_has_a_field_named_message() {
+        let mut files = Vec::new();
+        rust_files(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+        let mut offenders = Vec::new();
+        for file in files {
+            let code = code_only(&std::fs::read_to_string(&file).unwrap());
+            for (line, args) in event_arguments(&code) {
+                if args.iter().any(|a| names_message(a)) {
+                    offenders.push(format!("{}:{line}", file.display()));
+                }
+            }
+        }
+        assert!(offenders.is_empty(), "tracing events with a field named `message`: {offenders:#?}");
+    }
+
+    #[test]
+    fn the_scheduler_s_internals_are_quiet_unless_asked_for() {
+        let default = logged_with("info");
+        assert!(!default.contains("Uninited") && !default.contains("Job creator created"), "{default}");
+        assert!(default.contains("scheduler trouble") && default.contains("listening"), "{default}");
+        // A blanket level does not bring them back; naming the crate does.
+        assert!(!logged_with("debug").contains("Uninited"));
+        let asked = logged_with("info,tokio_cron_scheduler=debug");
+        assert!(asked.contains("Uninited") && asked.contains("Job creator created"), "{asked}");
+        assert!(logged_with("tokio_cron_scheduler::job_scheduler=info").contains("Uninited"));
+        assert!(!logged_with("warn").contains("listening"));
+    }
 }

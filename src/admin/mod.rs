@@ -101,6 +101,10 @@ pub async fn execute(app: &Arc<App>, req: Request) -> Response {
             .await
             .map(serde_json::Value::String)
             .map_err(|e| e.to_string()),
+        Request::ListingsReplace { listings } => match crate::services::replace_listings(app, listings).await {
+            Ok(change) => to_json(&change),
+            Err(e) => Err(e.to_string()),
+        },
         req => {
             let (app, wake) = (app.clone(), matches!(req, Request::OutboxRetry { .. }));
             let answer = tokio::task::spawn_blocking({

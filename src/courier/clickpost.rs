@@ -3,8 +3,8 @@
 //! Clickpost answers HTTP 200 and puts the outcome in `meta.status`: 200 booked; 323 "already
 //! placed" (a repeat of our reference number: booked, with the existing waybill); 102/202 "in
 //! process" (poll by reference number); 322/329 transient; anything else a refusal whose
-//! `meta.message` goes back to the WMS. The API key travels in the query string, so every error
-//! message has its URLs redacted.
+//! `meta.message` goes back to the WMS. The API key travels in the query string: errors never
+//! carry it (URLs are stripped from transport errors, and the key is scrubbed from every message).
 
 use std::time::Duration;
 
@@ -48,7 +48,7 @@ impl ClickpostClient {
     pub async fn create_order(&self, body: &Value, reference: &str) -> Result<Booking, CallError> {
         let url = format!("{}/api/v3/create-order/", self.base);
         let query = [("username", self.username.as_str()), ("key", self.key.expose())];
-        let answer = send(self.http.post(url).query(&query).json(body)).await?;
+        let answer = self.send(self.http.post(url).query(&query).json(body)).await?;
         match status(&answer) {
             102 | 202 => self.poll(reference).await,
             _ => booking(&answer),
@@ -61,7 +61,7 @@ impl ClickpostClient {
         for _ in 0..POLLS {
             tokio::time::sleep(POLL_EVERY).await;
             let query = [("key", self.key.expose()), ("reference_number", reference)];
-            let answer = send(self.http.get(&url).query(&query)).await?;
+            let answer = self.send(self.http.get(&url).query(&query)).await?;
             if !matches!(status(&answer), 102 | 202) {
                 return booking(&answer);
             }
@@ -72,13 +72,13 @@ impl ClickpostClient {
     /// The label of a booked waybill (`None` while Clickpost has none).
     pub async fn fetch_label(&self, waybill: &str) -> Result<Option<String>, CallError> {
         let url = format!("{}/api/v1/fetch/shippinglabel/", self.base);
-        let answer = send(self.http.get(url).query(&[("key", self.key.expose()), ("waybill", waybill)])).await?;
+        let answer = self.send(self.http.get(url).query(&[("key", self.key.expose()), ("waybill", waybill)])).await?;
         Ok(answer["result"]["shipping_label"].as_str().filter(|s| !s.is_empty()).map(str::to_string))
     }
-}
 
-async fn send(req: reqwest::RequestBuilder) -> Result<Value, CallError> {
-    courier_send("clickpost", "Clickpost", req).await
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, CallError> {
+        courier_send("clickpost", "Clickpost", req).await.map_err(|e| e.without_secrets(&[self.key.expose()]))
+    }
 }
 
 fn status(answer: &Value) -> u64 {

@@ -15,7 +15,7 @@ pub async fn send(
     let started = std::time::Instant::now();
     let result = match req.send().await {
         Ok(resp) => crate::remote::read_json(party, resp).await,
-        Err(e) => Err(crate::remote::network(party, &e)),
+        Err(e) => Err(crate::remote::network(party, e)),
     };
     record_call(courier, started, &result);
     result

@@ -63,12 +63,15 @@ impl ShiprocketClient {
     /// Logs in; returns the bearer token.
     pub async fn login(&self) -> Result<config::Secret, CallError> {
         let req = self.http.post(format!("{}/v1/external/auth/login", self.base));
-        let answer = send(req.json(&json!({ "email": self.email, "password": self.password.expose() })))
-            .await
-            .map_err(|e| match e {
-                CallError::Refused { message } => CallError::Unauthorized { message },
-                other => other,
-            })?;
+        let answer = send(
+            req.json(&json!({ "email": self.email, "password": self.password.expose() })),
+            &[self.password.expose()],
+        )
+        .await
+        .map_err(|e| match e {
+            CallError::Refused { message } => CallError::Unauthorized { message },
+            other => other,
+        })?;
         match answer["token"].as_str().filter(|t| !t.is_empty()) {
             Some(t) => Ok(config::Secret::new(t)),
             None => Err(CallError::Unauthorized { message: "Shiprocket login answered without a token".into() }),
@@ -92,10 +95,10 @@ impl ShiprocketClient {
     /// Sends an authenticated request; on 401 logs in again once and repeats it.
     async fn authed(&self, build: impl Fn(&str) -> reqwest::RequestBuilder) -> Result<Value, CallError> {
         let token = self.fresh_token(false).await?;
-        match send(build(token.expose())).await {
+        match send(build(token.expose()), &[token.expose(), self.password.expose()]).await {
             Err(CallError::Unauthorized { .. }) => {
                 let token = self.fresh_token(true).await?;
-                send(build(token.expose())).await
+                send(build(token.expose()), &[token.expose(), self.password.expose()]).await
             }
             other => other,
         }
@@ -190,8 +193,8 @@ impl ShiprocketClient {
     }
 }
 
-async fn send(req: reqwest::RequestBuilder) -> Result<Value, CallError> {
-    super::send("shiprocket", "Shiprocket", req).await
+async fn send(req: reqwest::RequestBuilder, secrets: &[&str]) -> Result<Value, CallError> {
+    super::send("shiprocket", "Shiprocket", req).await.map_err(|e| e.without_secrets(secrets))
 }
 
 /// Ids go back as numbers when they are numeric.

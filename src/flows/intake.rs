@@ -54,6 +54,10 @@ pub struct Change {
     pub outcome: &'static str,
 }
 
+/// Why an order under id 0 is refused: Shopify never gives that id, and the WMS would get order
+/// code "0". It is stored as rejected (every topic), so it is seen, never lost and never sent.
+const ID_ZERO: &str = "order id 0 is not a Shopify order id (nothing is sent for it)";
+
 /// Applies one event. `order` is `Err(reason)` when the body had an id but could not be read.
 pub fn apply(
     existing: Option<OrderRecord>,
@@ -64,6 +68,7 @@ pub fn apply(
     now_ms: i64,
 ) -> Change {
     let order = match order {
+        Ok(_) if id == 0 => return unreadable(existing, id, ID_ZERO, now_ms),
         Ok(o) => o,
         Err(reason) => return unreadable(existing, id, reason, now_ms),
     };
@@ -80,6 +85,9 @@ pub fn apply(
 /// through the new-order flow (rules or data may have changed); an order already queued forwards
 /// hold/SLA changes like an update; a sent or cancelled order is left as it is.
 pub fn rerun(existing: Option<OrderRecord>, order: &ShopifyOrder, rules: &OrderRules, now_ms: i64) -> Change {
+    if order.id == 0 {
+        return unreadable(existing, 0, ID_ZERO, now_ms);
+    }
     match existing {
         None => admit(OrderRecord::new(order.id, order.name.clone(), now_ms), order, rules, now_ms),
         Some(rec) if matches!(rec.status, OrderStatus::Rejected | OrderStatus::Skipped) => {
@@ -390,6 +398,18 @@ mod tests {
         sent.wms_created = true;
         sent.status = OrderStatus::Sent;
         assert!(rerun(Some(sent), &fixture_order(), &rules(), 3).tasks.is_empty());
+    }
+
+    #[test]
+    fn order_id_0_is_a_rejection_on_every_topic() {
+        let mut o = fixture_order();
+        o.id = 0;
+        for topic in [Topic::Create, Topic::Updated, Topic::Cancelled] {
+            let c = apply(None, topic, 0, Ok(&o), &rules(), 1);
+            assert_eq!((c.record.status, c.tasks.len()), (OrderStatus::Rejected, 0), "{topic:?}");
+            assert!(c.record.reasons[0].contains("id 0"), "{:?}", c.record.reasons);
+        }
+        assert_eq!(rerun(None, &o, &rules(), 1).record.status, OrderStatus::Rejected);
     }
 
     #[test]

@@ -170,7 +170,8 @@ pub enum Task {
     /// absolute quantities, then (when configured) a refund of `refund` units per line.
     ShopifyEditLines { lines: Vec<(u64, u32)>, refund: Vec<(u64, u32)> },
     /// Refund money for cancelled units, with the transactions Shopify suggested before the edit
-    /// removed them (JSON list of `OrderTransactionInput`).
+    /// removed them (JSON list of `OrderTransactionInput`, each tagged `currency` when the order's
+    /// presentment currency is not the shop's). Its `@idempotent` key derives from the entry's seq.
     ShopifyRefund { transactions: String },
     /// Tell Shopify a shipment left: `fulfillmentCreate` with its tracking number.
     ShopifyFulfill { shipment_id: u64 },

@@ -58,10 +58,14 @@ pub fn evaluate(order: &ShopifyOrder, rules: &OrderRules) -> Evaluation {
         (billing, _) => check_address("billing", billing.as_ref(), &mut reasons),
     };
     for line in &lines {
-        if line.sku.trim().is_empty() {
-            reasons.push(format!("line item {} has no SKU", line.id));
+        match line.id {
+            None => reasons.push(format!("a line item (SKU {:?}) has no id", line.sku.trim())),
+            Some(id) if line.sku.trim().is_empty() => reasons.push(format!("line item {id} has no SKU")),
+            Some(_) => {}
         }
     }
+    reasons.extend(quantity_overflows(&lines));
+    reasons.extend(negative_prices(&lines, !order.taxes_included));
     match (created, shipping, billing) {
         (Some(created), Some(shipping), Some(billing)) if reasons.is_empty() => {
             Evaluation::Accept(Box::new(build(order, rules, created, &lines, shipping, billing)))
@@ -101,6 +105,44 @@ pub fn items_of(order: &ShopifyOrder) -> Vec<SentItem> {
 
 fn shippable_lines(order: &ShopifyOrder) -> Vec<&LineItem> {
     order.line_items.iter().filter(|l| l.open_quantity() > 0 && l.requires_shipping && !l.gift_card).collect()
+}
+
+/// Lines sharing a SKU are sent as one item whose quantity must fit Increff's count: a SKU whose
+/// units add up past `u32::MAX` is a reason to reject, never a wrapped or capped quantity.
+fn quantity_overflows(lines: &[&LineItem]) -> Vec<String> {
+    let mut totals: Vec<(&str, Option<u32>)> = Vec::new();
+    for line in lines {
+        let sku = line.sku.trim();
+        match totals.iter_mut().find(|(s, _)| *s == sku) {
+            Some((_, total)) => *total = total.and_then(|t| t.checked_add(line.open_quantity())),
+            None => totals.push((sku, Some(line.open_quantity()))),
+        }
+    }
+    totals
+        .into_iter()
+        .filter(|(_, total)| total.is_none())
+        .map(|(sku, _)| {
+            format!("SKU {sku:?}: its lines add up to more units than one order item can carry ({})", u32::MAX)
+        })
+        .collect()
+}
+
+/// Increff takes no negative `sellingPricePerUnit`: a line whose price, or whose price after its
+/// discounts, is below zero is a reason to reject (a cent of rounding is tolerated).
+fn negative_prices(lines: &[&LineItem], add_tax: bool) -> Vec<String> {
+    let name = |l: &LineItem| l.id.map_or_else(|| format!("(SKU {:?})", l.sku.trim()), |id| id.to_string());
+    lines
+        .iter()
+        .filter_map(|l| {
+            if l.price < 0.0 {
+                return Some(format!("line item {} has a negative price ({:.2})", name(l), l.price));
+            }
+            let selling = priced(l, add_tax).selling_pu;
+            (selling < -0.005).then(|| {
+                format!("line item {}: its price after discounts is negative ({selling:.2} per unit)", name(l))
+            })
+        })
+        .collect()
 }
 
 fn check_address<'a>(which: &str, addr: Option<&'a Address>, reasons: &mut Vec<String>) -> Option<&'a Address> {
@@ -193,11 +235,12 @@ fn priced(line: &LineItem, add_tax: bool) -> Priced {
     let tax_pu = line.tax_lines.iter().map(|t| t.price).sum::<f64>() / ordered;
     let selling_pu = line.price - discount_pu + if add_tax { tax_pu } else { 0.0 };
     Priced {
+        // Lines without an id reject the order (`evaluate`); only `items_of` may see one.
         item: SentItem {
             sku: line.sku.trim().to_string(),
-            item_code: line.id.to_string(),
+            item_code: line.id.map(|id| id.to_string()).unwrap_or_default(),
             quantity: line.open_quantity(),
-            lines: vec![(line.id, line.open_quantity())],
+            lines: line.id.map(|id| vec![(id, line.open_quantity())]).unwrap_or_default(),
         },
         discount_pu,
         selling_pu,
@@ -214,7 +257,8 @@ fn merge_by_sku(lines: &[Priced]) -> Vec<Priced> {
                 let (a, b) = (f64::from(m.item.quantity), f64::from(p.item.quantity));
                 m.discount_pu = (m.discount_pu * a + p.discount_pu * b) / (a + b);
                 m.selling_pu = (m.selling_pu * a + p.selling_pu * b) / (a + b);
-                m.item.quantity += p.item.quantity;
+                // `evaluate` rejects an order whose quantities overflow; never wrap here.
+                m.item.quantity = m.item.quantity.saturating_add(p.item.quantity);
                 m.item.lines.extend(p.item.lines.iter().copied());
             }
             None => out.push(Priced { item: p.item.clone(), discount_pu: p.discount_pu, selling_pu: p.selling_pu }),
@@ -344,6 +388,57 @@ mod tests {
             Evaluation::Reject(r) => {
                 assert!(r.iter().any(|r| r.contains("shipping address is missing")), "{r:?}");
                 assert!(r.iter().any(|r| r.contains("518995019") && r.contains("no SKU")), "{r:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn merged_quantities_that_overflow_reject_the_order() {
+        let mut o = fixture_order();
+        for i in [1, 2] {
+            o.line_items[i].sku = "IPOD2008RED".into();
+            o.line_items[i].current_quantity = Some(u32::MAX - 1);
+        }
+        match evaluate(&o, &rules()) {
+            Evaluation::Reject(r) => {
+                assert!(r.iter().any(|r| r.contains("IPOD2008RED") && r.contains("more units")), "{r:?}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Updates compare what would be sent: saturated, never wrapped.
+        let red = items_of(&o).into_iter().find(|i| i.sku == "IPOD2008RED").unwrap();
+        assert_eq!(red.quantity, u32::MAX);
+    }
+
+    #[test]
+    fn negative_prices_reject_the_order() {
+        let mut o = fixture_order();
+        o.line_items[1].price = -1.0;
+        match evaluate(&o, &rules()) {
+            Evaluation::Reject(r) => {
+                assert!(r.iter().any(|r| r.contains("518995019") && r.contains("negative")), "{r:?}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut o = fixture_order();
+        o.line_items[1].discount_allocations = vec![crate::shopify::order::Amount { amount: 1000.0 }];
+        assert!(matches!(evaluate(&o, &rules()), Evaluation::Reject(_)));
+        // A free line is fine.
+        let mut o = fixture_order();
+        o.line_items[1].price = 0.0;
+        o.line_items[1].discount_allocations.clear();
+        o.line_items[1].tax_lines.clear();
+        assert!(matches!(evaluate(&o, &rules()), Evaluation::Accept(_)));
+    }
+
+    #[test]
+    fn a_line_without_an_id_rejects_the_order() {
+        let mut o = fixture_order();
+        o.line_items[1].id = None;
+        match evaluate(&o, &rules()) {
+            Evaluation::Reject(r) => {
+                assert!(r.iter().any(|r| r.contains("IPOD2008RED") && r.contains("no id")), "{r:?}")
             }
             other => panic!("{other:?}"),
         }

@@ -59,7 +59,7 @@ async fn receive(app: &Arc<App>, topic: Topic, headers: &HeaderMap, body: &[u8])
     };
     metrics::counter!("channeld_webhooks_total", "topic" => topic.as_str(), "result" => result).increment(1);
     if status != StatusCode::OK {
-        tracing::warn!(topic = topic.as_str(), status = status.as_u16(), message, "webhook refused");
+        tracing::warn!(topic = topic.as_str(), status = status.as_u16(), reason = message, "webhook refused");
     }
     (status, Json(json!({ "status": message }))).into_response()
 }

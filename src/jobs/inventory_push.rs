@@ -80,7 +80,7 @@ async fn push_batch(
         let mut refused_idx: Vec<usize> = Vec::new();
         for (i, message) in refused {
             let row = &batch[i];
-            tracing::warn!(sku = %row.sku, item = row.item_id, location = row.location_id, %message, "Shopify refused an inventory row: quarantined");
+            tracing::warn!(sku = %row.sku, item = row.item_id, location = row.location_id, reason = %message, "Shopify refused an inventory row: quarantined");
             let (row, why) = (row.clone(), message.clone());
             app.store
                 .call(move |s| s.quarantine_row(&row, &why))

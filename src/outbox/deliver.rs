@@ -33,7 +33,7 @@ pub(super) async fn run_entry(app: &App, entry: OutboxEntry) {
         Task::WmsCancel => cancel(app, &entry).await,
         Task::ShopifyCancelOrder => done(app.shopify.cancel_order(entry.order_id, &app.cfg.cancellation).await),
         Task::ShopifyEditLines { lines, refund } => edit_lines(app, entry.order_id, lines, refund).await,
-        Task::ShopifyRefund { transactions } => refund(app, entry.order_id, transactions).await,
+        Task::ShopifyRefund { transactions } => refund(app, entry.order_id, entry.seq, transactions).await,
         Task::ShopifyFulfill { shipment_id } => fulfill(app, *shipment_id).await,
     };
     if let Err(e) = record(app, entry, step).await {
@@ -230,9 +230,9 @@ async fn edit_lines(app: &App, order_id: u64, lines: &[(u64, u32)], refund_units
     Step::DoneThen(vec![Task::ShopifyRefund { transactions }])
 }
 
-async fn refund(app: &App, order_id: u64, transactions: &str) -> Step {
+async fn refund(app: &App, order_id: u64, seq: u64, transactions: &str) -> Step {
     let txs: Vec<serde_json::Value> = serde_json::from_str(transactions).unwrap_or_default();
-    done(app.shopify.refund(order_id, &txs, app.cfg.cancellation.notify_customer).await)
+    done(app.shopify.refund(order_id, seq, &txs, app.cfg.cancellation.notify_customer).await)
 }
 
 /// Clickpost's acknowledgement to Shopify: a fulfillment with the tracking number.

@@ -4,6 +4,10 @@
 //! `restoreRate` per second, reported in `extensions.cost.throttleStatus` on every answer. The
 //! client keeps that estimate, waits before a call that would overdraw it, and on `THROTTLED` (or
 //! HTTP 429) waits for the refill and sends again: throttling slows work down, it never fails it.
+//!
+//! Other top-level `errors` are transient (Shopify's `INTERNAL_SERVER_ERROR`, timeouts, an
+//! unavailable service: the outbox retries them) unless they clearly refuse the request as sent
+//! ([`is_refusal`]): access denied, an inactive shop, a query too costly or not valid.
 
 use std::time::{Duration, Instant};
 
@@ -103,6 +107,9 @@ struct Cost {
 struct GqlError {
     #[serde(default)]
     message: String,
+    /// Where in the document the error is: present on parse and validation errors.
+    #[serde(default)]
+    locations: Option<Value>,
     #[serde(default)]
     extensions: Option<Value>,
 }
@@ -111,6 +118,33 @@ impl GqlError {
     fn code(&self) -> &str {
         self.extensions.as_ref().and_then(|e| e.get("code")).and_then(Value::as_str).unwrap_or("")
     }
+}
+
+/// Top-level error codes that refuse the request as sent: sending it again unchanged cannot
+/// help. From Shopify's documented codes (`ACCESS_DENIED`: a missing scope; `SHOP_INACTIVE`;
+/// `MAX_COST_EXCEEDED`: the query costs more than a single query may) and the codes GraphQL
+/// servers use for a request that is not valid.
+const REFUSAL_CODES: &[&str] = &[
+    "ACCESS_DENIED",
+    "SHOP_INACTIVE",
+    "MAX_COST_EXCEEDED",
+    "BAD_REQUEST",
+    "BAD_USER_INPUT",
+    "GRAPHQL_PARSE_FAILED",
+    "GRAPHQL_VALIDATION_FAILED",
+];
+
+/// Whether a top-level error refuses the request (dead letter) rather than failing this attempt
+/// (retry). Refusals: a code of [`REFUSAL_CODES`]; a static-validation code (graphql-ruby, which
+/// Shopify runs, writes those in camelCase: `undefinedField`, `missingRequiredArguments`, ...);
+/// no code but a location in the document (a parse or validation error). Everything else
+/// (`INTERNAL_SERVER_ERROR`, `SERVICE_UNAVAILABLE`, `TIMEOUT`, an unknown code) is transient.
+fn is_refusal(e: &GqlError) -> bool {
+    let code = e.code();
+    if code.is_empty() {
+        return e.locations.as_ref().is_some_and(|l| l.as_array().is_some_and(|a| !a.is_empty()));
+    }
+    REFUSAL_CODES.contains(&code) || code.starts_with(|c: char| c.is_ascii_lowercase())
 }
 
 impl GraphqlClient {
@@ -167,9 +201,8 @@ impl GraphqlClient {
                 continue; // the next reserve() waits for the refill
             }
             if !envelope.errors.is_empty() {
-                let msg: Vec<&str> = envelope.errors.iter().map(|e| e.message.as_str()).collect();
-                let err = CallError::Refused { message: format!("Shopify {}: {}", doc.name, msg.join("; ")) };
-                record("refused", &err);
+                let err = top_level_error(doc, &envelope.errors);
+                record(if matches!(err, CallError::Refused { .. }) { "refused" } else { "error" }, &err);
                 return Err(err);
             }
             metrics::counter!("channeld_shopify_calls_total", "result" => "ok").increment(1);
@@ -182,26 +215,30 @@ impl GraphqlClient {
     pub async fn rest_get(&self, path: &str) -> Result<Value, CallError> {
         let token = self.token.token().await?;
         let url = format!("{}{path}", self.base);
-        let resp = self
-            .http
-            .get(url)
-            .header("X-Shopify-Access-Token", token.expose())
-            .send()
-            .await
-            .map_err(|e| remote::network("Shopify", &e))?;
-        remote::read_json("Shopify", resp).await
+        let result = match self.http.get(url).header("X-Shopify-Access-Token", token.expose()).send().await {
+            Ok(resp) => remote::read_json("Shopify", resp).await,
+            Err(e) => Err(remote::network("Shopify", e)),
+        };
+        result.map_err(|e| e.without_secrets(&[token.expose()]))
     }
 
     async fn post(&self, body: &Value) -> Result<Envelope, Attempt> {
         let token = self.token.token().await.map_err(Attempt::Failed)?;
+        self.post_with(body, token.expose()).await.map_err(|a| match a {
+            Attempt::Failed(e) => Attempt::Failed(e.without_secrets(&[token.expose()])),
+            throttled => throttled,
+        })
+    }
+
+    async fn post_with(&self, body: &Value, token: &str) -> Result<Envelope, Attempt> {
         let resp = self
             .http
             .post(&self.endpoint)
-            .header("X-Shopify-Access-Token", token.expose())
+            .header("X-Shopify-Access-Token", token)
             .json(body)
             .send()
             .await
-            .map_err(|e| Attempt::Failed(remote::network("Shopify", &e)))?;
+            .map_err(|e| Attempt::Failed(remote::network("Shopify", e)))?;
         let status = resp.status();
         if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             let after = resp
@@ -220,7 +257,30 @@ impl GraphqlClient {
             }
             return Err(Attempt::Failed(remote::classify("Shopify", status, &headers, &text)));
         }
-        resp.json::<Envelope>().await.map_err(|e| Attempt::Failed(remote::network("Shopify", &e)))
+        let mut envelope = resp.json::<Envelope>().await.map_err(|e| Attempt::Failed(remote::network("Shopify", e)))?;
+        // Top-level errors become call errors: they never carry the token, whatever they say.
+        for e in &mut envelope.errors {
+            e.message = remote::scrub(&e.message, &[token]);
+        }
+        Ok(envelope)
+    }
+}
+
+/// The call's failure for these top-level errors: a refusal when any of them refuses the
+/// request, else transient (the outbox tries again).
+fn top_level_error(doc: &Document, errors: &[GqlError]) -> CallError {
+    let described: Vec<String> = errors
+        .iter()
+        .map(|e| match e.code() {
+            "" => e.message.clone(),
+            code => format!("{} ({code})", e.message),
+        })
+        .collect();
+    let message = format!("Shopify {}: {}", doc.name, described.join("; "));
+    if errors.iter().any(is_refusal) {
+        CallError::Refused { message }
+    } else {
+        CallError::transient(message)
     }
 }
 
@@ -233,7 +293,7 @@ enum Attempt {
 
 fn record(result: &'static str, e: &CallError) {
     if let CallError::Unauthorized { message } = e {
-        tracing::error!(%message, "Shopify refused channeld's credentials: Shopify work is paused until fixed (see channeld doctor)");
+        tracing::error!(reason = %message, "Shopify refused channeld's credentials: Shopify work is paused until fixed (see channeld doctor)");
         metrics::counter!("channeld_shopify_auth_failures_total").increment(1);
     }
     metrics::counter!("channeld_shopify_calls_total", "result" => result).increment(1);
@@ -252,5 +312,36 @@ mod tests {
         assert_eq!(b.reserve(120.0, t0), Duration::from_secs(2));
         b.observe(&ThrottleStatus { maximum_available: 1000.0, currently_available: 0.0, restore_rate: 100.0 }, t0);
         assert_eq!(b.reserve(50.0, t0 + Duration::from_millis(500)), Duration::ZERO);
+    }
+
+    fn errors(json: Value) -> Vec<GqlError> {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn server_side_top_level_errors_are_transient_refusals_are_not() {
+        let doc = &super::super::queries::ORDER;
+        for code in ["INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE", "TIMEOUT", "SOMETHING_NEW"] {
+            let e = errors(json!([{ "message": "Internal error. Looks like something went wrong on our end.",
+                "extensions": { "code": code, "requestId": "1b355a21" } }]));
+            assert!(matches!(top_level_error(doc, &e), CallError::Transient { .. }), "{code}");
+        }
+        assert!(matches!(
+            top_level_error(doc, &errors(json!([{ "message": "Request timed out" }]))),
+            CallError::Transient { .. }
+        ));
+        for code in ["ACCESS_DENIED", "SHOP_INACTIVE", "MAX_COST_EXCEEDED", "undefinedField"] {
+            let e = errors(json!([{ "message": "no", "extensions": { "code": code } }]));
+            match top_level_error(doc, &e) {
+                CallError::Refused { message } => assert!(message.contains(code), "{message}"),
+                other => panic!("{code}: {other:?}"),
+            }
+        }
+        let parse = errors(json!([{ "message": "Parse error on \"}\"", "locations": [{ "line": 1, "column": 9 }] }]));
+        assert!(matches!(top_level_error(doc, &parse), CallError::Refused { .. }));
+        // One refusal among transient errors refuses the request.
+        let mixed = errors(json!([{ "message": "a", "extensions": { "code": "INTERNAL_SERVER_ERROR" } },
+            { "message": "b", "extensions": { "code": "ACCESS_DENIED" } }]));
+        assert!(matches!(top_level_error(doc, &mixed), CallError::Refused { .. }));
     }
 }

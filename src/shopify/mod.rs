@@ -4,10 +4,12 @@
 //! - [`order`]: the one order model (REST JSON, read leniently).
 //! - [`queries`]: every GraphQL document channeld sends, and the answers' shapes.
 //! - [`graphql`]: the transport with cost-based pacing; [`token`]: where its token comes from.
+//! - [`job`]: following the asynchronous jobs some mutations start (`orderCancel`).
 //!
 //! [`ShopifyClient`] is the typed facade the rest of channeld calls.
 
 pub mod graphql;
+pub mod job;
 pub mod order;
 pub mod queries;
 pub mod token;
@@ -22,6 +24,7 @@ use crate::flows::inventory::{refused_row, PushRow};
 use crate::flows::routing::FulfillmentOrderView;
 use crate::remote::CallError;
 use graphql::GraphqlClient;
+use job::{JobState, JobWait};
 use order::ShopifyOrder;
 use queries::{order_gid, FulfillmentOrdersData};
 use token::TokenSource;
@@ -29,6 +32,8 @@ use token::TokenSource;
 #[derive(Clone)]
 pub struct ShopifyClient {
     gql: GraphqlClient,
+    /// How long an asynchronous job (order cancellation) is followed before the call is retried.
+    job_wait: JobWait,
 }
 
 impl ShopifyClient {
@@ -37,7 +42,7 @@ impl ShopifyClient {
         let base = cfg.shopify_base();
         let auth = cfg.shopify_auth().map_err(anyhow::Error::msg)?;
         let token = TokenSource::new(auth, http.clone(), &base);
-        Ok(Self { gql: GraphqlClient::new(http, &base, &cfg.shopify.api_version, token) })
+        Ok(Self { gql: GraphqlClient::new(http, &base, &cfg.shopify.api_version, token), job_wait: JobWait::default() })
     }
 
     /// The order's fulfillment orders (routing); `None` when Shopify does not know the order.
@@ -169,6 +174,10 @@ impl ShopifyClient {
     }
 
     /// Cancels the whole order (seller cancellation). An order already cancelled counts as done.
+    ///
+    /// Shopify cancels asynchronously: the mutation answers with a job. The job is followed until
+    /// it is done ([`job::follow`]); one still running after that is a transient failure (the
+    /// outbox tries again), and a cancellation that ended `FAILED` is a failure of the call.
     pub async fn cancel_order(&self, order_id: u64, c: &crate::config::Cancellation) -> Result<(), CallError> {
         let vars = json!({
             "orderId": order_gid(order_id),
@@ -179,14 +188,27 @@ impl ShopifyClient {
         });
         let data: Value = self.gql.run(&queries::ORDER_CANCEL, vars).await?;
         let payload = &data["orderCancel"];
-        let errors = payload["orderCancelUserErrors"].as_array().cloned().unwrap_or_default();
-        let messages: Vec<String> = errors.iter().filter_map(|e| e["message"].as_str().map(str::to_string)).collect();
-        if messages.is_empty() || messages.iter().all(|m| m.to_lowercase().contains("already")) {
-            return Ok(());
+        let refused = cancel_errors(&payload["orderCancelUserErrors"]);
+        if !refused.is_empty() {
+            return cancel_outcome(order_id, CancelEnd::Failed(refused));
         }
-        Err(CallError::Refused {
-            message: format!("Shopify refused to cancel order {order_id}: {}", messages.join("; ")),
+        let (job, result) = (&payload["job"], &payload["jobResult"]);
+        if let JobState::Finished(end) = cancel_state(job, result) {
+            return cancel_outcome(order_id, end);
+        }
+        let Some(job_id) = job["id"].as_str().or(result["id"].as_str()) else {
+            return Ok(()); // no job to follow: Shopify took it synchronously
+        };
+        let result_id = result["id"].as_str();
+        let vars =
+            json!({ "jobId": job_id, "resultId": result_id.unwrap_or(job_id), "withResult": result_id.is_some() });
+        let what = format!("the cancellation of order {order_id} ({job_id})");
+        let end = job::follow(&self.job_wait, &what, || async {
+            let data: Value = self.gql.run(&queries::ORDER_CANCEL_JOB, vars.clone()).await?;
+            Ok(cancel_state(&data["job"], &data["jobResult"]))
         })
+        .await?;
+        cancel_outcome(order_id, end)
     }
 
     /// Sets lines to absolute quantities with an order edit (begin, set quantity, commit). Lines
@@ -229,7 +251,10 @@ impl ShopifyClient {
     }
 
     /// The refund transactions Shopify suggests for these units (line, quantity), as
-    /// `OrderTransactionInput`s ready for [`Self::refund`].
+    /// `OrderTransactionInput`s ready for [`Self::refund`]. When the order was paid in another
+    /// currency than the shop's, the amounts are the presentment (customer's) amounts and each
+    /// transaction carries that currency as `currency` (Shopify requires `RefundInput.currency`
+    /// then; [`Self::refund`] moves it there).
     pub async fn suggested_refund(&self, order_id: u64, units: &[(u64, u32)]) -> Result<Vec<Value>, CallError> {
         let lines: Vec<Value> = units
             .iter()
@@ -240,68 +265,63 @@ impl ShopifyClient {
             self.gql.run(&queries::SUGGESTED_REFUND, json!({ "id": order_gid(order_id), "lines": lines })).await?;
         Ok(data["order"]["suggestedRefund"]["suggestedTransactions"]
             .as_array()
-            .map(|txs| {
-                txs.iter()
-                    .filter_map(|t| {
-                        let amount = t["amountSet"]["shopMoney"]["amount"].as_str()?;
-                        (amount.parse::<f64>().ok()? > 0.0).then(|| {
-                            json!({ "orderId": order_gid(order_id), "parentId": t["parentTransaction"]["id"],
-                                    "amount": amount, "gateway": t["gateway"], "kind": "REFUND" })
-                        })
-                    })
-                    .collect()
-            })
+            .map(|txs| txs.iter().filter_map(|t| refund_transaction(order_id, t)).collect())
             .unwrap_or_default())
     }
 
-    /// Refunds money with these transactions (from [`Self::suggested_refund`]).
-    pub async fn refund(&self, order_id: u64, transactions: &[Value], notify: bool) -> Result<(), CallError> {
-        let input = json!({ "orderId": order_gid(order_id), "notify": notify, "transactions": transactions,
-                            "note": "refund of units cancelled by the WMS (channeld)" });
-        let data: Value = self.gql.run(&queries::REFUND_CREATE, json!({ "input": input })).await?;
+    /// Refunds money with these transactions (from [`Self::suggested_refund`]). `entry_seq` is the
+    /// outbox entry making the refund: the `@idempotent` key derives from it, so replaying the same
+    /// entry never refunds twice.
+    pub async fn refund(
+        &self,
+        order_id: u64,
+        entry_seq: u64,
+        transactions: &[Value],
+        notify: bool,
+    ) -> Result<(), CallError> {
+        let currency = transactions.iter().find_map(|t| t["currency"].as_str()).map(str::to_string);
+        let transactions: Vec<Value> = transactions
+            .iter()
+            .map(|t| {
+                let mut t = t.clone();
+                if let Some(fields) = t.as_object_mut() {
+                    fields.remove("currency");
+                }
+                t
+            })
+            .collect();
+        let mut input = json!({ "orderId": order_gid(order_id), "notify": notify, "transactions": transactions,
+                                "note": "refund of units cancelled by the WMS (channeld)" });
+        if let Some(currency) = currency {
+            input["currency"] = json!(currency);
+        }
+        let vars = json!({ "input": input, "key": queries::refund_key(order_id, entry_seq) });
+        let data: Value = self.gql.run(&queries::REFUND_CREATE, vars).await?;
         user_errors(&data["refundCreate"])
     }
 
     /// Fulfils these Shopify lines (line id, quantity) with a tracking number. A fulfillment that
-    /// already carries this tracking number means it was done.
+    /// already carries this tracking number means it was done. Units that find no open
+    /// fulfillment-order line refuse the call, naming them: nothing is fulfilled partially.
     pub async fn fulfill(&self, order_id: u64, lines: &[(u64, u32)], tracking: &Tracking) -> Result<(), CallError> {
-        let data: Value = self.gql.run(&queries::FULFILLMENT_STATE, json!({ "id": order_gid(order_id) })).await?;
-        let order = &data["order"];
-        let done = order["fulfillments"].as_array().into_iter().flatten().any(|f| {
-            f["trackingInfo"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|t| t["number"].as_str() == Some(tracking.number.as_str()))
-        });
+        let Some((done, fos)) = self.fulfillment_state(order_id, &tracking.number).await? else {
+            return Err(CallError::Refused { message: format!("Shopify does not know order {order_id}") });
+        };
         if done {
             return Ok(());
         }
-        let mut wanted: HashMap<u64, u32> = lines.iter().copied().collect();
-        let mut by_fo = Vec::new();
-        for fo in order["fulfillmentOrders"]["nodes"].as_array().into_iter().flatten() {
-            if !matches!(fo["status"].as_str(), Some("OPEN" | "IN_PROGRESS" | "SCHEDULED")) {
-                continue;
-            }
-            let mut items = Vec::new();
-            for li in fo["lineItems"]["nodes"].as_array().into_iter().flatten() {
-                let Some(line) = li["lineItem"]["id"].as_str().and_then(queries::numeric_id) else { continue };
-                let remaining = li["remainingQuantity"].as_u64().unwrap_or(0) as u32;
-                if let Some(want) = wanted.get_mut(&line) {
-                    let take = (*want).min(remaining);
-                    if take > 0 {
-                        items.push(json!({ "id": li["id"], "quantity": take }));
-                        *want -= take;
-                    }
-                }
-            }
-            if !items.is_empty() {
-                by_fo.push(json!({ "fulfillmentOrderId": fo["id"], "fulfillmentOrderLineItems": items }));
-            }
-        }
-        if by_fo.is_empty() {
+        let (by_fo, missing) = plan_fulfillment(&fos, lines);
+        if !missing.is_empty() {
+            let units: Vec<String> = missing
+                .iter()
+                .map(|(line, n)| format!("line {line}: {n} unit{}", if *n == 1 { "" } else { "s" }))
+                .collect();
             return Err(CallError::Refused {
-                message: format!("order {order_id} has no open fulfillment order line for this shipment"),
+                message: format!(
+                    "order {order_id}: no open fulfillment order line for {} of shipment {}; nothing was fulfilled",
+                    units.join(", "),
+                    tracking.number
+                ),
             });
         }
         let mut info = json!({ "number": tracking.number, "company": tracking.company });
@@ -311,6 +331,44 @@ impl ShopifyClient {
         let vars = json!({ "fulfillment": { "notifyCustomer": false, "trackingInfo": info, "lineItemsByFulfillmentOrder": by_fo } });
         let data: Value = self.gql.run(&queries::FULFILLMENT_CREATE, vars).await?;
         user_errors(&data["fulfillmentCreate"])
+    }
+
+    /// Whether a fulfillment already carries `number`, and every fulfillment order with all its
+    /// lines (both connections paged through); `None` when Shopify does not know the order.
+    async fn fulfillment_state(&self, order_id: u64, number: &str) -> Result<Option<(bool, Vec<Fo>)>, CallError> {
+        let (mut fos, mut after, mut done) = (Vec::new(), None::<String>, false);
+        loop {
+            let vars = json!({ "id": order_gid(order_id), "after": after });
+            let data: Value = self.gql.run(&queries::FULFILLMENT_STATE, vars).await?;
+            let order = &data["order"];
+            if order.is_null() {
+                return Ok(None);
+            }
+            done |= order["fulfillments"].as_array().into_iter().flatten().any(|f| {
+                f["trackingInfo"].as_array().into_iter().flatten().any(|t| t["number"].as_str() == Some(number))
+            });
+            let connection = &order["fulfillmentOrders"];
+            for node in connection["nodes"].as_array().into_iter().flatten() {
+                let mut fo = Fo {
+                    id: node["id"].as_str().unwrap_or_default().to_string(),
+                    status: node["status"].as_str().unwrap_or_default().to_string(),
+                    lines: fo_lines(&node["lineItems"]),
+                };
+                let mut lines_after = next_cursor(&node["lineItems"]);
+                while let Some(cursor) = lines_after {
+                    let vars = json!({ "id": fo.id, "after": cursor });
+                    let page: Value = self.gql.run(&queries::FULFILLMENT_ORDER_LINES, vars).await?;
+                    let items = &page["fulfillmentOrder"]["lineItems"];
+                    fo.lines.extend(fo_lines(items));
+                    lines_after = next_cursor(items);
+                }
+                fos.push(fo);
+            }
+            match next_cursor(connection) {
+                Some(cursor) => after = Some(cursor),
+                None => return Ok(Some((done, fos))),
+            }
+        }
     }
 
     /// The access scopes granted to channeld's token (REST: the only place Shopify lists them).
@@ -336,6 +394,141 @@ impl ShopifyClient {
                     ),
                 }),
         }
+    }
+}
+
+/// One suggested transaction as an `OrderTransactionInput` (`None` for nothing to refund): in the
+/// presentment currency, tagged with it, when that is not the shop's currency.
+fn refund_transaction(order_id: u64, t: &Value) -> Option<Value> {
+    let (shop, presentment) = (&t["amountSet"]["shopMoney"], &t["amountSet"]["presentmentMoney"]);
+    let foreign = presentment["currencyCode"].as_str().filter(|c| Some(*c) != shop["currencyCode"].as_str());
+    let amount = if foreign.is_some() { presentment["amount"].as_str()? } else { shop["amount"].as_str()? };
+    if amount.parse::<f64>().ok()? <= 0.0 {
+        return None;
+    }
+    let mut tx = json!({ "orderId": order_gid(order_id), "parentId": t["parentTransaction"]["id"],
+                         "amount": amount, "gateway": t["gateway"], "kind": "REFUND" });
+    if let Some(currency) = foreign {
+        tx["currency"] = json!(currency);
+    }
+    Some(tx)
+}
+
+/// A fulfillment order as far as fulfilling needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fo {
+    id: String,
+    status: String,
+    lines: Vec<FoLine>,
+}
+
+/// One line of a fulfillment order: its id, the order line it fulfils, units still to fulfil.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FoLine {
+    id: String,
+    line: u64,
+    remaining: u32,
+}
+
+fn fo_lines(connection: &Value) -> Vec<FoLine> {
+    connection["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|li| {
+            Some(FoLine {
+                id: li["id"].as_str()?.to_string(),
+                line: li["lineItem"]["id"].as_str().and_then(queries::numeric_id)?,
+                remaining: li["remainingQuantity"].as_u64().map_or(0, |r| r.min(u64::from(u32::MAX)) as u32),
+            })
+        })
+        .collect()
+}
+
+/// Which fulfillment-order lines take the wanted units (order line, quantity), as
+/// `lineItemsByFulfillmentOrder`, and the units no open fulfillment-order line could take.
+fn plan_fulfillment(fos: &[Fo], lines: &[(u64, u32)]) -> (Vec<Value>, Vec<(u64, u32)>) {
+    let mut wanted: Vec<(u64, u32)> = Vec::new();
+    for &(line, n) in lines {
+        match wanted.iter_mut().find(|(l, _)| *l == line) {
+            Some((_, w)) => *w = w.saturating_add(n),
+            None => wanted.push((line, n)),
+        }
+    }
+    let mut by_fo = Vec::new();
+    for fo in fos.iter().filter(|fo| matches!(fo.status.as_str(), "OPEN" | "IN_PROGRESS" | "SCHEDULED")) {
+        let mut items = Vec::new();
+        for li in &fo.lines {
+            if let Some((_, want)) = wanted.iter_mut().find(|(l, _)| *l == li.line) {
+                let take = (*want).min(li.remaining);
+                if take > 0 {
+                    items.push(json!({ "id": li.id, "quantity": take }));
+                    *want -= take;
+                }
+            }
+        }
+        if !items.is_empty() {
+            by_fo.push(json!({ "fulfillmentOrderId": fo.id, "fulfillmentOrderLineItems": items }));
+        }
+    }
+    (by_fo, wanted.into_iter().filter(|(_, n)| *n > 0).collect())
+}
+
+/// How an order cancellation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CancelEnd {
+    Succeeded,
+    /// Shopify's errors: (code, message).
+    Failed(Vec<(String, String)>),
+}
+
+/// Where a cancellation stands, from its job and its result (`OrderCancelJobResult`, when Shopify
+/// gave one): the result's status rules; without one, a done job is a success (the generic job
+/// cannot show a failure).
+fn cancel_state(job: &Value, result: &Value) -> JobState<CancelEnd> {
+    match result["status"].as_str() {
+        Some("SUCCEEDED") => JobState::Finished(CancelEnd::Succeeded),
+        Some("FAILED") => {
+            let mut errors = cancel_errors(&result["errors"]);
+            if errors.is_empty() {
+                errors.push((String::new(), "the cancellation job failed without a reason".into()));
+            }
+            JobState::Finished(CancelEnd::Failed(errors))
+        }
+        Some(_) => JobState::Running,
+        None if job["done"] == true => JobState::Finished(CancelEnd::Succeeded),
+        None => JobState::Running,
+    }
+}
+
+fn cancel_errors(errors: &Value) -> Vec<(String, String)> {
+    errors
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|e| {
+                    Some((e["code"].as_str().unwrap_or("").to_string(), e["message"].as_str()?.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The call's result for a cancellation's end. "Already cancelled" is success; a failure that is
+/// only Shopify's own internal error may be retried; any other failure is a refusal.
+fn cancel_outcome(order_id: u64, end: CancelEnd) -> Result<(), CallError> {
+    let CancelEnd::Failed(errors) = end else { return Ok(()) };
+    if errors.iter().all(|(_, m)| m.to_lowercase().contains("already")) {
+        return Ok(());
+    }
+    let described: Vec<String> =
+        errors.iter().map(|(code, m)| if code.is_empty() { m.clone() } else { format!("{m} ({code})") }).collect();
+    let message = format!("Shopify could not cancel order {order_id}: {}", described.join("; "));
+    if errors.iter().all(|(code, _)| code == "INTERNAL_ERROR") {
+        Err(CallError::transient(message))
+    } else {
+        Err(CallError::Refused { message })
     }
 }
 
@@ -384,4 +577,55 @@ pub struct Tracking {
     pub number: String,
     pub company: String,
     pub url: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cancellation_ends_as_its_result_says() {
+        let running = json!({ "id": "gid://shopify/Job/1", "done": false });
+        let done = json!({ "id": "gid://shopify/Job/1", "done": true });
+        assert_eq!(cancel_state(&running, &Value::Null), JobState::Running);
+        assert_eq!(cancel_state(&done, &Value::Null), JobState::Finished(CancelEnd::Succeeded));
+        assert_eq!(cancel_state(&done, &json!({ "status": "STARTED" })), JobState::Running);
+        let failed = json!({ "status": "FAILED", "errors": [{ "code": "INVALID", "message": "has returns" }] });
+        let JobState::Finished(end) = cancel_state(&done, &failed) else { panic!("finished") };
+        match cancel_outcome(7, end) {
+            Err(CallError::Refused { message }) => assert!(message.contains("has returns (INVALID)"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        let internal = json!({ "status": "FAILED", "errors": [{ "code": "INTERNAL_ERROR", "message": "oops" }] });
+        let JobState::Finished(end) = cancel_state(&done, &internal) else { panic!("finished") };
+        assert!(matches!(cancel_outcome(7, end), Err(CallError::Transient { .. })));
+        let already = CancelEnd::Failed(vec![(String::new(), "Order has already been cancelled".into())]);
+        assert_eq!(cancel_outcome(7, already), Ok(()));
+    }
+
+    fn fo(id: &str, status: &str, lines: &[(&str, u64, u32)]) -> Fo {
+        Fo {
+            id: id.into(),
+            status: status.into(),
+            lines: lines.iter().map(|(i, l, r)| FoLine { id: (*i).into(), line: *l, remaining: *r }).collect(),
+        }
+    }
+
+    #[test]
+    fn units_spread_over_open_fulfillment_orders_and_the_rest_is_named() {
+        let fos = [
+            fo("FO/1", "CLOSED", &[("FOL/1", 10, 5)]),
+            fo("FO/2", "OPEN", &[("FOL/2", 10, 1), ("FOL/3", 11, 0)]),
+            fo("FO/3", "IN_PROGRESS", &[("FOL/4", 10, 4)]),
+        ];
+        let (by_fo, missing) = plan_fulfillment(&fos, &[(10, 2), (10, 1), (11, 1), (12, 2)]);
+        assert_eq!(
+            by_fo,
+            vec![
+                json!({ "fulfillmentOrderId": "FO/2", "fulfillmentOrderLineItems": [{ "id": "FOL/2", "quantity": 1 }] }),
+                json!({ "fulfillmentOrderId": "FO/3", "fulfillmentOrderLineItems": [{ "id": "FOL/4", "quantity": 2 }] }),
+            ]
+        );
+        assert_eq!(missing, vec![(11, 1), (12, 2)]);
+    }
 }

@@ -8,7 +8,7 @@
 
 use serde::Deserialize;
 
-use crate::lenient::{count, flag, flag_true, list, money, text};
+use crate::lenient::{count, flag, flag_true, id, list, money, opt_count, text};
 
 /// A Shopify order as far as channeld uses it.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -92,12 +92,16 @@ pub struct Address {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct LineItem {
-    pub id: u64,
+    /// A number or a numeric string; `None` when missing or unreadable (such a line cannot be
+    /// sent: the order is rejected naming it, not lost).
+    #[serde(deserialize_with = "id")]
+    pub id: Option<u64>,
     #[serde(deserialize_with = "text")]
     pub sku: String,
     #[serde(deserialize_with = "count")]
     pub quantity: u32,
     /// Quantity after removals and refunds; absent in older payloads (then `quantity` counts).
+    #[serde(deserialize_with = "opt_count")]
     pub current_quantity: Option<u32>,
     #[serde(deserialize_with = "money")]
     pub price: f64,
@@ -114,7 +118,7 @@ pub struct LineItem {
 impl Default for LineItem {
     fn default() -> Self {
         Self {
-            id: 0,
+            id: None,
             sku: String::new(),
             quantity: 0,
             current_quantity: None,
@@ -214,6 +218,16 @@ mod tests {
         assert!(parse_webhook_body(b"nope").is_none());
         assert!(parse_webhook_body(br#"{"id":"12"}"#).is_none());
         assert!(parse_webhook_body(br#"[1]"#).is_none());
+    }
+
+    #[test]
+    fn line_ids_and_counts_are_read_leniently() {
+        let body = br#"{"id": 7, "line_items": [{"id": "11", "current_quantity": "2"}, {"id": null},
+            {"id": "x", "current_quantity": -1}]}"#;
+        let order = parse_webhook_body(body).unwrap().1.unwrap();
+        let read: Vec<(Option<u64>, Option<u32>)> =
+            order.line_items.iter().map(|l| (l.id, l.current_quantity)).collect();
+        assert_eq!(read, vec![(Some(11), Some(2)), (None, None), (None, None)]);
     }
 
     #[test]

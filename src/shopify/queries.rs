@@ -1,7 +1,11 @@
 //! Every GraphQL document channeld sends to Shopify, with the shapes of their answers.
 //!
-//! All documents are listed in [`ALL`]; a test validates each, with example variables, against
+//! All documents are listed in [`all`]; a test validates each, with example variables, against
 //! Shopify's own Admin schema of the pinned version (`schema/admin-2026-10.graphql.gz`).
+//!
+//! Since 2026-04 Shopify refuses some mutations unless they carry `@idempotent(key:)`
+//! ([`IDEMPOTENT_REQUIRED`]); every document channeld sends that calls one carries it, with a key
+//! derived from stored state so that a replay after a crash is recognised as the same request.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -9,6 +13,30 @@ use serde_json::{json, Value};
 use crate::flows::inventory::PushRow;
 use crate::flows::routing::FulfillmentOrderView;
 use crate::shopify::order::ShopifyOrder;
+
+/// The mutations Shopify refuses without `@idempotent(key:)` ("The @idempotent directive is
+/// required for this mutation but was not provided"). The schema cannot mark a directive as
+/// required, so this is read from each mutation's description in the vendored 2026-10 schema; a
+/// test keeps the two equal, another checks that every document calling one carries the directive,
+/// and the test fakes refuse such a mutation without it.
+pub const IDEMPOTENT_REQUIRED: &[&str] = &[
+    "inventoryActivate",
+    "inventoryAdjustQuantities",
+    "inventoryMoveQuantities",
+    "inventorySetOnHandQuantities",
+    "inventorySetQuantities",
+    "inventoryShipmentAddItems",
+    "inventoryShipmentCreate",
+    "inventoryShipmentCreateInTransit",
+    "inventoryShipmentReceive",
+    "inventoryTransferCreate",
+    "inventoryTransferCreateAsReadyToShip",
+    "inventoryTransferDuplicate",
+    "inventoryTransferSetItems",
+    "locationActivate",
+    "locationDeactivate",
+    "refundCreate",
+];
 
 /// A GraphQL document and the cost channeld expects it to take (for pacing before Shopify says).
 #[derive(Debug)]
@@ -129,8 +157,22 @@ pub const ORDER_CANCEL: Document = Document {
     cost: 10,
     text: r#"mutation OrderCancel($orderId: ID!, $restock: Boolean!, $notifyCustomer: Boolean, $refundMethod: OrderCancelRefundMethodInput, $staffNote: String) {
   orderCancel(orderId: $orderId, reason: OTHER, restock: $restock, notifyCustomer: $notifyCustomer, refundMethod: $refundMethod, staffNote: $staffNote) {
-    job { id }
+    job { id done }
+    jobResult { id done status errors { field message code } }
     orderCancelUserErrors { field message code }
+  }
+}"#,
+};
+
+/// Polls the job an `orderCancel` started: `job(id:)` says whether it ran; the cancellation's own
+/// result (`OrderCancelJobResult`, a node) says how it ended, `FAILED` with its errors included.
+pub const ORDER_CANCEL_JOB: Document = Document {
+    name: "OrderCancelJob",
+    cost: 2,
+    text: r#"query OrderCancelJob($jobId: ID!, $resultId: ID!, $withResult: Boolean!) {
+  job(id: $jobId) { id done }
+  jobResult: node(id: $resultId) @include(if: $withResult) {
+    ... on OrderCancelJobResult { id done status errors { field message code } }
   }
 }"#,
 };
@@ -176,7 +218,10 @@ pub const SUGGESTED_REFUND: Document = Document {
     text: r#"query SuggestedRefund($id: ID!, $lines: [RefundLineItemInput!]) {
   order(id: $id) {
     suggestedRefund(refundLineItems: $lines) {
-      suggestedTransactions { gateway parentTransaction { id } amountSet { shopMoney { amount } } }
+      suggestedTransactions {
+        gateway parentTransaction { id }
+        amountSet { shopMoney { amount currencyCode } presentmentMoney { amount currencyCode } }
+      }
     }
   }
 }"#,
@@ -185,19 +230,43 @@ pub const SUGGESTED_REFUND: Document = Document {
 pub const REFUND_CREATE: Document = Document {
     name: "RefundCreate",
     cost: 10,
-    text: r#"mutation RefundCreate($input: RefundInput!) {
-  refundCreate(input: $input) { refund { id } userErrors { field message } }
+    text: r#"mutation RefundCreate($input: RefundInput!, $key: String!) {
+  refundCreate(input: $input) @idempotent(key: $key) { refund { id } userErrors { field message } }
 }"#,
 };
 
+/// Fulfillment orders (a page of them, each with its first page of lines) and the tracking numbers
+/// of the order's fulfillments. Both connections are paged through: an order can have more than
+/// one page of fulfillment orders, and a fulfillment order more than one page of lines.
 pub const FULFILLMENT_STATE: Document = Document {
     name: "FulfillmentState",
-    cost: 300,
-    text: r#"query FulfillmentState($id: ID!) {
+    cost: 320,
+    text: r#"query FulfillmentState($id: ID!, $after: String) {
   order(id: $id) {
     fulfillments(first: 50) { trackingInfo { number } }
-    fulfillmentOrders(first: 10) {
-      nodes { id status lineItems(first: 25) { nodes { id remainingQuantity lineItem { id } } } }
+    fulfillmentOrders(first: 10, after: $after) {
+      pageInfo { hasNextPage endCursor }
+      nodes {
+        id status
+        lineItems(first: 25) {
+          pageInfo { hasNextPage endCursor }
+          nodes { id remainingQuantity lineItem { id } }
+        }
+      }
+    }
+  }
+}"#,
+};
+
+/// The further pages of one fulfillment order's lines.
+pub const FULFILLMENT_ORDER_LINES: Document = Document {
+    name: "FulfillmentOrderLines",
+    cost: 210,
+    text: r#"query FulfillmentOrderLines($id: ID!, $after: String) {
+  fulfillmentOrder(id: $id) {
+    lineItems(first: 100, after: $after) {
+      pageInfo { hasNextPage endCursor }
+      nodes { id remainingQuantity lineItem { id } }
     }
   }
 }"#,
@@ -267,6 +336,10 @@ pub fn all() -> Vec<(&'static Document, Value)> {
             json!({ "orderId": order_gid(1), "restock": true, "notifyCustomer": false,
                     "refundMethod": { "originalPaymentMethodsRefund": true }, "staffNote": "x" }),
         ),
+        (
+            &ORDER_CANCEL_JOB,
+            json!({ "jobId": "gid://shopify/Job/1", "resultId": "gid://shopify/OrderCancelJobResult/1", "withResult": true }),
+        ),
         (&ORDER_LINE_QUANTITIES, json!({ "id": order_gid(1) })),
         (&ORDER_EDIT_BEGIN, json!({ "id": order_gid(1) })),
         (
@@ -283,11 +356,15 @@ pub fn all() -> Vec<(&'static Document, Value)> {
         ),
         (
             &REFUND_CREATE,
-            json!({ "input": { "orderId": order_gid(1), "notify": false, "note": "x", "transactions": [
+            json!({ "input": { "orderId": order_gid(1), "notify": false, "note": "x", "currency": "EUR", "transactions": [
                 { "orderId": order_gid(1), "parentId": "gid://shopify/OrderTransaction/3", "amount": "10.00",
-                  "gateway": "bogus", "kind": "REFUND" } ] } }),
+                  "gateway": "bogus", "kind": "REFUND" } ] }, "key": refund_key(1, 42) }),
         ),
-        (&FULFILLMENT_STATE, json!({ "id": order_gid(1) })),
+        (&FULFILLMENT_STATE, json!({ "id": order_gid(1), "after": null })),
+        (
+            &FULFILLMENT_ORDER_LINES,
+            json!({ "id": "gid://shopify/FulfillmentOrder/1", "after": "eyJsYXN0X2lkIjoxfQ==" }),
+        ),
         (
             &FULFILLMENT_CREATE,
             json!({ "fulfillment": { "notifyCustomer": false,
@@ -296,6 +373,13 @@ pub fn all() -> Vec<(&'static Document, Value)> {
                     "fulfillmentOrderLineItems": [{ "id": "gid://shopify/FulfillmentOrderLineItem/2", "quantity": 1 }] }] } }),
         ),
     ]
+}
+
+/// The `@idempotent` key of the refund an outbox entry makes: derived from the stored entry (its
+/// order and sequence number), never random, so a replay of the same entry (after a crash, a
+/// retry or `outbox retry`) is the same request to Shopify and refunds once.
+pub fn refund_key(order_id: u64, entry_seq: u64) -> String {
+    format!("channeld-refund-{order_id}-{entry_seq}")
 }
 
 pub fn line_gid(id: u64) -> String {

@@ -78,15 +78,18 @@ impl Grant {
             .append_pair("client_id", &self.client_id)
             .append_pair("client_secret", self.client_secret.expose())
             .append_pair("grant_type", "client_credentials");
-        let resp = self
+        let sent = self
             .http
             .post(&self.url)
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body(form.query().unwrap_or_default().to_string())
             .send()
-            .await
-            .map_err(|e| remote::network("Shopify token endpoint", &e))?;
-        let answer = remote::read_json("Shopify token endpoint", resp).await.map_err(|e| match e {
+            .await;
+        let answer = match sent {
+            Ok(resp) => remote::read_json("Shopify token endpoint", resp).await,
+            Err(e) => Err(remote::network("Shopify token endpoint", e)),
+        };
+        let answer = answer.map_err(|e| match e.without_secrets(&[self.client_secret.expose()]) {
             CallError::Refused { message } => CallError::Unauthorized { message },
             other => other,
         })?;

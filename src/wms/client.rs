@@ -1,5 +1,9 @@
 //! The outbound WMS client (Increff Omni Standard API): Create Outward Order, Update Order
 //! Properties, Customer Cancellation. Headers `authUsername`, `authPassword`, `authDomainName`.
+//!
+//! Creation and cancellation are replay-safe: a 4xx saying the order already exists
+//! (`wms.already_exists_pattern`) or is already cancelled (`wms.already_cancelled_pattern`) means
+//! the WMS has what we asked for, e.g. when our record of its earlier 200 was lost in a crash.
 
 use std::time::Instant;
 
@@ -8,6 +12,11 @@ use reqwest::{Method, StatusCode};
 use super::types::{CreateOutwardOrder, CustomerCancellation};
 use crate::config;
 use crate::remote::{self, CallError};
+
+/// Whether an answer's body contains `pattern` (already lower-case), ignoring case.
+fn says(body: &str, pattern: &str) -> bool {
+    body.to_lowercase().contains(pattern)
+}
 
 /// How a creation ended when it did not fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +35,7 @@ pub struct WmsClient {
     password: config::Secret,
     domain: String,
     already_exists: String,
+    already_cancelled: String,
 }
 
 impl WmsClient {
@@ -38,6 +48,7 @@ impl WmsClient {
             password: cfg.auth_password.clone(),
             domain: cfg.auth_domain.clone(),
             already_exists: cfg.already_exists_pattern.to_lowercase(),
+            already_cancelled: cfg.already_cancelled_pattern.to_lowercase(),
         })
     }
 
@@ -60,16 +71,22 @@ impl WmsClient {
     pub async fn cancel_order(&self, order_code: &str, body: &CustomerCancellation) -> Result<(), CallError> {
         let json = serde_json::to_vec(body).map_err(|e| CallError::Refused { message: e.to_string() })?;
         let path = format!("/orders/{order_code}/cancel");
-        self.send("cancel_order", Method::PUT, &path, json).await.map_err(|(_, _, e)| e)
+        match self.send("cancel_order", Method::PUT, &path, json).await {
+            Ok(()) => Ok(()),
+            // Already cancelled at the WMS: what this call asks for is done.
+            Err((Some(status), text, _)) if status.is_client_error() && says(&text, &self.already_cancelled) => Ok(()),
+            Err((_, _, e)) => Err(e),
+        }
     }
 
-    /// Any HTTP answer from the base URL: the WMS has no side-effect-free credential check.
+    /// Any HTTP answer from the base URL: the WMS has no side-effect-free credential check (so
+    /// this call carries none).
     pub async fn reachable(&self) -> Result<StatusCode, CallError> {
-        self.http.get(&self.base).send().await.map(|r| r.status()).map_err(|e| remote::network("WMS", &e))
+        self.http.get(&self.base).send().await.map(|r| r.status()).map_err(|e| remote::network("WMS", e))
     }
 
     fn says_already_exists(&self, body: &str) -> bool {
-        body.to_lowercase().contains(&self.already_exists)
+        says(body, &self.already_exists)
     }
 
     /// Sends one call; on failure also returns the status and body so callers can read them.
@@ -91,14 +108,15 @@ impl WmsClient {
             .body(body)
             .send()
             .await;
+        let secrets = [self.password.expose()];
         let outcome = match result {
-            Err(e) => Err((None, String::new(), remote::network("WMS", &e))),
+            Err(e) => Err((None, String::new(), remote::network("WMS", e).without_secrets(&secrets))),
             Ok(resp) if resp.status().is_success() => Ok(()),
             Ok(resp) => {
                 let status = resp.status();
                 let headers = resp.headers().clone();
                 let text = resp.text().await.unwrap_or_default();
-                let err = remote::classify("WMS", status, &headers, &text);
+                let err = remote::classify("WMS", status, &headers, &text).without_secrets(&secrets);
                 Err((Some(status), text, err))
             }
         };

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use serde_json::{json, Value};
 use wiremock::matchers::{body_string_contains, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 /// One call the fake WMS received.
 #[derive(Debug, Clone)]
@@ -131,7 +131,8 @@ async fn answer(
 }
 
 /// A Shopify GraphQL endpoint. Answers the fulfillment-orders query with one open fulfillment
-/// order at `location_id`, and the order query with `order` when given.
+/// order at `location_id`, and the order query with `order` when given. Like Shopify, it refuses a
+/// mutation that needs `@idempotent(key:)` without one, whatever a test mounts.
 pub struct FakeShopify {
     pub server: MockServer,
 }
@@ -141,6 +142,15 @@ pub const GRAPHQL_PATH: &str = "/admin/api/2026-10/graphql.json";
 impl FakeShopify {
     pub async fn start(location_id: u64) -> Self {
         let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path(GRAPHQL_PATH))
+            .and(|req: &Request| idempotent_refusal(req).is_some())
+            .respond_with(|req: &Request| {
+                ResponseTemplate::new(200).set_body_json(idempotent_refusal(req).unwrap_or_default())
+            })
+            .with_priority(1)
+            .mount(&server)
+            .await;
         Mock::given(method("POST"))
             .and(path(GRAPHQL_PATH))
             .and(body_string_contains("query FulfillmentOrders"))
@@ -177,6 +187,12 @@ impl FakeShopify {
             .map(|r| serde_json::from_slice(&r.body).unwrap())
             .collect()
     }
+}
+
+/// Shopify's refusal of this request for a missing `@idempotent`, if it is one.
+fn idempotent_refusal(req: &Request) -> Option<Value> {
+    let body: Value = serde_json::from_slice(&req.body).ok()?;
+    crate::shopify_inventory_fake::missing_idempotent(body["query"].as_str()?, &body["variables"])
 }
 
 pub fn cost() -> Value {

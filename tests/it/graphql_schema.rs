@@ -44,3 +44,51 @@ fn graphql_order_and_webhook_order_give_the_same_wms_payload() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Whether a mutation's description says the `@idempotent` directive is required (Shopify puts
+/// it in one sentence: "As of 2026-04, the idempotency key is required and must be provided using
+/// the `@idempotent` directive.").
+fn says_idempotent_is_required(description: &str) -> bool {
+    description
+        .split(['.', '\n'])
+        .map(str::to_lowercase)
+        .any(|sentence| sentence.contains("@idempotent") && sentence.contains("required"))
+}
+
+#[test]
+fn the_idempotent_list_is_what_the_schema_descriptions_require() {
+    let schema = schema();
+    let mutation = schema.get_object("Mutation").expect("the schema has mutations");
+    let mut required: Vec<&str> = mutation
+        .fields
+        .iter()
+        .filter(|(_, f)| f.description.as_deref().is_some_and(says_idempotent_is_required))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    required.sort_unstable();
+    let mut listed = channeld::shopify::queries::IDEMPOTENT_REQUIRED.to_vec();
+    listed.sort_unstable();
+    assert_eq!(listed, required);
+}
+
+#[test]
+fn every_document_calling_a_mutation_that_needs_idempotent_carries_it() {
+    use crate::shopify_inventory_fake::missing_idempotent;
+    let needs = channeld::shopify::queries::IDEMPOTENT_REQUIRED;
+    let mut calling = Vec::new();
+    for (doc, variables) in channeld::shopify::queries::all() {
+        if needs.iter().any(|m| doc.text.contains(&format!("{m}("))) {
+            calling.push(doc.name);
+        }
+        assert_eq!(missing_idempotent(doc.text, &variables), None, "{} lacks @idempotent(key:)", doc.name);
+    }
+    // The check sees the mutations channeld sends (so it is not passing for want of looking)...
+    assert!(calling.contains(&"RefundCreate") && calling.contains(&"InventorySetQuantities"), "{calling:?}");
+    // ...and refuses them without the directive, or with an empty key.
+    let bare = "mutation R($input: RefundInput!) { refundCreate(input: $input) { refund { id } } }";
+    let refused = missing_idempotent(bare, &serde_json::json!({})).expect("refused");
+    assert_eq!(refused["errors"][0]["path"], serde_json::json!(["refundCreate"]));
+    let empty =
+        "mutation R($input: RefundInput!) { refundCreate(input: $input) @idempotent(key: \" \") { refund { id } } }";
+    assert!(missing_idempotent(empty, &serde_json::json!({})).is_some());
+}

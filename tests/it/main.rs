@@ -2,18 +2,26 @@
 //! fakes of the WMS and Shopify on 127.0.0.1, fed with the published fixtures.
 
 mod admin;
+mod client_errors;
 mod courier_fakes;
 mod crash;
 mod delivery;
 mod durability;
 mod fakes;
 mod fulfilment;
+mod fulfilment_paging;
 mod graphql_schema;
 mod helpers;
 mod inventory;
+mod logs;
 mod operations;
+mod order_cancel;
+mod order_intake;
+mod refunds;
 mod shopify_admin_fake;
+mod shopify_errors;
 mod shopify_inventory_fake;
 mod systemd;
 mod updates;
 mod webhooks;
+mod wms_cancel;

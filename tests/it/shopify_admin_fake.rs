@@ -1,6 +1,7 @@
 //! A stateful fake of the Shopify Admin API for operations: access scopes, the client-credentials
 //! token endpoint (with a configurable token lifetime), locations, webhook subscriptions (list,
-//! create, delete), and orders for routing, `orders retry` and reconciliation.
+//! create, delete), and orders for routing, `orders retry` and reconciliation. Like Shopify, it
+//! refuses a mutation that needs `@idempotent(key:)` without one, and runs a refund once per key.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -38,6 +39,79 @@ pub struct AdminState {
     pub tracking: Mutex<Vec<String>>,
     /// Requests refused because their token was unknown or expired.
     pub refused_tokens: Mutex<u32>,
+    /// The suggested refund's amount in (shop, presentment) money: (amount, currency code) each.
+    pub suggested_refund: Mutex<((String, String), (String, String))>,
+    /// Every `refundCreate` received: its `@idempotent` key and its input.
+    pub refund_requests: Mutex<Vec<(String, Value)>>,
+    /// Refunds made, by idempotency key (a repeated key returns the first refund, makes none).
+    pub refunds: Mutex<BTreeMap<String, Value>>,
+    /// Make the refund, then answer the next `refundCreate` with a 502 (the answer is lost).
+    pub lose_next_refund_answer: Mutex<bool>,
+    /// How `orderCancel`'s asynchronous job behaves.
+    pub cancel_job: Mutex<CancelJob>,
+    /// The order's fulfillment orders, served a page at a time (as many as the query's `first`).
+    pub fulfillment_orders: Mutex<Vec<FakeFulfillmentOrder>>,
+}
+
+/// A fulfillment order: id, status, and its lines (line id, order line id, remaining quantity).
+#[derive(Debug, Clone)]
+pub struct FakeFulfillmentOrder {
+    pub id: u64,
+    pub status: &'static str,
+    pub lines: Vec<(u64, u64, u64)>,
+}
+
+/// The `first:` a query asks of a connection (`lineItems(first: 25`), or 50.
+fn first_of(query: &str, connection: &str) -> usize {
+    let Some(at) = query.find(&format!("{connection}(first: ")) else { return 50 };
+    let rest = &query[at + connection.len() + 8..];
+    rest[..rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len())].parse().unwrap_or(50)
+}
+
+/// One page of `items` after the cursor `after` (an index), as a connection.
+fn page(items: Vec<Value>, first: usize, after: &Value) -> Value {
+    let start: usize = after.as_str().and_then(|a| a.parse().ok()).unwrap_or(0);
+    let end = (start + first).min(items.len());
+    let nodes: Vec<Value> = items.get(start..end).unwrap_or_default().to_vec();
+    json!({ "nodes": nodes, "pageInfo": { "hasNextPage": end < items.len(), "endCursor": end.to_string() } })
+}
+
+fn fo_lines(fo: &FakeFulfillmentOrder) -> Vec<Value> {
+    fo.lines
+        .iter()
+        .map(|(id, line, remaining)| {
+            json!({ "id": format!("gid://shopify/FulfillmentOrderLineItem/{id}"), "remainingQuantity": remaining,
+                    "lineItem": { "id": format!("gid://shopify/LineItem/{line}") } })
+        })
+        .collect()
+}
+
+/// The job an `orderCancel` starts: still running for the first `polls_until_done` polls of
+/// `job(id:)`, then done with `status` (`SUCCEEDED` or `FAILED`, with `errors`).
+#[derive(Debug, Clone)]
+pub struct CancelJob {
+    pub polls_until_done: u32,
+    pub status: &'static str,
+    pub errors: Vec<Value>,
+    /// Polls received so far.
+    pub polls: u32,
+}
+
+impl Default for CancelJob {
+    fn default() -> Self {
+        Self { polls_until_done: 1, status: "SUCCEEDED", errors: Vec::new(), polls: 0 }
+    }
+}
+
+impl CancelJob {
+    /// The job and its result as Shopify shows them now.
+    fn view(&self) -> (Value, Value) {
+        let done = self.polls >= self.polls_until_done;
+        let job = json!({ "id": "gid://shopify/Job/1", "done": done });
+        let result = json!({ "id": "gid://shopify/OrderCancelJobResult/1", "done": done,
+            "status": if done { self.status } else { "STARTED" }, "errors": if done { self.errors.clone() } else { vec![] } });
+        (job, result)
+    }
 }
 
 #[derive(Clone)]
@@ -62,6 +136,16 @@ impl AdminShopify {
             refused_tokens: Mutex::new(0),
             line_quantities: Mutex::new(HashMap::new()),
             tracking: Mutex::new(Vec::new()),
+            suggested_refund: Mutex::new((("199.65".into(), "INR".into()), ("199.65".into(), "INR".into()))),
+            refund_requests: Mutex::new(Vec::new()),
+            refunds: Mutex::new(BTreeMap::new()),
+            lose_next_refund_answer: Mutex::new(false),
+            cancel_job: Mutex::new(CancelJob::default()),
+            fulfillment_orders: Mutex::new(vec![FakeFulfillmentOrder {
+                id: 1046000780,
+                status: "OPEN",
+                lines: vec![(1072503277, 518995019, 1)],
+            }]),
         });
         let addr = crate::fakes::serve(axum::Router::new().fallback(handle).with_state(state.clone())).await;
         Self { addr, state }
@@ -130,6 +214,10 @@ async fn handle(State(state): State<Arc<AdminState>>, uri: Uri, headers: HeaderM
     let vars = &req["variables"];
     let op = query.split('(').next().unwrap_or_default().split('{').next().unwrap_or_default().trim().to_string();
     state.log.lock().unwrap().push(op.clone());
+    if let Some(refused) = crate::shopify_inventory_fake::missing_idempotent(query, vars) {
+        state.log.lock().unwrap().push(format!("refused {op}: no @idempotent"));
+        return Json(refused).into_response();
+    }
     let data = match op.as_str() {
         "query Locations" => {
             let nodes: Vec<Value> = state.locations.lock().unwrap().iter()
@@ -170,7 +258,20 @@ async fn handle(State(state): State<Arc<AdminState>>, uri: Uri, headers: HeaderM
                 vars["orderId"].as_str().unwrap_or_default(),
                 vars["restock"]
             ));
-            json!({ "orderCancel": { "job": { "id": "gid://shopify/Job/1" }, "orderCancelUserErrors": [] } })
+            let mut job = state.cancel_job.lock().unwrap();
+            job.polls = 0;
+            let (job, result) = job.view();
+            json!({ "orderCancel": { "job": job, "jobResult": result, "orderCancelUserErrors": [] } })
+        }
+        "query OrderCancelJob" => {
+            let mut job = state.cancel_job.lock().unwrap();
+            job.polls += 1;
+            let (view, result) = job.view();
+            let mut data = json!({ "job": view });
+            if vars["withResult"] == true && vars["resultId"] == result["id"] {
+                data["jobResult"] = result;
+            }
+            data
         }
         "query OrderLineQuantities" => {
             let id: u64 = vars["id"].as_str().unwrap().rsplit('/').next().unwrap().parse().unwrap();
@@ -195,23 +296,56 @@ async fn handle(State(state): State<Arc<AdminState>>, uri: Uri, headers: HeaderM
         "mutation OrderEditCommit" => {
             json!({ "orderEditCommit": { "order": { "id": "gid://shopify/Order/1" }, "userErrors": [] } })
         }
-        "query SuggestedRefund" => json!({ "order": { "suggestedRefund": { "suggestedTransactions": [
-            { "gateway": "bogus", "parentTransaction": { "id": "gid://shopify/OrderTransaction/7" }, "amountSet": { "shopMoney": { "amount": "199.65" } } } ] } } }),
+        "query SuggestedRefund" => {
+            let ((shop, shop_cur), (pres, pres_cur)) = state.suggested_refund.lock().unwrap().clone();
+            json!({ "order": { "suggestedRefund": { "suggestedTransactions": [
+                { "gateway": "bogus", "parentTransaction": { "id": "gid://shopify/OrderTransaction/7" },
+                  "amountSet": { "shopMoney": { "amount": shop, "currencyCode": shop_cur },
+                                 "presentmentMoney": { "amount": pres, "currencyCode": pres_cur } } } ] } } })
+        }
         "mutation RefundCreate" => {
-            state
-                .log
-                .lock()
-                .unwrap()
-                .push(format!("refund {}", vars["input"]["transactions"][0]["amount"].as_str().unwrap_or_default()));
-            json!({ "refundCreate": { "refund": { "id": "gid://shopify/Refund/1" }, "userErrors": [] } })
+            let key = vars["key"].as_str().unwrap_or_default().to_string();
+            state.refund_requests.lock().unwrap().push((key.clone(), vars["input"].clone()));
+            let mut refunds = state.refunds.lock().unwrap();
+            if !refunds.contains_key(&key) {
+                let id = format!("gid://shopify/Refund/{}", refunds.len() + 1);
+                refunds.insert(key, json!({ "id": id }));
+                state.log.lock().unwrap().push(format!(
+                    "refund {}",
+                    vars["input"]["transactions"][0]["amount"].as_str().unwrap_or_default()
+                ));
+            }
+            let refund = refunds.get(vars["key"].as_str().unwrap_or_default()).cloned();
+            if std::mem::take(&mut *state.lose_next_refund_answer.lock().unwrap()) {
+                return (StatusCode::BAD_GATEWAY, "upstream went away").into_response();
+            }
+            json!({ "refundCreate": { "refund": refund, "userErrors": [] } })
         }
         "query FulfillmentState" => {
             let numbers: Vec<Value> =
                 state.tracking.lock().unwrap().iter().map(|n| json!({ "trackingInfo": [{ "number": n }] })).collect();
-            json!({ "order": { "fulfillments": numbers, "fulfillmentOrders": { "nodes": [
-                { "id": "gid://shopify/FulfillmentOrder/1046000780", "status": "OPEN", "lineItems": { "nodes": [
-                    { "id": "gid://shopify/FulfillmentOrderLineItem/1072503277", "remainingQuantity": 1,
-                      "lineItem": { "id": "gid://shopify/LineItem/518995019" } } ] } } ] } } })
+            let line_page = first_of(query, "lineItems");
+            let fos: Vec<Value> = state
+                .fulfillment_orders
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|fo| {
+                    json!({ "id": format!("gid://shopify/FulfillmentOrder/{}", fo.id), "status": fo.status,
+                            "lineItems": page(fo_lines(fo), line_page, &Value::Null) })
+                })
+                .collect();
+            let fos = page(fos, first_of(query, "fulfillmentOrders"), &vars["after"]);
+            json!({ "order": { "fulfillments": numbers, "fulfillmentOrders": fos } })
+        }
+        "query FulfillmentOrderLines" => {
+            let id: u64 = vars["id"].as_str().unwrap().rsplit('/').next().unwrap().parse().unwrap();
+            let fos = state.fulfillment_orders.lock().unwrap();
+            match fos.iter().find(|fo| fo.id == id) {
+                Some(fo) => json!({ "fulfillmentOrder": {
+                    "lineItems": page(fo_lines(fo), first_of(query, "lineItems"), &vars["after"]) } }),
+                None => json!({ "fulfillmentOrder": null }),
+            }
         }
         "mutation FulfillmentCreate" => {
             let number = vars["fulfillment"]["trackingInfo"]["number"].as_str().unwrap_or_default().to_string();

@@ -1,14 +1,19 @@
 //! A stateful fake of Shopify's GraphQL Admin API for inventory: `inventorySetQuantities` (with
 //! per-row refusals and a cost budget that answers `THROTTLED`), `nodes` for inventory items, and
 //! `productVariants`. Shared by the integration tests and the inventory benchmark.
+//!
+//! Also home of [`missing_idempotent`], which every Shopify fake runs first: like Shopify since
+//! 2026-04, a mutation that requires `@idempotent(key:)` is refused without one.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use apollo_compiler::ast::{Definition, Document, OperationType, Selection, Value as GqlValue};
 use axum::extract::State;
 use axum::Json;
+use channeld::shopify::queries::IDEMPOTENT_REQUIRED;
 use serde_json::{json, Value};
 
 /// The cost bucket the fake enforces.
@@ -111,9 +116,51 @@ fn gid_num(v: &Value) -> u64 {
     v.as_str().and_then(|s| s.rsplit('/').next()).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
+/// Shopify's answer to a request calling a mutation of [`IDEMPOTENT_REQUIRED`] without
+/// `@idempotent(key:)`, or with an empty key (top-level `errors`, nothing executed); `None` when the
+/// request may run. The document is parsed for real: the directive must sit on that field.
+pub fn missing_idempotent(query: &str, variables: &Value) -> Option<Value> {
+    let doc = Document::parse(query, "request.graphql").ok()?;
+    let mut errors = Vec::new();
+    for def in &doc.definitions {
+        let Definition::OperationDefinition(op) = def else { continue };
+        if op.operation_type != OperationType::Mutation {
+            continue;
+        }
+        for selection in &op.selection_set {
+            let Selection::Field(field) = selection else { continue };
+            if !IDEMPOTENT_REQUIRED.contains(&field.name.as_str()) {
+                continue;
+            }
+            let directive = field.directives.get("idempotent");
+            let key = directive.and_then(|d| d.specified_argument_by_name("key")).and_then(|v| match v.as_ref() {
+                GqlValue::String(s) => Some(s.clone()),
+                GqlValue::Variable(name) => variables[name.as_str()].as_str().map(str::to_string),
+                _ => None,
+            });
+            let message = match (directive, key) {
+                (_, Some(k)) if !k.trim().is_empty() => continue,
+                (Some(_), _) => "The idempotency key cannot be an empty string or whitespace only.",
+                (None, _) => "The @idempotent directive is required for this mutation but was not provided",
+            };
+            let at = field.line_column_range(&doc.sources).map(|r| r.start);
+            errors.push(json!({
+                "message": message,
+                "locations": at.map(|a| json!([{ "line": a.line, "column": a.column }])).unwrap_or(json!([])),
+                "path": [field.alias.as_ref().unwrap_or(&field.name).as_str()],
+                "extensions": { "code": "BAD_REQUEST" },
+            }));
+        }
+    }
+    (!errors.is_empty()).then(|| json!({ "errors": errors }))
+}
+
 async fn graphql(State(state): State<Arc<ShopState>>, Json(req): Json<Value>) -> Json<Value> {
     let query = req["query"].as_str().unwrap_or_default();
     let vars = &req["variables"];
+    if let Some(refused) = missing_idempotent(query, vars) {
+        return Json(refused);
+    }
     if query.contains("inventorySetQuantities") {
         return Json(set_quantities(&state, vars));
     }
