@@ -11,6 +11,7 @@ mod graphql_schema;
 mod helpers;
 mod inventory;
 mod operations;
+mod powerfs;
 mod shopify_admin_fake;
 mod shopify_inventory_fake;
 mod systemd;
