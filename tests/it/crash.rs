@@ -25,11 +25,11 @@ pub(crate) fn free_addr() -> std::net::SocketAddr {
 }
 
 pub(crate) async fn start(config: &Path, addr: std::net::SocketAddr) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_channeld"))
+    let child = Command::new(crate::helpers::channeld_bin())
         .args(["serve", "--config"])
         .arg(config)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(if std::env::var_os("TEST_SHOW_DAEMON_LOGS").is_some() { Stdio::inherit() } else { Stdio::null() })
         .kill_on_drop(true)
         .spawn()
         .unwrap();

@@ -33,6 +33,7 @@ pub struct Options {
     pub push_schedule: &'static str,
     pub reconcile_schedule: &'static str,
     pub archive: bool,
+    pub archive_schedule: &'static str,
     pub provider: &'static str,
     pub answer_within_seconds: u64,
     /// Clickpost's and Shiprocket's base URL (default: the fake WMS, which answers anything).
@@ -52,6 +53,7 @@ impl Default for Options {
             push_schedule: "0 0 0 1 1 *",
             reconcile_schedule: "0 0 0 1 1 *",
             archive: true,
+            archive_schedule: "0 0 0 1 1 *",
             provider: "clickpost",
             answer_within_seconds: 30,
             courier_url: None,
@@ -128,6 +130,7 @@ archive = {archive}
 
 [jobs]
 reconcile_schedule = "{reconcile_schedule}"
+archive_schedule = "{archive_schedule}"
 
 [outbox]
 max_attempts = {attempts}
@@ -145,6 +148,7 @@ max_backoff_seconds = 1
         answer_within = o.answer_within_seconds,
         courier = o.courier_url.clone().unwrap_or_else(|| wms.to_string()),
         reconcile_schedule = o.reconcile_schedule,
+        archive_schedule = o.archive_schedule,
     );
     let path = dir.join("channeld.toml");
     std::fs::write(&path, toml).unwrap();
@@ -289,14 +293,15 @@ pub async fn wms_request(
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// The binary the tests run: this build's, unless `TEST_CHANNELD_BIN` names another (to show that a
+/// test fails on an earlier build).
+pub fn channeld_bin() -> std::path::PathBuf {
+    std::env::var_os("TEST_CHANNELD_BIN").map(Into::into).unwrap_or_else(|| env!("CARGO_BIN_EXE_channeld").into())
+}
+
 pub async fn run_cli(config: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_channeld"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .await
-        .unwrap();
+    let out =
+        tokio::process::Command::new(channeld_bin()).args(args).arg("--config").arg(config).output().await.unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

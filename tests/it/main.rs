@@ -17,6 +17,7 @@ mod logs;
 mod operations;
 mod order_cancel;
 mod order_intake;
+mod power_loss;
 mod powerfs;
 mod refunds;
 mod shopify_admin_fake;
