@@ -6,6 +6,7 @@ mod client_errors;
 mod courier_fakes;
 mod crash;
 mod delivery;
+mod disk_faults;
 mod durability;
 mod fakes;
 mod fulfilment;

@@ -28,13 +28,13 @@ use crate::shopify_admin_fake::AdminShopify;
 use crate::shopify_inventory_fake::InventoryShopify;
 
 /// A store directory on a fresh powerfs mount, and a configuration outside it.
-fn mounted() -> (PowerFs, tempfile::TempDir) {
+pub(crate) fn mounted() -> (PowerFs, tempfile::TempDir) {
     let fs = PowerFs::mount_temp().expect("powerfs needs /dev/fuse and root (or fusermount3)");
     (fs, tempfile::tempdir().unwrap())
 }
 
 /// A configuration for a daemon whose store lives on the mount.
-fn config_on(
+pub(crate) fn config_on(
     fs: &PowerFs,
     dir: &Path,
     addr: std::net::SocketAddr,
@@ -57,7 +57,7 @@ async fn power_cut(daemon: &mut Child, fs: &mut PowerFs) {
 }
 
 /// A signed `orders/create`; every seventh order carries a body over 256 KB.
-async fn post_order(client: &reqwest::Client, addr: std::net::SocketAddr, id: u64) -> bool {
+pub(crate) async fn post_order(client: &reqwest::Client, addr: std::net::SocketAddr, id: u64) -> bool {
     let mut order = order_numbered(id);
     if id % 7 == 0 {
         order["note"] = "x".repeat(300 * 1024).into();
@@ -75,7 +75,7 @@ async fn post_order(client: &reqwest::Client, addr: std::net::SocketAddr, id: u6
 }
 
 /// A WMS call that may meet a dead daemon: its status and body, `None` when it got no answer.
-async fn wms_try(
+pub(crate) async fn wms_try(
     client: &reqwest::Client,
     addr: std::net::SocketAddr,
     method: Method,
@@ -127,7 +127,7 @@ fn order_senders(
         .collect()
 }
 
-async fn until(what: &str, cond: impl Fn() -> bool) {
+pub(crate) async fn until(what: &str, cond: impl Fn() -> bool) {
     for _ in 0..3000 {
         if cond() {
             return;
