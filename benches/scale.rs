@@ -1,5 +1,5 @@
 //! Scale: start-up time and resident memory of `channeld serve` over a store holding N orders
-//! (synthetic: a year of delivered orders, pruned to the default retention), against the same
+//! (a year of delivered orders of real size, pruned to the default retention), against the same
 //! binary over an empty store in the same run.
 //!
 //!     cargo bench --bench scale                 # N = 1,000,000
@@ -9,8 +9,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use channeld::flows::intake::Change;
-use channeld::flows::model::{OrderRecord, OrderStatus};
+use channeld::flows::intake::{self, Change};
+use channeld::flows::model::OrderStatus;
+use channeld::flows::OrderRules;
+use channeld::shopify::order::ShopifyOrder;
 use channeld::store::Store;
 
 fn config(dir: &Path, port: u16) -> std::path::PathBuf {
@@ -48,19 +50,29 @@ reconcile_schedule = "0 0 0 1 1 *"
 }
 
 /// Fills the store with `n` delivered orders received evenly over the past year (the state after
-/// a year of traffic), then prunes as the running daemon would have: raw bodies older than the
-/// default 90-day retention, webhook ids older than 7 days.
+/// a year of traffic): each the fixture order (5 lines) as intake maps it, so every record is as
+/// large as a real one; then prunes as the running daemon would have (webhook ids older than 7
+/// days, the addresses and WMS bodies of finished orders older than the default 90 days). Raw
+/// bodies are in journal segments, which a start reads only the newest of: none are written here.
 fn populate(dir: &Path, n: u64) {
     const DAY: i64 = 86_400_000;
     let store = Store::open(&dir.join("store"), 64).unwrap();
     let started = Instant::now();
     let now = chrono::Utc::now().timestamp_millis();
     let step = 365 * DAY / n as i64;
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("../tests/fixtures/shopify/order_450789469_get_2025-10.json")).unwrap();
+    let order: ShopifyOrder = serde_json::from_value(fixture["order"].clone()).unwrap();
+    let rules: channeld::config::Orders = toml::from_str("since = \"2000-01-01T00:00:00Z\"\nrouting = \"wms\"").unwrap();
+    let rules = OrderRules::new(&rules, 0);
+    let template = intake::apply(None, intake::Topic::Create, order.id, Ok(&order), &rules, now).record;
+    assert!(template.wms.is_some(), "the fixture order is accepted");
     for id in 1..=n {
         let at = now - (n - id) as i64 * step;
         store
             .record_event("orders/create", Some(&format!("e{id}")), id, at, |_| {
-                let mut record = OrderRecord::new(id, format!("#{id}"), at);
+                let mut record = template.clone();
+                (record.id, record.name, record.first_seen_ms, record.changed_ms) = (id, format!("#{id}"), at, at);
                 record.status = OrderStatus::Sent;
                 record.wms_created = true;
                 Change { record, tasks: Vec::new(), outcome: "queued" }
