@@ -1,6 +1,6 @@
-//! Scale: start-up time and resident memory of `channeld serve` over a store holding N orders
-//! (a year of delivered orders of real size, pruned to the default retention), against the same
-//! binary over an empty store in the same run.
+//! Scale: start-up time and resident memory of `channeld serve` over a store holding N orders of
+//! real size, all within the retention, against the same binary over an empty store in the same
+//! run.
 //!
 //!     cargo bench --bench scale                 # N = 1,000,000
 //!     cargo bench --bench scale -- 200000       # another N
@@ -49,17 +49,17 @@ reconcile_schedule = "0 0 0 1 1 *"
     path
 }
 
-/// Fills the store with `n` delivered orders received evenly over the past year (the state after
-/// a year of traffic): each the fixture order (5 lines) as intake maps it, so every record is as
-/// large as a real one; then prunes as the running daemon would have (webhook ids older than 7
-/// days, the addresses and WMS bodies of finished orders older than the default 90 days). Raw
-/// bodies are in journal segments, which a start reads only the newest of: none are written here.
+/// Fills the store with `n` orders sent to the WMS, received evenly over the last 89 days (all of
+/// them within the default 90-day retention, so all are kept whole): each the fixture order (5
+/// lines) as intake maps it, so every record is as large as a real one; then prunes as the running
+/// daemon would have (webhook ids older than 7 days). Raw bodies are in journal segments, which a
+/// start reads only the newest of: none are written here.
 fn populate(dir: &Path, n: u64) {
     const DAY: i64 = 86_400_000;
     let store = Store::open(&dir.join("store"), 64).unwrap();
     let started = Instant::now();
     let now = chrono::Utc::now().timestamp_millis();
-    let step = 365 * DAY / n as i64;
+    let step = 89 * DAY / n as i64;
     let fixture: serde_json::Value =
         serde_json::from_str(include_str!("../tests/fixtures/shopify/order_450789469_get_2025-10.json")).unwrap();
     let order: ShopifyOrder = serde_json::from_value(fixture["order"].clone()).unwrap();

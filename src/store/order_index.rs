@@ -129,7 +129,10 @@ impl Store {
     }
 
     /// Clears the addresses of finished orders that last changed before `before_ms`, reading only
-    /// the personal-data index up to that age. Returns how many orders were cleared.
+    /// the personal-data index up to that age. Returns how many orders were cleared. An order is
+    /// finished once nothing will need its addresses or prices again: cancelled, skipped, rejected,
+    /// or handed over (a pack call for an order merely sent still books with its drop address and
+    /// invoice value).
     pub(super) fn prune_personal(&self, before_ms: i64) -> Result<usize> {
         let i = &self.inner;
         let mut cleared = 0;
@@ -140,7 +143,9 @@ impl Store {
                 i.personal.remove(key)?;
                 continue;
             };
-            let finished = rec.wms_created || rec.cancelled || rec.status == OrderStatus::Skipped;
+            let finished = rec.cancelled
+                || matches!(rec.status, OrderStatus::Skipped | OrderStatus::Rejected)
+                || i.handovers.contains_key(be(id))?;
             if !holds_personal(&rec) {
                 i.personal.remove(key)?;
             } else if finished && rec.changed_ms < before_ms && !self.has_pending(id)? {
@@ -210,12 +215,18 @@ mod tests {
         let counted: Vec<_> = store.order_counts().unwrap().into_iter().filter(|(_, n)| *n > 0).collect();
         assert_eq!(counted, vec![(OrderStatus::Queued, 1), (OrderStatus::Sent, 1), (OrderStatus::Cancelled, 1)]);
 
-        // Retention cut at day 2.5: order 1 (sent, changed at day 1) loses its addresses; order 2
-        // is cancelled but has its creation still queued; order 3 is too recent.
+        // Retention cut at day 2.5. Order 1 was sent at day 1 but never handed over: a pack call
+        // still needs its drop address and prices, so it keeps them. Order 2 is cancelled but has
+        // its creation still queued; order 3 is too recent.
         let pending = |id| store.has_pending(id).unwrap();
         assert!(!pending(1) && pending(2));
-        let removed = store.prune(0, 2 * DAY + DAY / 2).unwrap();
+        let cut = 2 * DAY + DAY / 2;
         let holds = |id| holds_personal(&store.order(id).unwrap().unwrap());
+        assert_eq!(store.prune(0, cut).unwrap(), 0);
+        assert!(holds(1), "a sent order not handed over keeps what fulfilment needs");
+        // Handed over: now it is finished, and its addresses go.
+        store.record_handover(1, "WH-1", "s1", 2 * DAY).unwrap();
+        let removed = store.prune(0, cut).unwrap();
         assert!(!holds(1) && holds(2) && holds(3));
         assert_eq!(removed, 1, "one order's addresses");
         assert_eq!(store.inner.personal.len(), 2, "order 2 stays indexed until it is finished");
