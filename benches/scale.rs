@@ -63,7 +63,8 @@ fn populate(dir: &Path, n: u64) {
     let fixture: serde_json::Value =
         serde_json::from_str(include_str!("../tests/fixtures/shopify/order_450789469_get_2025-10.json")).unwrap();
     let order: ShopifyOrder = serde_json::from_value(fixture["order"].clone()).unwrap();
-    let rules: channeld::config::Orders = toml::from_str("since = \"2000-01-01T00:00:00Z\"\nrouting = \"wms\"").unwrap();
+    let rules: channeld::config::Orders =
+        toml::from_str("since = \"2000-01-01T00:00:00Z\"\nrouting = \"wms\"").unwrap();
     let rules = OrderRules::new(&rules, 0);
     let template = intake::apply(None, intake::Topic::Create, order.id, Ok(&order), &rules, now).record;
     assert!(template.wms.is_some(), "the fixture order is accepted");

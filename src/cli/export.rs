@@ -1,6 +1,6 @@
 //! `channeld export FILE`: a JSON-lines copy of the store, from the running daemon (streamed over
 //! the admin socket) or from the store directly when none runs. The file holds personal data: it
-//! is created with mode 0600.
+//! is created with mode 0600. `channeld import FILE` restores such a copy into a new store.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -32,5 +32,26 @@ pub async fn run(path: &Path, file: &Path) -> anyhow::Result<()> {
     };
     out.flush()?;
     println!("{count} record(s) written to {}", file.display());
+    Ok(())
+}
+
+pub async fn import(path: &Path, file: &Path) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let cfg = Config::load(path)?;
+    if socket::is_answering(&cfg.storage.path).await {
+        anyhow::bail!("a channeld daemon is serving this store; stop it first, and import into a new store");
+    }
+    let input = std::fs::File::open(file).with_context(|| format!("could not read {}", file.display()))?;
+    let app = super::admin_cmd::open_app(cfg).await?;
+    let report = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let report = app.store.import(std::io::BufReader::new(input).lines());
+        app.store.close()?;
+        Ok(report?)
+    })
+    .await??;
+    println!(
+        "{} record(s) imported: {} order(s), {} outbox entr(ies), {} shipment(s), {} handover(s), {} raw payload(s)",
+        report.records, report.orders, report.outbox, report.shipments, report.handovers, report.payloads
+    );
     Ok(())
 }

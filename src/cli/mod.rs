@@ -46,6 +46,8 @@ enum Command {
     Webhooks(WebhooksCmd),
     /// Write a copy of the store as JSON lines (works while serving)
     Export { file: PathBuf },
+    /// Restore a copy written by `export` into a new, empty store (run with the daemon stopped)
+    Import { file: PathBuf },
     /// Inspect and re-run orders
     #[command(subcommand)]
     Orders(OrdersCmd),
@@ -166,6 +168,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Webhooks(WebhooksCmd::Register) => webhooks::register(&path).await,
         Command::Webhooks(WebhooksCmd::List) => webhooks::list(&path).await,
         Command::Export { file } => export::run(&path, &file).await,
+        Command::Import { file } => export::import(&path, &file).await,
         Command::Serve => serve::run(&path).await,
         Command::Orders(cmd) => admin_cmd::orders(&path, cmd).await,
         Command::Outbox(cmd) => admin_cmd::outbox(&path, cmd).await,

@@ -140,6 +140,12 @@ impl Store {
         Ok(())
     }
 
+    /// Stores a row as it is (import).
+    pub(super) fn put_inventory_row(&self, row: &InventoryRow) -> Result<()> {
+        self.inner.inventory.insert(row_key(row.location_id, &row.sku), codec::encode(row)?)?;
+        Ok(())
+    }
+
     pub fn inventory_rows(&self) -> Result<Vec<InventoryRow>> {
         self.inner.inventory.iter().map(|item| Ok(codec::decode(&item?.1)?)).collect()
     }

@@ -51,6 +51,7 @@ use tokio::sync::oneshot;
 
 pub use codec::{CodecError, FORMAT_VERSION};
 pub use commit::Health;
+pub use export::Imported;
 pub use handovers::HandoverRecord;
 pub use inbound::{Inbound, WmsCall};
 pub use inventory::{JobStatus, ListingsChange};
@@ -235,12 +236,31 @@ impl Store {
             });
             let _ = tx.send(result);
         });
-        {
-            let writer = self.inner.pipeline.writer_tx.lock().map_err(|_| StoreError::Stopped)?;
-            let writer = writer.as_ref().ok_or(StoreError::Stopped)?;
-            writer.send(commit::ToWriter::Append { payload, apply: job }).map_err(|_| StoreError::Stopped)?;
-        }
+        self.to_writer(commit::ToWriter::Append { payload, apply: job })?;
         rx.await.map_err(|_| StoreError::Stopped)?
+    }
+
+    fn to_writer(&self, message: commit::ToWriter) -> Result<()> {
+        let writer = self.inner.pipeline.writer_tx.lock().map_err(|_| StoreError::Stopped)?;
+        writer.as_ref().ok_or(StoreError::Stopped)?.send(message).map_err(|_| StoreError::Stopped)
+    }
+
+    /// Journals raw bodies restored from an export (kept for support, never applied), waiting until
+    /// they are synced. Blocks: run it on a blocking thread.
+    fn append_legacy(&self, events: Vec<Inbound>) -> Result<()> {
+        let mut waiting = Vec::with_capacity(events.len());
+        for event in events {
+            let (tx, rx) = oneshot::channel();
+            let job: commit::Apply = Box::new(move |ctx| {
+                let _ = tx.send(ctx.map(drop));
+            });
+            self.to_writer(commit::ToWriter::Append { payload: codec::encode(&event)?, apply: job })?;
+            waiting.push(rx);
+        }
+        for rx in waiting {
+            rx.blocking_recv().map_err(|_| StoreError::Stopped)??;
+        }
+        Ok(())
     }
 
     /// Runs `f` on a blocking thread: sled calls never run on a tokio worker.
@@ -381,11 +401,7 @@ impl Store {
 
     fn prune_journal(&self, before_ms: i64) -> Result<usize> {
         let (reply, rx) = oneshot::channel();
-        {
-            let writer = self.inner.pipeline.writer_tx.lock().map_err(|_| StoreError::Stopped)?;
-            let writer = writer.as_ref().ok_or(StoreError::Stopped)?;
-            writer.send(commit::ToWriter::Prune { before_ms, reply }).map_err(|_| StoreError::Stopped)?;
-        }
+        self.to_writer(commit::ToWriter::Prune { before_ms, reply })?;
         rx.blocking_recv().map_err(|_| StoreError::Stopped)?.map_err(StoreError::JournalWrite)
     }
 

@@ -45,6 +45,17 @@ impl Store {
         }
     }
 
+    /// Visits every shipment (export).
+    pub(super) fn each_shipment(&self, mut f: impl FnMut(ShipmentRecord) -> Result<()>) -> Result<()> {
+        for item in self.inner.shipments.iter() {
+            let (k, v) = item?;
+            if let Some(s) = self.shipment_of(&k, v)? {
+                f(s)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Every shipment of one order.
     pub fn order_shipments(&self, order_id: u64) -> Result<Vec<ShipmentRecord>> {
         self.indexed(&[&b"o"[..], &be(order_id)].concat())
