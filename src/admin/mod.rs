@@ -15,13 +15,21 @@ use crate::app::{now_ms, App};
 use crate::flows::inventory::InventoryRow;
 use crate::flows::listings::Listing;
 use crate::flows::model::{EntryState, OrderRecord, OrderStatus, OutboxEntry, Placement};
-use crate::store::Replay;
+use crate::store::{OrderCursor, Replay};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
+    /// One page, newest first.
     OrdersList {
         status: Option<OrderStatus>,
+        #[serde(default)]
+        since_ms: Option<i64>,
+        /// The `next` of the previous page.
+        #[serde(default)]
+        before: Option<String>,
+        #[serde(default = "default_limit")]
+        limit: usize,
     },
     OrdersShow {
         id: String,
@@ -29,7 +37,13 @@ pub enum Request {
     OrdersRetry {
         id: String,
     },
-    OutboxList,
+    /// One page, in queue order (by order, then by when queued).
+    OutboxList {
+        #[serde(default)]
+        after: Option<String>,
+        #[serde(default = "default_limit")]
+        limit: usize,
+    },
     /// One entry by its id, or every dead letter when `seq` is `None`.
     OutboxRetry {
         seq: Option<u64>,
@@ -38,13 +52,43 @@ pub enum Request {
     ListingsReplace {
         listings: Vec<Listing>,
     },
-    ListingsList,
+    /// One page, by SKU.
+    ListingsList {
+        #[serde(default)]
+        after: Option<String>,
+        #[serde(default = "default_limit")]
+        limit: usize,
+    },
     InventoryStatus,
     InventoryRelease {
         sku: String,
     },
     InventoryResync,
     JobStatuses,
+}
+
+/// How many rows a list answers when not told.
+pub const DEFAULT_LIMIT: usize = 100;
+
+fn default_limit() -> usize {
+    DEFAULT_LIMIT
+}
+
+/// One page of a list: its rows, and where the next page starts (`None` on the last page).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// A page of at most `limit` rows read as `limit + 1`: the extra row only says there is more.
+    fn of(mut rows: Vec<T>, limit: usize, cursor: impl Fn(&T) -> String) -> Self {
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next = if more { rows.last().map(cursor) } else { None };
+        Self { items: rows, next }
+    }
 }
 
 /// `inventory status`: rows waiting to be pushed, and quarantined rows with Shopify's reason.
@@ -129,18 +173,28 @@ fn execute_blocking(app: &App, req: Request) -> Response {
         answer
     };
     match req {
-        Request::OrdersList { status } => {
-            let views: Vec<OrderView> = store.orders(status).map_err(err)?.iter().map(order_view).collect();
-            to_json(&views)
+        Request::OrdersList { status, since_ms, before, limit } => {
+            let cursor = match before.as_deref() {
+                Some(c) => Some(OrderCursor::parse(c).ok_or_else(|| format!("--before {c:?} is not a page cursor"))?),
+                None => None,
+            };
+            let rows = store.orders_page(status, since_ms, cursor, limit + 1).map_err(err)?;
+            let page = Page::of(rows, limit, |r| OrderCursor::of(r).to_string());
+            to_json(&Page { items: page.items.iter().map(order_view).collect::<Vec<_>>(), next: page.next })
         }
         Request::OrdersShow { id } => match store.find_order(&id).map_err(err)? {
             Some(rec) => to_json(&order_view(&rec)),
             None => Err(format!("no order {id} is stored")),
         },
         Request::OrdersRetry { .. } => Err("orders retry runs in the async path".into()),
-        Request::OutboxList => {
-            let views: Vec<EntryView> = store.outbox_entries().map_err(err)?.iter().map(entry_view).collect();
-            to_json(&views)
+        Request::OutboxList { after, limit } => {
+            let after = match after.as_deref() {
+                Some(c) => Some(parse_pair(c).ok_or_else(|| format!("--after {c:?} is not a page cursor"))?),
+                None => None,
+            };
+            let rows = store.outbox_page(after, limit + 1).map_err(err)?;
+            let page = Page::of(rows, limit, |e| format!("{}:{}", e.order_id, e.seq));
+            to_json(&Page { items: page.items.iter().map(entry_view).collect::<Vec<_>>(), next: page.next })
         }
         Request::OutboxRetry { seq } => {
             let which = seq.map_or(Replay::AllDead, Replay::One);
@@ -148,7 +202,10 @@ fn execute_blocking(app: &App, req: Request) -> Response {
             changed(Ok(serde_json::Value::String(format!("{n} call(s) queued again"))))
         }
         Request::ListingsReplace { .. } => Err("listings are replaced in the async path".into()),
-        Request::ListingsList => to_json(&store.listings().map_err(err)?),
+        Request::ListingsList { after, limit } => {
+            let rows = store.listings_page(after.as_deref(), limit + 1).map_err(err)?;
+            to_json(&Page::of(rows, limit, |l| l.sku.clone()))
+        }
         Request::InventoryStatus => {
             let rows = store.inventory_rows().map_err(err)?;
             let total_rows = rows.len();
@@ -169,6 +226,12 @@ fn execute_blocking(app: &App, req: Request) -> Response {
             changed(Ok(serde_json::Value::String(format!("{n} row(s) will be pushed again at the next run"))))
         }
     }
+}
+
+/// An outbox cursor: `{order id}:{entry id}`.
+fn parse_pair(s: &str) -> Option<(u64, u64)> {
+    let (a, b) = s.trim().split_once(':')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
 }
 
 fn to_json<T: Serialize>(v: &T) -> Response {

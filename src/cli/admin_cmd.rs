@@ -18,10 +18,20 @@ use crate::store::{Store, StoreError};
 pub async fn orders(path: &Path, cmd: OrdersCmd) -> anyhow::Result<()> {
     let cfg = Config::load(path)?;
     match cmd {
-        OrdersCmd::List { status, out } => {
+        OrdersCmd::List { status, since, before, page, out } => {
             let status = status.as_deref().and_then(OrderStatus::parse);
-            let v = call(cfg, Request::OrdersList { status }).await?;
-            print_orders(serde_json::from_value(v.clone())?, &v, out)
+            let since_ms = match since.as_deref() {
+                Some(t) => Some(
+                    crate::flows::parse_time(t)
+                        .ok_or_else(|| anyhow!("--since {t:?} is not an RFC 3339 time"))?
+                        .timestamp_millis(),
+                ),
+                None => None,
+            };
+            let v = call(cfg, Request::OrdersList { status, since_ms, before, limit: page.limit }).await?;
+            let (items, next) = page_of(v)?;
+            print_orders(serde_json::from_value(items.clone())?, &items, out)?;
+            print_next(next, "--before")
         }
         OrdersCmd::Show { id, out } => {
             let v = call(cfg, Request::OrdersShow { id }).await?;
@@ -34,9 +44,11 @@ pub async fn orders(path: &Path, cmd: OrdersCmd) -> anyhow::Result<()> {
 pub async fn outbox(path: &Path, cmd: OutboxCmd) -> anyhow::Result<()> {
     let cfg = Config::load(path)?;
     match cmd {
-        OutboxCmd::List { out } => {
-            let v = call(cfg, Request::OutboxList).await?;
-            print_entries(serde_json::from_value(v.clone())?, &v, out)
+        OutboxCmd::List { after, page, out } => {
+            let v = call(cfg, Request::OutboxList { after, limit: page.limit }).await?;
+            let (items, next) = page_of(v)?;
+            print_entries(serde_json::from_value(items.clone())?, &items, out)?;
+            print_next(next, "--after")
         }
         OutboxCmd::Retry { id, .. } => print_message(call(cfg, Request::OutboxRetry { seq: id }).await?),
     }
@@ -100,6 +112,20 @@ pub(super) fn refuse_other_users(storage: &Path) -> anyhow::Result<()> {
             "the store at {} belongs to user id {owner}; run this command as that user (e.g. sudo -u channeld ...)",
             storage.display()
         );
+    }
+    Ok(())
+}
+
+/// A page's rows and the cursor of the next page.
+pub(super) fn page_of(v: Value) -> anyhow::Result<(Value, Option<String>)> {
+    let page: crate::admin::Page<Value> = serde_json::from_value(v)?;
+    Ok((Value::Array(page.items), page.next))
+}
+
+/// Tells how to get the next page (on stderr, so `--json` output stays one array).
+pub(super) fn print_next(next: Option<String>, flag: &str) -> anyhow::Result<()> {
+    if let Some(cursor) = next {
+        eprintln!("more: continue with {flag} {cursor}");
     }
     Ok(())
 }

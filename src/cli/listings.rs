@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::admin_cmd::{call, print_json};
+use super::admin_cmd::{call, page_of, print_json, print_next};
 use super::{ListingsCmd, Output};
 use crate::admin::Request;
 use crate::config::Config;
@@ -24,7 +24,7 @@ pub async fn run(path: &Path, cmd: ListingsCmd) -> anyhow::Result<()> {
     match cmd {
         ListingsCmd::Import { file } => import(cfg, &file).await,
         ListingsCmd::Discover => discover_cmd(cfg).await,
-        ListingsCmd::List { out } => list(cfg, out).await,
+        ListingsCmd::List { after, page, out } => list(cfg, after, page.limit, out).await,
     }
 }
 
@@ -98,18 +98,19 @@ async fn store(cfg: Config, listings: Vec<Listing>) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn list(cfg: Config, out: Output) -> anyhow::Result<()> {
-    let v = call(cfg, Request::ListingsList).await?;
+async fn list(cfg: Config, after: Option<String>, limit: usize, out: Output) -> anyhow::Result<()> {
+    let (v, next) = page_of(call(cfg, Request::ListingsList { after, limit }).await?)?;
     if out.json {
-        return print_json(&v);
+        print_json(&v)?;
+    } else {
+        let listings: Vec<Listing> = serde_json::from_value(v)?;
+        println!("{:<32} SERIAL (INVENTORY ITEM)", "SKU");
+        for l in &listings {
+            println!("{:<32} {}", l.sku, l.item_id);
+        }
+        eprintln!("{} listing(s)", listings.len());
     }
-    let listings: Vec<Listing> = serde_json::from_value(v)?;
-    println!("{:<32} SERIAL (INVENTORY ITEM)", "SKU");
-    for l in &listings {
-        println!("{:<32} {}", l.sku, l.item_id);
-    }
-    eprintln!("{} listing(s)", listings.len());
-    Ok(())
+    print_next(next, "--after")
 }
 
 fn progress(len: u64, what: &str) -> ProgressBar {

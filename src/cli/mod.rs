@@ -89,8 +89,13 @@ enum ListingsCmd {
     Import { file: PathBuf },
     /// Map every Shopify variant with a SKU to its inventory item (exact SKU match)
     Discover,
-    /// Show the stored listings
+    /// Show the stored listings by SKU, one page at a time
     List {
+        /// Continue after the previous page (the cursor it printed)
+        #[arg(long, value_name = "CURSOR")]
+        after: Option<String>,
+        #[command(flatten)]
+        page: PageSize,
         #[command(flatten)]
         out: Output,
     },
@@ -111,11 +116,19 @@ enum InventoryCmd {
 
 #[derive(Debug, Subcommand)]
 enum OrdersCmd {
-    /// List stored orders
+    /// List stored orders, newest first, one page at a time
     List {
         /// Only orders with this status
         #[arg(long, value_parser = ["received", "queued", "sent", "rejected", "cancelled", "skipped"])]
         status: Option<String>,
+        /// Only orders first seen at or after this time (RFC 3339, e.g. 2026-11-30T00:00:00Z)
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Continue after the previous page (the cursor it printed)
+        #[arg(long, value_name = "CURSOR")]
+        before: Option<String>,
+        #[command(flatten)]
+        page: PageSize,
         #[command(flatten)]
         out: Output,
     },
@@ -131,8 +144,13 @@ enum OrdersCmd {
 
 #[derive(Debug, Subcommand)]
 enum OutboxCmd {
-    /// List pending and dead-lettered calls with attempts and last error
+    /// List pending and dead-lettered calls with attempts and last error, one page at a time
     List {
+        /// Continue after the previous page (the cursor it printed)
+        #[arg(long, value_name = "CURSOR")]
+        after: Option<String>,
+        #[command(flatten)]
+        page: PageSize,
         #[command(flatten)]
         out: Output,
     },
@@ -151,6 +169,13 @@ enum OutboxCmd {
 enum WebhookCmd {
     /// Sign a payload file with the configured secret and POST it like Shopify would
     Send(webhook::SendArgs),
+}
+
+#[derive(Debug, Clone, Copy, Args)]
+struct PageSize {
+    /// At most this many rows
+    #[arg(long, default_value_t = crate::admin::DEFAULT_LIMIT)]
+    limit: usize,
 }
 
 #[derive(Debug, Clone, Copy, Args)]

@@ -201,12 +201,12 @@ impl Store {
     fn import_order(&self, rec: &OrderRecord) -> Result<()> {
         let i = &self.inner;
         let bytes = codec::encode(rec)?;
-        (&i.orders, &i.order_names, &i.order_counts, &i.personal, &i.overflow)
-            .transaction(|(orders, names, counts, personal, overflow)| {
+        (&i.orders, &i.order_names, &i.order_counts, &i.personal, &i.overflow, &i.order_list)
+            .transaction(|(orders, names, counts, personal, overflow, list)| {
                 if !rec.name.is_empty() {
                     names.insert(rec.name.as_bytes(), &be(rec.id))?;
                 }
-                reindex(counts, personal, None::<Indexed>, rec)?;
+                reindex(counts, personal, list, None::<Indexed>, rec)?;
                 chunks::put(orders, overflow, chunks::ORDERS, &be(rec.id), &bytes)?;
                 Ok::<_, Abort<()>>(())
             })

@@ -56,6 +56,18 @@ impl Store {
         self.inner.listings.scan_prefix([SKU]).map(|item| Ok(codec::decode(&item?.1)?)).collect()
     }
 
+    /// At most `limit` listings by SKU, after the SKU `after`.
+    pub fn listings_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<Listing>> {
+        use std::ops::Bound;
+        let start = after.map_or(Bound::Included(vec![SKU]), |sku| Bound::Excluded(sku_key(sku)));
+        self.inner
+            .listings
+            .range::<Vec<u8>, _>((start, Bound::Excluded(vec![SKU + 1])))
+            .take(limit)
+            .map(|item| Ok(codec::decode(&item?.1)?))
+            .collect()
+    }
+
     /// Replaces every listing at once. Rows whose SKU now maps to another item are re-pushed (and
     /// released from quarantine); rows whose SKU lost its listing are quarantined.
     pub fn replace_listings(&self, new: &[Listing]) -> Result<ListingsChange> {

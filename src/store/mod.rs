@@ -7,8 +7,9 @@
 //! - `outbox`: order id (BE) ‖ seq (BE) → [`OutboxEntry`](crate::flows::model::OutboxEntry); the key
 //!   order makes "the first entry of each order" a forward scan
 //! - `webhook_ids`: topic ‖ 0 ‖ event id → when it was accepted (de-duplication, kept ≥ 7 days)
-//! - `order_counts`, `personal`: indexes over `orders` written in the same transactions (see
-//!   `order_index.rs`): orders per status, and which orders still hold addresses, by age
+//! - `order_counts`, `personal`, `order_list`: indexes over `orders` written in the same
+//!   transactions (see `order_index.rs`): orders per status, which orders still hold addresses
+//!   (by age), and every order by first sight, overall and per status (for paged listings)
 //! - `listings`, `inventory`: SKU ↔ inventory item, and desired/pushed quantities (see `inventory.rs`)
 //! - `handovers`: order id (BE) → handover and whether the order was archived on Shopify
 //! - `shipments`: shipment id (BE) → shipment (booking state, AWB, label, invoice); indexed by
@@ -55,6 +56,7 @@ pub use export::Imported;
 pub use handovers::HandoverRecord;
 pub use inbound::{Inbound, WmsCall};
 pub use inventory::{JobStatus, ListingsChange};
+pub use order_index::OrderCursor;
 pub use orders::Ingested;
 pub use outbox::{DueWork, Replay};
 
@@ -127,6 +129,8 @@ struct Inner {
     webhook_ids: sled::Tree,
     order_counts: sled::Tree,
     personal: sled::Tree,
+    /// Orders newest first, all and by status (`orders list` pages through it).
+    order_list: sled::Tree,
     listings: sled::Tree,
     inventory: sled::Tree,
     handovers: sled::Tree,
@@ -197,6 +201,7 @@ impl Store {
             webhook_ids: tree("webhook_ids")?,
             order_counts: tree("order_counts")?,
             personal: tree("personal")?,
+            order_list: tree("order_list")?,
             listings: tree("listings")?,
             inventory: tree("inventory")?,
             handovers: tree("handovers")?,
@@ -417,6 +422,7 @@ impl Store {
             }
         }
         self.index_orders()?;
+        self.index_order_list()?;
         self.index_shipments()?;
         if i.meta.get(META_CHUNKED)?.is_none() {
             let n = chunks::rechunk(&i.orders, &i.overflow, chunks::ORDERS)?

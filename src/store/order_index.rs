@@ -5,6 +5,9 @@
 //!   by order id so concurrent transactions rarely touch the same counter.
 //! - `personal`: first seen (ms, BE) ‖ order id → (), the orders that still hold addresses, oldest
 //!   first, so pruning reads only those past retention.
+//! - `order_list`: `a` ‖ first seen ‖ order id and `s` ‖ status code ‖ first seen ‖ order id → (),
+//!   so `orders list` reads one page, newest first, with or without a status, however many orders
+//!   there are.
 //!
 //! A store written before these existed is indexed once when it is opened ([`Store::index_orders`]).
 
@@ -15,8 +18,10 @@ use crate::flows::model::{OrderRecord, OrderStatus};
 
 const SHARDS: u64 = 16;
 
-/// Set in `meta` once the indexes cover every order.
+/// Set in `meta` once the indexes cover every order (the second marker for `order_list`, which came
+/// later).
 pub(super) const META_INDEXED: &[u8] = b"order_indexes";
+const META_LISTED: &[u8] = b"order_list_index";
 
 /// A status's stored code. Never renumber: the codes are on disk.
 fn code(s: OrderStatus) -> u8 {
@@ -54,11 +59,47 @@ pub(super) struct Indexed {
     id: u64,
     status: OrderStatus,
     personal: bool,
+    first_seen_ms: i64,
 }
 
 impl Indexed {
     pub(super) fn of(rec: &OrderRecord) -> Self {
-        Self { id: rec.id, status: rec.status, personal: holds_personal(rec) }
+        Self { id: rec.id, status: rec.status, personal: holds_personal(rec), first_seen_ms: rec.first_seen_ms }
+    }
+}
+
+fn list_key(status: Option<OrderStatus>, first_seen_ms: i64, id: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(18);
+    match status {
+        None => k.push(b'a'),
+        Some(s) => k.extend_from_slice(&[b's', code(s)]),
+    }
+    k.extend_from_slice(&super::pair_key(first_seen_ms.max(0) as u64, id));
+    k
+}
+
+/// Where a page of `orders list` continues: before this order (newest first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderCursor {
+    pub first_seen_ms: i64,
+    pub id: u64,
+}
+
+impl OrderCursor {
+    pub fn of(rec: &OrderRecord) -> Self {
+        Self { first_seen_ms: rec.first_seen_ms, id: rec.id }
+    }
+
+    /// `orders list --before` takes it as `{first seen ms}-{id}`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (ms, id) = s.trim().split_once('-')?;
+        Some(Self { first_seen_ms: ms.parse().ok()?, id: id.parse().ok()? })
+    }
+}
+
+impl std::fmt::Display for OrderCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.first_seen_ms, self.id)
     }
 }
 
@@ -66,9 +107,24 @@ impl Indexed {
 pub(super) fn reindex(
     counts: &TransactionalTree,
     personal: &TransactionalTree,
+    list: &TransactionalTree,
     before: Option<Indexed>,
     after: &OrderRecord,
 ) -> std::result::Result<(), UnabortableTransactionError> {
+    let listed = |status| list_key(status, after.first_seen_ms, after.id);
+    match before {
+        None => {
+            list.insert(listed(None), &[])?;
+            list.insert(listed(Some(after.status)), &[])?;
+        }
+        Some(b) if b.status != after.status || b.first_seen_ms != after.first_seen_ms => {
+            list.remove(list_key(None, b.first_seen_ms, b.id))?;
+            list.remove(list_key(Some(b.status), b.first_seen_ms, b.id))?;
+            list.insert(listed(None), &[])?;
+            list.insert(listed(Some(after.status)), &[])?;
+        }
+        Some(_) => {}
+    }
     if before.map(|b| b.status) != Some(after.status) {
         if let Some(b) = before {
             let k = count_key(b.status, b.id);
@@ -124,6 +180,55 @@ impl Store {
             i.order_counts.insert(k, &n.to_be_bytes())?;
         }
         i.meta.insert(META_INDEXED, &[1])?;
+        super::commit::checkpoint(i)?;
+        Ok(())
+    }
+
+    /// One page of orders, newest first: at most `limit`, optionally of one status, first seen at
+    /// or after `since_ms`, and before `cursor` (the last of the previous page). Reads the index and
+    /// the page's orders only.
+    pub fn orders_page(
+        &self,
+        status: Option<OrderStatus>,
+        since_ms: Option<i64>,
+        cursor: Option<OrderCursor>,
+        limit: usize,
+    ) -> Result<Vec<OrderRecord>> {
+        let low = list_key(status, since_ms.unwrap_or(0), 0);
+        let high = match cursor {
+            Some(c) => list_key(status, c.first_seen_ms, c.id),
+            None => list_key(status, i64::MAX, u64::MAX),
+        };
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for item in self.inner.order_list.range(low..high).rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let key = item?.0;
+            let Some(id) = key.len().checked_sub(8).and_then(|at| key[at..].try_into().ok()).map(u64::from_be_bytes)
+            else {
+                continue;
+            };
+            if let Some(rec) = self.order(id)? {
+                out.push(rec);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Builds `order_list` over a store written before it existed (once, from `open`).
+    pub(super) fn index_order_list(&self) -> Result<()> {
+        let i = &self.inner;
+        if i.meta.get(META_LISTED)?.is_some() {
+            return Ok(());
+        }
+        for item in i.orders.iter() {
+            let (k, v) = item?;
+            let Some(rec) = self.order_of(&k, v)? else { continue };
+            i.order_list.insert(list_key(None, rec.first_seen_ms, rec.id), &[])?;
+            i.order_list.insert(list_key(Some(rec.status), rec.first_seen_ms, rec.id), &[])?;
+        }
+        i.meta.insert(META_LISTED, &[1])?;
         super::commit::checkpoint(i)?;
         Ok(())
     }
@@ -231,6 +336,35 @@ mod tests {
         assert_eq!(removed, 1, "one order's addresses");
         assert_eq!(store.inner.personal.len(), 2, "order 2 stays indexed until it is finished");
         assert_eq!(count(&store, OrderStatus::Sent), 1, "clearing addresses keeps the status");
+    }
+
+    #[test]
+    fn orders_are_listed_newest_first_a_page_at_a_time_by_status_and_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 8).unwrap();
+        for id in 1..=25 {
+            ingest(&store, id, id as i64 * DAY);
+        }
+        for id in [3, 7, 11] {
+            store.update_order(id, |r| r.status = OrderStatus::Rejected).unwrap();
+        }
+        let ids = |v: Vec<OrderRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        let first = store.orders_page(None, None, None, 10).unwrap();
+        assert_eq!(ids(first.clone()), (16..=25).rev().collect::<Vec<_>>());
+        let next = OrderCursor::parse(&OrderCursor::of(first.last().unwrap()).to_string());
+        assert_eq!(ids(store.orders_page(None, None, next, 10).unwrap()), (6..=15).rev().collect::<Vec<_>>());
+        let rejected = Some(OrderStatus::Rejected);
+        assert_eq!(ids(store.orders_page(rejected, None, None, 10).unwrap()), vec![11, 7, 3]);
+        assert_eq!(ids(store.orders_page(rejected, Some(5 * DAY), None, 10).unwrap()), vec![11, 7]);
+        assert_eq!(
+            ids(store.orders_page(Some(OrderStatus::Queued), Some(23 * DAY), None, 10).unwrap()),
+            vec![25, 24, 23]
+        );
+        // A store from before the list index gets it on open.
+        store.inner.order_list.clear().unwrap();
+        store.inner.meta.remove(META_LISTED).unwrap();
+        store.index_order_list().unwrap();
+        assert_eq!(ids(store.orders_page(rejected, None, None, 2).unwrap()), vec![11, 7]);
     }
 
     #[test]

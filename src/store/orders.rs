@@ -45,8 +45,17 @@ impl Store {
         let i = &self.inner;
         let seen_at = codec::encode(&now_ms)?;
         let dedupe_key = event_key.map(|k| [topic.as_bytes(), &[0], k.as_bytes()].concat());
-        let trees = (&i.orders, &i.order_names, &i.outbox, &i.webhook_ids, &i.order_counts, &i.personal, &i.overflow);
-        let result = trees.transaction(|(orders, names, outbox, ids, counts, personal, overflow)| {
+        let trees = (
+            &i.orders,
+            &i.order_names,
+            &i.outbox,
+            &i.webhook_ids,
+            &i.order_counts,
+            &i.personal,
+            &i.overflow,
+            &i.order_list,
+        );
+        let result = trees.transaction(|(orders, names, outbox, ids, counts, personal, overflow, list)| {
             if let Some(k) = &dedupe_key {
                 if ids.get(k)?.is_some() {
                     return Ok(Ingested::Duplicate);
@@ -62,7 +71,7 @@ impl Store {
             if !change.record.name.is_empty() {
                 names.insert(change.record.name.as_bytes(), &be(order_id))?;
             }
-            reindex(counts, personal, before, &change.record)?;
+            reindex(counts, personal, list, before, &change.record)?;
             let rec = codec::encode(&change.record).map_err(ConflictableTransactionError::Abort)?;
             chunks::put(orders, overflow, chunks::ORDERS, &be(order_id), &rec)?;
             for task in &change.tasks {
@@ -108,18 +117,6 @@ impl Store {
         }
     }
 
-    /// Every order, optionally of one status, in id order.
-    pub fn orders(&self, status: Option<OrderStatus>) -> Result<Vec<OrderRecord>> {
-        let mut out = Vec::new();
-        self.each_order(|rec| {
-            if status.is_none_or(|s| s == rec.status) {
-                out.push(rec);
-            }
-            Ok(())
-        })?;
-        Ok(out)
-    }
-
     /// Visits every order without holding them all in memory (a store can hold millions).
     pub fn each_order(&self, mut f: impl FnMut(OrderRecord) -> Result<()>) -> Result<()> {
         for item in self.inner.orders.iter() {
@@ -135,8 +132,8 @@ impl Store {
     /// indexes right. An unreadable record is left exactly as it is (never dropped): `Ok(None)`.
     pub fn update_order(&self, id: u64, f: impl Fn(&mut OrderRecord)) -> Result<Option<OrderRecord>> {
         let i = &self.inner;
-        let trees = (&i.orders, &i.order_counts, &i.personal, &i.overflow);
-        let result = trees.transaction(|(orders, counts, personal, overflow)| {
+        let trees = (&i.orders, &i.order_counts, &i.personal, &i.overflow, &i.order_list);
+        let result = trees.transaction(|(orders, counts, personal, overflow, list)| {
             let Some(old) = chunks::get(orders, overflow, chunks::ORDERS, &be(id))? else {
                 return Ok::<_, ConflictableTransactionError<Infallible>>(None);
             };
@@ -145,7 +142,7 @@ impl Store {
             f(&mut rec);
             let Ok(bytes) = codec::encode(&rec) else { return Ok(None) };
             chunks::put(orders, overflow, chunks::ORDERS, &be(id), &bytes)?;
-            reindex(counts, personal, Some(before), &rec)?;
+            reindex(counts, personal, list, Some(before), &rec)?;
             Ok(Some(rec))
         });
         result.map_err(|e| match e {

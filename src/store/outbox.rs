@@ -85,8 +85,8 @@ impl Store {
     ) -> Result<()> {
         use sled::transaction::{ConflictableTransactionError as Abort, TransactionError, Transactional};
         let i = &self.inner;
-        (&i.outbox, &i.orders, &i.order_counts, &i.personal, &i.overflow)
-            .transaction(|(outbox, orders, counts, personal, overflow)| {
+        (&i.outbox, &i.orders, &i.order_counts, &i.personal, &i.overflow, &i.order_list)
+            .transaction(|(outbox, orders, counts, personal, overflow, list)| {
                 outbox.remove(&pair_key(entry.order_id, entry.seq))?;
                 let key = be(entry.order_id);
                 if let Some(v) = chunks::get(orders, overflow, chunks::ORDERS, &key)? {
@@ -94,7 +94,7 @@ impl Store {
                     let before = super::order_index::Indexed::of(&rec);
                     effect(&mut rec);
                     chunks::put(orders, overflow, chunks::ORDERS, &key, &codec::encode(&rec).map_err(Abort::Abort)?)?;
-                    super::order_index::reindex(counts, personal, Some(before), &rec)?;
+                    super::order_index::reindex(counts, personal, list, Some(before), &rec)?;
                 }
                 for task in follow_ups {
                     let seq = outbox.generate_id()?;
@@ -125,6 +125,18 @@ impl Store {
     /// Whether any call for this order is still queued.
     pub fn has_pending(&self, order_id: u64) -> Result<bool> {
         Ok(self.inner.outbox.scan_prefix(be(order_id)).next().transpose()?.is_some())
+    }
+
+    /// At most `limit` queued entries in queue order, after the entry `after` (order id, seq).
+    pub fn outbox_page(&self, after: Option<(u64, u64)>, limit: usize) -> Result<Vec<OutboxEntry>> {
+        use std::ops::Bound;
+        let start = after.map_or(Bound::Unbounded, |(o, s)| Bound::Excluded(pair_key(o, s).to_vec()));
+        self.inner
+            .outbox
+            .range::<Vec<u8>, _>((start, Bound::Unbounded))
+            .take(limit)
+            .map(|item| Ok(codec::decode(&item?.1)?))
+            .collect()
     }
 
     /// Every queued entry, pending and dead, in queue order.

@@ -142,8 +142,8 @@ impl Store {
             Refused(E),
         }
         let i = &self.inner;
-        let trees = (&i.orders, &i.outbox, &i.order_counts, &i.personal, &i.overflow);
-        let result = trees.transaction(|(orders, outbox, counts, personal, overflow)| {
+        let trees = (&i.orders, &i.outbox, &i.order_counts, &i.personal, &i.overflow, &i.order_list);
+        let result = trees.transaction(|(orders, outbox, counts, personal, overflow, list)| {
             let key = be(order_id);
             let Some(v) = chunks::get(orders, overflow, chunks::ORDERS, &key)? else { return Ok(None) };
             let mut rec: OrderRecord = codec::decode(&v).map_err(|e| Abort::Abort(Stop::Codec(e)))?;
@@ -152,7 +152,7 @@ impl Store {
             rec.changed_ms = now_ms;
             let bytes = codec::encode(&rec).map_err(|e| Abort::Abort(Stop::Codec(e)))?;
             chunks::put(orders, overflow, chunks::ORDERS, &key, &bytes)?;
-            super::order_index::reindex(counts, personal, Some(before), &rec)?;
+            super::order_index::reindex(counts, personal, list, Some(before), &rec)?;
             if let Some(task) = &task {
                 let seq = outbox.generate_id()?;
                 let entry = OutboxEntry::new(seq, order_id, task.clone(), now_ms);

@@ -101,3 +101,40 @@ async fn export_writes_every_record_while_serving_and_when_stopped() {
     assert!(ok, "{out}{err}");
     assert_eq!(std::fs::read_to_string(&offline).unwrap().lines().count(), lines.len());
 }
+
+#[tokio::test]
+async fn lists_come_a_page_at_a_time_with_a_cursor_to_the_next() {
+    let t = TestApp::spawn_with(crate::helpers::Options { routing: "wms", ..Default::default() }).await;
+    t.wms.set(|b| b.fail_next = 1_000);
+    for id in 1..=5 {
+        assert_eq!(
+            t.deliver("orders/create", &crate::helpers::order_numbered(id), &format!("p{id}")).await,
+            StatusCode::OK
+        );
+    }
+    let ids = |out: &str| -> Vec<u64> {
+        serde_json::from_str::<Vec<Value>>(out).unwrap().iter().map(|o| o["id"].as_u64().unwrap()).collect()
+    };
+    let (ok, out, err) = t.cli(&["orders", "list", "--limit", "2", "--json"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(ids(&out), vec![5, 4], "newest first");
+    let cursor = err.trim().rsplit(' ').next().unwrap().to_string();
+    assert!(err.contains("more: continue with --before"), "{err}");
+    let (_, out, err) = t.cli(&["orders", "list", "--limit", "2", "--json", "--before", &cursor]).await;
+    assert_eq!(ids(&out), vec![3, 2]);
+    let cursor = err.trim().rsplit(' ').next().unwrap().to_string();
+    let (_, out, err) = t.cli(&["orders", "list", "--limit", "2", "--json", "--before", &cursor]).await;
+    assert_eq!((ids(&out), err.contains("more:")), (vec![1], false), "the last page says no more");
+    let (ok, _, err) = t.cli(&["orders", "list", "--since", "yesterday"]).await;
+    assert!(!ok && err.contains("RFC 3339"), "{err}");
+
+    let (_, out, err) = t.cli(&["outbox", "list", "--limit", "3", "--json"]).await;
+    let first: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(first.len(), 3);
+    let cursor = err.trim().rsplit(' ').next().unwrap().to_string();
+    let (_, out, _) = t.cli(&["outbox", "list", "--limit", "3", "--json", "--after", &cursor]).await;
+    let rest: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let orders: Vec<u64> = first.iter().chain(&rest).map(|e| e["order_id"].as_u64().unwrap()).collect();
+    assert_eq!(orders, vec![1, 2, 3, 4, 5], "every queued call once, in queue order");
+    t.stop().await;
+}
