@@ -23,6 +23,12 @@ enum Step {
     Dropped(String),
     /// The order is rejected at delivery time (e.g. routed to an unmapped location).
     Reject(String),
+    /// The WMS refused the creation: the entry is dead-lettered (replayable) and the order
+    /// rejected with the WMS's message, in one write.
+    Refused {
+        error: CallError,
+        effect: Box<dyn Fn(&mut OrderRecord) + Send>,
+    },
     Failed(CallError),
 }
 
@@ -70,6 +76,15 @@ async fn record(app: &App, mut entry: OutboxEntry, step: Step) -> Result<(), cra
                 r.reasons = vec![reason.clone()];
             };
             finish(entry, Box::new(effect), Vec::new()).await
+        }
+        Step::Refused { error, effect } => {
+            entry.attempts += 1;
+            tracing::warn!(order, call = kind, error = %error, "the WMS refused the order: rejected; replay with `channeld outbox retry {}`", entry.seq);
+            metrics::counter!("channeld_outbox_dead_letters_total", "call" => kind).increment(1);
+            metrics::counter!("channeld_orders_total", "outcome" => "rejected").increment(1);
+            entry.state = EntryState::Dead;
+            entry.last_error = Some(error.to_string());
+            store.call(move |s| s.bury_entry(&entry, effect)).await
         }
         Step::Failed(CallError::Unauthorized { message }) => {
             entry.next_attempt_ms = now_ms() + AUTH_PAUSE.as_millis() as i64;
@@ -150,6 +165,16 @@ async fn create(app: &App, entry: &OutboxEntry) -> Step {
                 r.status = OrderStatus::Sent;
             }
         }),
+        Err(error @ CallError::Refused { .. }) => {
+            let reason = format!("the WMS refused the order: {error}");
+            let effect = move |r: &mut OrderRecord| {
+                if !r.cancelled && !r.wms_created {
+                    r.status = OrderStatus::Rejected;
+                    r.reasons = vec![reason.clone()];
+                }
+            };
+            Step::Refused { error, effect: Box::new(effect) }
+        }
         Err(e) => Step::Failed(e),
     }
 }
