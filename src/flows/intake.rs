@@ -5,7 +5,9 @@
 //! - one Shopify order never queues a second WMS creation (a known order's `orders/create` is a no-op);
 //! - updates forward only on-hold and dispatch-by changes, and never an update older than one applied;
 //! - a cancellation before the order reached the WMS sends neither (the queued creation sees
-//!   `cancelled` when its turn comes, and the cancellation sees that nothing was created).
+//!   `cancelled` when its turn comes, and the cancellation sees that nothing was created);
+//! - once a creation may have reached the WMS (an attempt that did not end in a clear answer,
+//!   [`CREATION_UNCONFIRMED`](super::model::CREATION_UNCONFIRMED)), a cancellation is always sent.
 
 use super::model::{OrderRecord, OrderStatus, Placement, Task, WmsSnapshot};
 use super::order_map::{self, address_digest, items_of, properties, Evaluation};
@@ -233,7 +235,8 @@ fn cancel(existing: Option<OrderRecord>, order: &ShopifyOrder, now_ms: i64) -> C
             return Change { record: rec, tasks: Vec::new(), outcome: "cancelled" };
         }
     };
-    let was_queued = matches!(rec.status, OrderStatus::Received | OrderStatus::Queued | OrderStatus::Sent);
+    let was_queued =
+        matches!(rec.status, OrderStatus::Received | OrderStatus::Queued | OrderStatus::Sent) || rec.may_be_at_wms();
     rec.cancelled = true;
     rec.status = OrderStatus::Cancelled;
     rec.changed_ms = now_ms;
@@ -256,9 +259,10 @@ pub fn create_body(rec: &OrderRecord) -> Option<CreateOutwardOrder> {
     Some(body)
 }
 
-/// The Customer Cancellation to send now, or `None` when the WMS never got the order.
+/// The Customer Cancellation to send now, or `None` when the WMS cannot have the order (no
+/// creation was sent, or every one was clearly refused).
 pub fn cancel_body(rec: &OrderRecord) -> Option<CustomerCancellation> {
-    if !rec.wms_created {
+    if !rec.may_be_at_wms() {
         return None;
     }
     let location_code = match &rec.placement {
@@ -361,6 +365,22 @@ mod tests {
         // When the queued tasks run: no creation (cancelled), no cancellation (never created).
         assert!(create_body(&c.record).is_none());
         assert!(cancel_body(&c.record).is_none());
+    }
+
+    #[test]
+    fn cancel_after_an_unconfirmed_creation_is_sent_whatever_the_status() {
+        let o = fixture_order();
+        let mut queued = run(None, Topic::Create, &o).record;
+        queued.flag(crate::flows::model::CREATION_UNCONFIRMED.into());
+        let c = run(Some(queued.clone()), Topic::Cancelled, &o);
+        assert_eq!(c.tasks, vec![Task::WmsCancel]);
+        assert!(create_body(&c.record).is_none(), "the creation is not sent again");
+        assert_eq!(cancel_body(&c.record).unwrap().order_items[0].cancelled_quantity, 1);
+        // Refused on a later attempt: rejected, but the earlier attempt may still have arrived.
+        queued.status = OrderStatus::Rejected;
+        let c = run(Some(queued), Topic::Cancelled, &o);
+        assert_eq!(c.tasks, vec![Task::WmsCancel]);
+        assert!(cancel_body(&c.record).is_some());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::app::{now_ms, App};
 use crate::flows::intake::{cancel_body, create_body};
-use crate::flows::model::{EntryState, OrderRecord, OrderStatus, OutboxEntry, Placement, Task};
+use crate::flows::model::{EntryState, OrderRecord, OrderStatus, OutboxEntry, Placement, Task, CREATION_UNCONFIRMED};
 use crate::flows::retry::backoff;
 use crate::flows::routing::{decide, RoutingDecision};
 use crate::remote::CallError;
@@ -135,32 +135,33 @@ async fn create(app: &App, entry: &OutboxEntry) -> Step {
     if rec.wms_created {
         return Step::Dropped("the WMS already has the order".into());
     }
-    if rec.placement == Placement::Pending && !rec.cancelled {
+    let routed = if rec.placement == Placement::Pending && !rec.cancelled {
         match route(app, &rec).await {
-            Ok(p) => {
-                let (placed, id) = (p.clone(), rec.id);
-                let placing = app.store.call(move |s| {
-                    s.update_order(id, move |r| {
-                        r.placement = placed.clone();
-                        if r.status == OrderStatus::Received {
-                            r.status = OrderStatus::Queued;
-                        }
-                    })
-                });
-                if let Err(e) = placing.await {
-                    return Step::Failed(CallError::transient(e.to_string()));
-                }
-                rec.placement = p;
-            }
+            Ok(p) => Some(p),
             Err(step) => return step,
         }
+    } else {
+        None
+    };
+    if let Some(p) = &routed {
+        rec.placement = p.clone();
     }
     let Some(body) = create_body(&rec) else {
-        return Step::Dropped("cancelled on Shopify before it reached the WMS".into());
+        return Step::Dropped(if rec.creation_unconfirmed() {
+            "cancelled on Shopify: not sent again; an earlier attempt may have reached the WMS, so the cancellation is sent"
+                .into()
+        } else {
+            "cancelled on Shopify before it reached the WMS".into()
+        });
     };
+    let unconfirmed_before = rec.creation_unconfirmed();
+    if let Err(e) = mark_sending(app, rec.id, routed, unconfirmed_before).await {
+        return Step::Failed(CallError::transient(e.to_string()));
+    }
     match app.wms.create_order(&body).await {
         Ok(_) => Step::Done(|r| {
             r.wms_created = true;
+            r.unflag(CREATION_UNCONFIRMED);
             if !r.cancelled {
                 r.status = OrderStatus::Sent;
             }
@@ -168,6 +169,10 @@ async fn create(app: &App, entry: &OutboxEntry) -> Step {
         Err(error @ CallError::Refused { .. }) => {
             let reason = format!("the WMS refused the order: {error}");
             let effect = move |r: &mut OrderRecord| {
+                if !unconfirmed_before {
+                    // A clear refusal, and no earlier attempt in doubt: the WMS does not have it.
+                    r.unflag(CREATION_UNCONFIRMED);
+                }
                 if !r.cancelled && !r.wms_created {
                     r.status = OrderStatus::Rejected;
                     r.reasons = vec![reason.clone()];
@@ -175,8 +180,44 @@ async fn create(app: &App, entry: &OutboxEntry) -> Step {
             };
             Step::Refused { error, effect: Box::new(effect) }
         }
+        Err(e @ CallError::Unauthorized { .. }) => {
+            if !unconfirmed_before {
+                let id = rec.id;
+                let _ = app.store.call(move |s| s.update_order(id, |r| r.unflag(CREATION_UNCONFIRMED))).await;
+            }
+            Step::Failed(e)
+        }
+        // No clear answer: the WMS may have created it; the flag stays.
         Err(e) => Step::Failed(e),
     }
+}
+
+/// Records on the order, durably and before its creation is sent, that the creation may reach
+/// the WMS ([`CREATION_UNCONFIRMED`]: a crash or a lost answer must not let a later cancellation
+/// be dropped), together with where Shopify routed it.
+async fn mark_sending(
+    app: &App,
+    id: u64,
+    routed: Option<Placement>,
+    flagged: bool,
+) -> Result<(), crate::store::StoreError> {
+    if routed.is_none() && flagged {
+        return Ok(());
+    }
+    app.store
+        .call(move |s| {
+            s.update_order(id, move |r| {
+                if let Some(p) = &routed {
+                    r.placement = p.clone();
+                    if r.status == OrderStatus::Received {
+                        r.status = OrderStatus::Queued;
+                    }
+                }
+                r.flag(CREATION_UNCONFIRMED.to_string());
+            })
+        })
+        .await?;
+    app.store.sync_state().await
 }
 
 /// Routing `shopify`: ask Shopify where its routing put the order.
@@ -218,7 +259,7 @@ async fn cancel(app: &App, entry: &OutboxEntry) -> Step {
         Err(step) => return step,
     };
     let Some(body) = cancel_body(&rec) else {
-        return Step::Dropped("the WMS never got the order: nothing to cancel".into());
+        return Step::Dropped("no creation of the order can have reached the WMS: nothing to cancel".into());
     };
     match app.wms.cancel_order(&rec.id.to_string(), &body).await {
         Ok(()) => Step::Done(|_| {}),
