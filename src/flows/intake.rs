@@ -77,6 +77,9 @@ pub fn apply(
     match (topic, existing) {
         (Topic::Cancelled, rec) => cancel(rec, order, now_ms),
         (_, None) => admit(OrderRecord::new(id, order.name.clone(), now_ms), order, rules, now_ms),
+        // A rejected order is never sent: its creation event validates it again (reconciliation
+        // may have recorded it, unmappable, before its webhook came).
+        (Topic::Create, Some(rec)) if rec.status == OrderStatus::Rejected => admit(rec, order, rules, now_ms),
         (Topic::Create, Some(rec)) => unchanged(rec),
         (Topic::Updated, Some(rec)) if !order.cancelled_at.is_empty() => cancel(Some(rec), order, now_ms),
         (Topic::Updated, Some(rec)) => update(rec, order, rules, now_ms),
@@ -299,6 +302,15 @@ mod tests {
         assert_eq!((c.record.status, c.tasks.clone()), (OrderStatus::Queued, vec![Task::WmsCreate]));
         let again = run(Some(c.record), Topic::Create, &o);
         assert!(again.tasks.is_empty());
+    }
+
+    #[test]
+    fn a_creation_event_for_a_rejected_order_validates_it_again() {
+        let o = fixture_order();
+        let unmapped = apply(None, Topic::Updated, o.id, Err("reconciliation could not map it"), &rules(), 1).record;
+        assert_eq!(unmapped.status, OrderStatus::Rejected);
+        let c = run(Some(unmapped), Topic::Create, &o);
+        assert_eq!((c.record.status, c.tasks), (OrderStatus::Queued, vec![Task::WmsCreate]));
     }
 
     #[test]

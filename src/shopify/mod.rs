@@ -29,6 +29,10 @@ use order::ShopifyOrder;
 use queries::{order_gid, FulfillmentOrdersData};
 use token::TokenSource;
 
+/// The most pages of line items read for one order (80 lines each: far beyond any real order);
+/// an answer that keeps saying more follow is refused rather than read forever.
+const MAX_LINE_PAGES: usize = 1000;
+
 #[derive(Clone)]
 pub struct ShopifyClient {
     gql: GraphqlClient,
@@ -380,20 +384,32 @@ impl ShopifyClient {
             .unwrap_or_default())
     }
 
-    /// The order as Shopify has it now, in the same model webhooks carry; `None` when unknown.
+    /// The order as Shopify has it now, in the same model webhooks carry, with every line (paged
+    /// through [`queries::ORDER_LINES`] past the first page); `None` when unknown.
     pub async fn order(&self, order_id: u64) -> Result<Option<ShopifyOrder>, CallError> {
-        let data: Value = self.gql.run(&queries::ORDER, json!({ "id": order_gid(order_id) })).await?;
-        match &data["order"] {
-            Value::Null => Ok(None),
-            o => queries::order_from_graphql(o)
-                .map(Some)
-                .ok_or_else(|| CallError::Refused {
-                    message: format!(
-                        "Shopify order {order_id} could not be read, or has more than {} lines (then only its webhook can bring it)",
-                        queries::ORDER_LINE_LIMIT
-                    ),
-                }),
+        let mut data: Value = self.gql.run(&queries::ORDER, json!({ "id": order_gid(order_id) })).await?;
+        if data["order"].is_null() {
+            return Ok(None);
         }
+        for _ in 0..MAX_LINE_PAGES {
+            let Some(after) = next_cursor(&data["order"]["lineItems"]) else { break };
+            let vars = json!({ "id": order_gid(order_id), "after": after });
+            let page: Value = self.gql.run(&queries::ORDER_LINES, vars).await?;
+            let lines = &page["order"]["lineItems"];
+            let (Some(more), Some(info)) = (lines["nodes"].as_array(), lines.get("pageInfo")) else {
+                return Err(CallError::Refused {
+                    message: format!("Shopify order {order_id}: a page of its lines could not be read"),
+                });
+            };
+            let lines_so_far = &mut data["order"]["lineItems"];
+            if let Some(nodes) = lines_so_far["nodes"].as_array_mut() {
+                nodes.extend(more.iter().cloned());
+            }
+            lines_so_far["pageInfo"] = info.clone();
+        }
+        queries::order_from_graphql(&data["order"])
+            .map(Some)
+            .ok_or_else(|| CallError::Refused { message: format!("Shopify order {order_id} could not be read") })
     }
 }
 
