@@ -20,7 +20,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{json, Value};
 
 use crate::config::Config;
-use crate::flows::inventory::{refused_row, PushRow};
+use crate::flows::inventory::{may_be_a_row, refused_row, PushRow};
 use crate::flows::routing::FulfillmentOrderView;
 use crate::remote::CallError;
 use graphql::GraphqlClient;
@@ -56,34 +56,37 @@ impl ShopifyClient {
         Ok(data.views())
     }
 
-    /// Sets absolute "available" quantities. Returns the rows Shopify refused (by index, with its
-    /// message); the other rows were applied.
+    /// Sets absolute "available" quantities. Shopify applies all of them or, when it refuses any
+    /// row, none (see [`SetQuantities`]).
     pub async fn set_quantities(
         &self,
         rows: &[PushRow],
         key: &str,
         reference: &str,
-    ) -> Result<Vec<(usize, String)>, CallError> {
+    ) -> Result<SetQuantities, CallError> {
         let vars = queries::set_quantities_variables(rows, key, reference);
-        let data: queries::SetQuantitiesData = self.gql.run(&queries::INVENTORY_SET_QUANTITIES, vars).await?;
+        let data: queries::SetQuantitiesData = match self.gql.run_input(&queries::INVENTORY_SET_QUANTITIES, vars).await
+        {
+            Ok(data) => data,
+            Err(graphql::Failure::Input(message)) => {
+                return Ok(SetQuantities::Unnamed(format!("Shopify refused the batch's values: {message}")))
+            }
+            Err(graphql::Failure::Call(e)) => return Err(e),
+        };
         let errors = data.payload.map(|p| p.user_errors).unwrap_or_default();
         let mut refused = Vec::new();
         for e in &errors {
+            let described = || format!("{} ({})", e.message, e.code.as_deref().unwrap_or(""));
             match e.field.as_deref().and_then(refused_row) {
                 Some(i) if i < rows.len() => refused.push((i, e.message.clone())),
-                // An error naming no row refuses the request as a whole: nothing was applied.
-                _ => {
-                    return Err(CallError::Refused {
-                        message: format!(
-                            "Shopify refused the batch: {} ({})",
-                            e.message,
-                            e.code.as_deref().unwrap_or("")
-                        ),
-                    })
+                _ if may_be_a_row(e.field.as_deref()) => {
+                    return Ok(SetQuantities::Unnamed(format!("Shopify refused the batch: {}", described())))
                 }
+                // An error about another part of the request: no row of it can fix that.
+                _ => return Err(CallError::Refused { message: format!("Shopify refused the batch: {}", described()) }),
             }
         }
-        Ok(refused)
+        Ok(if refused.is_empty() { SetQuantities::Applied } else { SetQuantities::Rows(refused) })
     }
 
     /// Which of these inventory item ids exist on Shopify (at most 250 per call).
@@ -585,6 +588,17 @@ pub struct Subscription {
     pub include_fields: Vec<String>,
     #[serde(default)]
     pub filter: Option<String>,
+}
+
+/// What Shopify did with one `inventorySetQuantities` batch. A refusal of any row applies nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetQuantities {
+    Applied,
+    /// Refused, naming these rows (index in the batch, Shopify's message).
+    Rows(Vec<(usize, String)>),
+    /// Refused for something in its rows without saying which (a value its type cannot take, a
+    /// `userError` without a row index).
+    Unnamed(String),
 }
 
 /// A shipment's tracking details as Shopify records them on a fulfillment.
