@@ -40,7 +40,7 @@ pub(super) async fn run_entry(app: &App, entry: OutboxEntry) {
         Task::ShopifyCancelOrder => done(app.shopify.cancel_order(entry.order_id, &app.cfg.cancellation).await),
         Task::ShopifyEditLines { lines, refund } => edit_lines(app, entry.order_id, lines, refund).await,
         Task::ShopifyRefund { transactions } => refund(app, entry.order_id, entry.seq, transactions).await,
-        Task::ShopifyFulfill { shipment_id } => fulfill(app, *shipment_id).await,
+        Task::ShopifyFulfill { shipment_id } => fulfill(app, entry.order_id, *shipment_id).await,
     };
     if let Err(e) = record(app, entry, step).await {
         // The entry stays as it was and runs again: at-least-once, made safe by idempotent handling.
@@ -302,8 +302,8 @@ async fn refund(app: &App, order_id: u64, seq: u64, transactions: &str) -> Step 
 }
 
 /// Clickpost's acknowledgement to Shopify: a fulfillment with the tracking number.
-async fn fulfill(app: &App, shipment_id: u64) -> Step {
-    let s = match app.store.call(move |s| s.shipment(shipment_id)).await {
+async fn fulfill(app: &App, order_id: u64, shipment_id: u64) -> Step {
+    let s = match app.store.call(move |s| s.shipment(order_id, shipment_id)).await {
         Ok(Some(s)) => s,
         Ok(None) => return Step::Dropped(format!("shipment {shipment_id} is not stored")),
         Err(e) => return Step::Failed(CallError::transient(e.to_string())),

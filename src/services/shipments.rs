@@ -21,8 +21,9 @@ use crate::remote::CallError;
 use crate::store::StoreError;
 
 /// Starts the booking of a stored shipment (or joins the one under way) and waits for it at most
-/// `wait`. `None` when it is still running.
-pub async fn book(app: &Arc<App>, shipment_id: u64, wait: Duration) -> Option<Booked> {
+/// `wait`. `None` when it is still running. Bookings under way are known by shipment id: no two
+/// orders' shipments share one (a pack call reusing another order's id is refused).
+pub async fn book(app: &Arc<App>, order_id: u64, shipment_id: u64, wait: Duration) -> Option<Booked> {
     let mut rx = {
         let mut running = app.bookings.lock().await;
         match running.get(&shipment_id) {
@@ -32,7 +33,7 @@ pub async fn book(app: &Arc<App>, shipment_id: u64, wait: Duration) -> Option<Bo
                 running.insert(shipment_id, rx.clone());
                 let app = app.clone();
                 tokio::spawn(async move {
-                    let outcome = run(&app, shipment_id).await;
+                    let outcome = run(&app, order_id, shipment_id).await;
                     app.bookings.lock().await.remove(&shipment_id);
                     let _ = tx.send(Some(outcome));
                 });
@@ -52,13 +53,13 @@ pub async fn resume_bookings(app: &Arc<App>) -> Result<(), StoreError> {
     for s in app.store.call(|s| s.shipments_booking()).await? {
         tracing::info!(shipment = s.shipment_id, "resuming an interrupted booking");
         let app = app.clone();
-        tokio::spawn(async move { book(&app, s.shipment_id, Duration::ZERO).await });
+        tokio::spawn(async move { book(&app, s.order_id, s.shipment_id, Duration::ZERO).await });
     }
     Ok(())
 }
 
-async fn run(app: &App, shipment_id: u64) -> Booked {
-    let outcome = match try_book(app, shipment_id).await {
+async fn run(app: &App, order_id: u64, shipment_id: u64) -> Booked {
+    let outcome = match try_book(app, order_id, shipment_id).await {
         Ok(s) => Booked::Done(Box::new(s)),
         Err(CallError::Refused { message }) => Booked::Refused(message),
         Err(e) => Booked::Later(e.to_string()),
@@ -69,7 +70,7 @@ async fn run(app: &App, shipment_id: u64) -> Booked {
         let recorded = app
             .store
             .call(move |store| {
-                let Some(mut s) = store.shipment(shipment_id)? else { return Ok(()) };
+                let Some(mut s) = store.shipment(order_id, shipment_id)? else { return Ok(()) };
                 s.state = ShipmentState::Failed(why);
                 s.updated_ms = now_ms();
                 store.save_shipment(&s, &[], now_ms())
@@ -82,18 +83,11 @@ async fn run(app: &App, shipment_id: u64) -> Booked {
     outcome
 }
 
-async fn try_book(app: &App, shipment_id: u64) -> Result<ShipmentRecord, CallError> {
+async fn try_book(app: &App, order_id: u64, shipment_id: u64) -> Result<ShipmentRecord, CallError> {
     let store_err = |e: StoreError| CallError::transient(e.to_string());
     let (s, rec) = app
         .store
-        .call(move |store| {
-            let s = store.shipment(shipment_id)?;
-            let rec = match &s {
-                Some(s) => store.order(s.order_id)?,
-                None => None,
-            };
-            Ok((s, rec))
-        })
+        .call(move |store| Ok((store.shipment(order_id, shipment_id)?, store.order(order_id)?)))
         .await
         .map_err(store_err)?;
     let mut s = s.ok_or_else(|| CallError::Refused { message: format!("shipment {shipment_id} is not stored") })?;
