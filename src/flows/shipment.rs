@@ -194,6 +194,19 @@ impl ShipmentRecord {
     }
 }
 
+/// The transporter to record for a booking: the courier the booking names; else the one stored
+/// at the shipment's first booking; else the one an earlier booking named for the same courier
+/// partner (`learned`). Clickpost's "already placed" (323) and its lookup name no courier, only
+/// its partner id, and an empty transporter would reach the WMS and Shopify while one is known.
+pub fn transporter(booked: &str, stored: &str, learned: Option<String>) -> String {
+    [booked, stored]
+        .into_iter()
+        .find(|name| !name.trim().is_empty())
+        .map(str::to_string)
+        .or(learned.filter(|name| !name.trim().is_empty()))
+        .unwrap_or_default()
+}
+
 /// How a booking ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Booked {
@@ -424,6 +437,14 @@ mod tests {
             serde_json::from_str(include_str!("../../tests/fixtures/increff/pack_order_request_PARTIAL.json")).unwrap();
         assert_eq!(p.shipment_id, Some(120001));
         assert_eq!(p.weight, Some(40.0));
+    }
+
+    #[test]
+    fn the_transporter_is_never_left_empty_when_one_is_known() {
+        assert_eq!(transporter("Fedex", "Delhivery", Some("BlueDart".into())), "Fedex");
+        assert_eq!(transporter("", "Delhivery", Some("BlueDart".into())), "Delhivery", "stored at the first booking");
+        assert_eq!(transporter(" ", "", Some("BlueDart".into())), "BlueDart", "learned for the courier partner");
+        assert_eq!(transporter("", "", None), "");
     }
 
     #[test]

@@ -15,8 +15,9 @@ use tokio::sync::watch;
 
 use crate::app::{now_ms, App};
 use crate::config::{Location, Provider};
+use crate::courier::clickpost::Booking;
 use crate::flows::model::Task;
-use crate::flows::shipment::{clickpost_request, Booked, ShipmentRecord, ShipmentState};
+use crate::flows::shipment::{clickpost_request, transporter, Booked, ShipmentRecord, ShipmentState};
 use crate::remote::CallError;
 use crate::store::StoreError;
 
@@ -101,7 +102,8 @@ async fn try_book(app: &App, order_id: u64, shipment_id: u64) -> Result<Shipment
             let c = &app.cfg.clickpost;
             let body = clickpost_request(&s, &rec, &pickup, c.courier_partner, &c.account_code);
             let b = app.couriers.clickpost.create_order(&body, &s.reference()).await?;
-            (s.awb, s.transporter, s.label_url) = (b.waybill, b.courier, b.label_url);
+            let transporter = clickpost_transporter(app, &b, &s.transporter).await;
+            (s.awb, s.transporter, s.label_url) = (b.waybill, transporter, b.label_url);
             // Clickpost does not tell Shopify: channeld acknowledges with a fulfillment.
             vec![Task::ShopifyFulfill { shipment_id }]
         }
@@ -132,6 +134,31 @@ async fn try_book(app: &App, order_id: u64, shipment_id: u64) -> Result<Shipment
     }
     tracing::info!(shipment = shipment_id, order = s.order_id, awb = %s.awb, "shipment booked");
     Ok(s)
+}
+
+/// The transporter of a Clickpost booking ([`transporter`]): the name Clickpost gave, remembered
+/// for its courier partner; else the one stored at the shipment's first booking; else the one
+/// learned for that courier partner from an earlier booking.
+async fn clickpost_transporter(app: &App, b: &Booking, stored: &str) -> String {
+    let (partner, name) = (b.courier_id, b.courier.clone());
+    let store = &app.store;
+    let learned = match partner {
+        Some(id) if !name.trim().is_empty() => {
+            if let Err(e) = store.call(move |s| s.learn_courier_name("clickpost", id, &name)).await {
+                tracing::warn!(error = %e, "could not remember a courier partner's name");
+            }
+            None
+        }
+        Some(id) if stored.trim().is_empty() => {
+            store.call(move |s| s.courier_name("clickpost", id)).await.ok().flatten()
+        }
+        _ => None,
+    };
+    let chosen = transporter(&b.courier, stored, learned);
+    if chosen.is_empty() {
+        tracing::warn!(awb = %b.waybill, partner = ?b.courier_id, "Clickpost named no courier for this booking and none is known");
+    }
+    chosen
 }
 
 /// The pickup details of the shipment's location (by WMS location code), else the first location.

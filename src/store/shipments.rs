@@ -27,6 +27,11 @@ const META_SHIPMENTS_INDEXED: &[u8] = b"shipment_index";
 /// Set in `meta` once every shipment is keyed by order ‖ shipment and indexed as above.
 const META_SHIPMENTS_BY_ORDER: &[u8] = b"shipments_by_order";
 
+/// `meta` key of a courier partner's name: `courier_name:{courier}:{partner id}`.
+fn courier_name_key(courier: &str, partner: u64) -> Vec<u8> {
+    format!("courier_name:{courier}:{partner}").into_bytes()
+}
+
 fn key_of(s: &ShipmentRecord) -> [u8; 16] {
     pair_key(s.order_id, s.shipment_id)
 }
@@ -184,6 +189,24 @@ impl Store {
                 Ok(())
             })
             .map_err(tx_error)
+    }
+
+    /// The courier name an earlier booking with `courier` (`clickpost`) gave for its courier
+    /// partner `partner` (Clickpost's numeric id): a booking answered "already placed" names only
+    /// the id.
+    pub fn courier_name(&self, courier: &str, partner: u64) -> Result<Option<String>> {
+        match self.inner.meta.get(courier_name_key(courier, partner))? {
+            Some(v) => Ok(Some(codec::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Remembers the name a booking gave for a courier partner (written only when it changed).
+    pub fn learn_courier_name(&self, courier: &str, partner: u64, name: &str) -> Result<()> {
+        if self.courier_name(courier, partner)?.as_deref() != Some(name) {
+            self.inner.meta.insert(courier_name_key(courier, partner), codec::encode(&name.to_string())?)?;
+        }
+        Ok(())
     }
 
     /// Shipments still being booked (after a restart: to finish).

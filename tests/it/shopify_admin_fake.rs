@@ -352,11 +352,11 @@ async fn handle(State(state): State<Arc<AdminState>>, uri: Uri, headers: HeaderM
         }
         "mutation FulfillmentCreate" => {
             let number = vars["fulfillment"]["trackingInfo"]["number"].as_str().unwrap_or_default().to_string();
-            state
-                .log
-                .lock()
-                .unwrap()
-                .push(format!("fulfill {number} {}", vars["fulfillment"]["lineItemsByFulfillmentOrder"]));
+            state.log.lock().unwrap().push(format!(
+                "fulfill {number} {} company={}",
+                vars["fulfillment"]["lineItemsByFulfillmentOrder"],
+                vars["fulfillment"]["trackingInfo"]["company"].as_str().unwrap_or_default()
+            ));
             state.tracking.lock().unwrap().push(number);
             json!({ "fulfillmentCreate": { "fulfillment": { "id": "gid://shopify/Fulfillment/1" }, "userErrors": [] } })
         }
