@@ -64,7 +64,9 @@ pub async fn push_pending(app: &App) -> anyhow::Result<PushReport> {
 /// refused. Rows refused by index are quarantined at once. A batch refused for its rows without
 /// naming one (a value Shopify's types cannot take, a `userError` without a row index) is sent in
 /// halves, each half again refused split again, until the refused row is alone: only it is
-/// quarantined, and every other row still goes out in this run.
+/// quarantined, and every other row still goes out in this run. When every row of a batch is
+/// refused even alone, the refusal was about no row: the batch fails (and is tried again next run)
+/// and nothing is quarantined.
 async fn push_batch(
     app: &App,
     batch: Vec<PushRow>,
@@ -72,6 +74,9 @@ async fn push_batch(
     reference: &str,
     report: &mut PushReport,
 ) -> Result<(), CallError> {
+    let rows = batch.len();
+    // Rows pushed, or refused by name: evidence that Shopify judges this batch row by row.
+    let (mut settled, mut alone) = (0usize, Vec::new());
     let mut todo = vec![batch];
     while let Some(batch) = todo.pop() {
         if batch.is_empty() {
@@ -81,6 +86,7 @@ async fn push_batch(
         report.calls += 1;
         match app.shopify.set_quantities(&batch, &key, reference).await? {
             SetQuantities::Applied => {
+                settled += batch.len();
                 let pushed = batch.clone();
                 app.store.call(move |s| s.mark_pushed(&pushed)).await.map_err(store_error)?;
                 report.pushed += batch.len();
@@ -95,11 +101,14 @@ async fn push_batch(
                 for (i, message) in &named {
                     quarantine(app, &batch[*i], message, report).await?;
                 }
+                settled += named.len();
                 todo.push(
                     batch.into_iter().enumerate().filter(|(i, _)| !named.contains_key(i)).map(|(_, r)| r).collect(),
                 );
             }
-            SetQuantities::Unnamed(message) if batch.len() == 1 => quarantine(app, &batch[0], &message, report).await?,
+            SetQuantities::Unnamed(message) if batch.len() == 1 => {
+                alone.extend(batch.into_iter().map(|r| (r, message.clone())))
+            }
             SetQuantities::Unnamed(message) => {
                 tracing::debug!(rows = batch.len(), reason = %message, "Shopify refused a batch without naming a row: sending it in halves");
                 let [first, second] = halves(batch);
@@ -107,6 +116,16 @@ async fn push_batch(
                 todo.push(first);
             }
         }
+    }
+    if settled == 0 && rows > 1 {
+        if let Some((_, message)) = alone.first() {
+            return Err(CallError::Refused {
+                message: format!("every row of the batch was refused, each on its own, naming none: {message}"),
+            });
+        }
+    }
+    for (row, message) in &alone {
+        quarantine(app, row, message, report).await?;
     }
     Ok(())
 }

@@ -155,7 +155,9 @@ fn is_refusal(e: &GqlError) -> bool {
 /// `extensions.problems`), not the document or the caller.
 fn is_input_error(e: &GqlError) -> bool {
     let problems = e.extensions.as_ref().is_some_and(|x| x.get("problems").is_some());
-    problems || matches!(e.code(), "INVALID_VARIABLE" | "BAD_USER_INPUT") || e.message.starts_with("Variable $")
+    problems
+        || matches!(e.code(), "INVALID_VARIABLE" | "BAD_USER_INPUT")
+        || e.message.contains("was provided invalid value")
 }
 
 /// How a request failed, for callers that can do something about refused input.

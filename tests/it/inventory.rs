@@ -253,3 +253,18 @@ async fn a_batch_refused_without_a_row_named_is_halved_down_to_the_refused_row()
     assert_eq!(quarantined, vec!["SKU-5"]);
     t.stop().await;
 }
+
+#[tokio::test]
+async fn a_refusal_every_row_meets_alone_quarantines_nothing() {
+    let (t, shop) = spawn().await;
+    list_skus(&t, &shop, 4);
+    shop.state.refuse_unnamed.lock().unwrap().extend(10_000..10_004);
+    put_quantities(&t, (0..4).map(|i| (i, 5))).await;
+    let report = push_pending(&t.app).await.unwrap();
+    assert_eq!((report.pushed, report.quarantined, report.failed_batches), (0, 0, 1), "{report:?}");
+    assert!(t.app.store.inventory_rows().unwrap().iter().all(|r| r.quarantine.is_none() && r.is_pending()));
+    // Once Shopify takes them, they all go out.
+    shop.state.refuse_unnamed.lock().unwrap().clear();
+    assert_eq!(push_pending(&t.app).await.unwrap().pushed, 4);
+    t.stop().await;
+}
