@@ -186,6 +186,12 @@ pub struct Wms {
     /// "already cancelled").
     #[serde(default = "d_already_cancelled")]
     pub already_cancelled_pattern: String,
+    /// A 4xx to a Customer Cancellation whose message contains this (case-insensitive) means the
+    /// WMS does not know the order: the cancellation counts as delivered. A cancellation is sent
+    /// whenever a creation may have reached the WMS, also when its answer was lost (added key;
+    /// default "not found").
+    #[serde(default = "d_unknown_order")]
+    pub unknown_order_pattern: String,
     /// Seconds before giving up on one WMS call (added key; default 30).
     #[serde(default = "d_timeout")]
     pub timeout_seconds: u64,
@@ -387,6 +393,9 @@ fn d_already_exists() -> String {
 fn d_already_cancelled() -> String {
     "already cancelled".into()
 }
+fn d_unknown_order() -> String {
+    "not found".into()
+}
 fn d_hold_tags() -> Vec<String> {
     vec!["on-hold".into()]
 }
@@ -530,6 +539,9 @@ impl Config {
         }
         if self.wms.already_cancelled_pattern.trim().is_empty() {
             errs.push("wms.already_cancelled_pattern: must not be empty".into());
+        }
+        if self.wms.unknown_order_pattern.trim().is_empty() {
+            errs.push("wms.unknown_order_pattern: must not be empty".into());
         }
         if self.orders.since_time().is_err() {
             errs.push(format!("orders.since: {:?} is not an RFC 3339 time", self.orders.since));
@@ -735,6 +747,16 @@ base_url = "http://127.0.0.1:9"
         let body = format!("{MIN}already_cancelled_pattern = \"  \"\n");
         let msg = format!("{:#}", Config::load(&write(d.path(), &body)).unwrap_err());
         assert!(msg.contains("wms.already_cancelled_pattern"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_order_pattern_has_a_default_and_must_not_be_empty() {
+        let d = tempfile::tempdir().unwrap();
+        let c = Config::load(&write(d.path(), MIN)).unwrap();
+        assert_eq!(c.wms.unknown_order_pattern, "not found");
+        let body = format!("{MIN}unknown_order_pattern = \"\"\n");
+        let msg = format!("{:#}", Config::load(&write(d.path(), &body)).unwrap_err());
+        assert!(msg.contains("wms.unknown_order_pattern"), "{msg}");
     }
 
     #[test]

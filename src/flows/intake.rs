@@ -5,7 +5,9 @@
 //! - one Shopify order never queues a second WMS creation (a known order's `orders/create` is a no-op);
 //! - updates forward only on-hold and dispatch-by changes, and never an update older than one applied;
 //! - a cancellation before the order reached the WMS sends neither (the queued creation sees
-//!   `cancelled` when its turn comes, and the cancellation sees that nothing was created).
+//!   `cancelled` when its turn comes, and the cancellation sees that nothing was created);
+//! - once a creation may have reached the WMS (an attempt that did not end in a clear answer,
+//!   [`CREATION_UNCONFIRMED`](super::model::CREATION_UNCONFIRMED)), a cancellation is always sent.
 
 use super::model::{OrderRecord, OrderStatus, Placement, Task, WmsSnapshot};
 use super::order_map::{self, address_digest, items_of, properties, Evaluation};
@@ -75,6 +77,9 @@ pub fn apply(
     match (topic, existing) {
         (Topic::Cancelled, rec) => cancel(rec, order, now_ms),
         (_, None) => admit(OrderRecord::new(id, order.name.clone(), now_ms), order, rules, now_ms),
+        // A rejected order is never sent: its creation event validates it again (reconciliation
+        // may have recorded it, unmappable, before its webhook came).
+        (Topic::Create, Some(rec)) if rec.status == OrderStatus::Rejected => admit(rec, order, rules, now_ms),
         (Topic::Create, Some(rec)) => unchanged(rec),
         (Topic::Updated, Some(rec)) if !order.cancelled_at.is_empty() => cancel(Some(rec), order, now_ms),
         (Topic::Updated, Some(rec)) => update(rec, order, rules, now_ms),
@@ -233,7 +238,8 @@ fn cancel(existing: Option<OrderRecord>, order: &ShopifyOrder, now_ms: i64) -> C
             return Change { record: rec, tasks: Vec::new(), outcome: "cancelled" };
         }
     };
-    let was_queued = matches!(rec.status, OrderStatus::Received | OrderStatus::Queued | OrderStatus::Sent);
+    let was_queued =
+        matches!(rec.status, OrderStatus::Received | OrderStatus::Queued | OrderStatus::Sent) || rec.may_be_at_wms();
     rec.cancelled = true;
     rec.status = OrderStatus::Cancelled;
     rec.changed_ms = now_ms;
@@ -256,9 +262,10 @@ pub fn create_body(rec: &OrderRecord) -> Option<CreateOutwardOrder> {
     Some(body)
 }
 
-/// The Customer Cancellation to send now, or `None` when the WMS never got the order.
+/// The Customer Cancellation to send now, or `None` when the WMS cannot have the order (no
+/// creation was sent, or every one was clearly refused).
 pub fn cancel_body(rec: &OrderRecord) -> Option<CustomerCancellation> {
-    if !rec.wms_created {
+    if !rec.may_be_at_wms() {
         return None;
     }
     let location_code = match &rec.placement {
@@ -295,6 +302,15 @@ mod tests {
         assert_eq!((c.record.status, c.tasks.clone()), (OrderStatus::Queued, vec![Task::WmsCreate]));
         let again = run(Some(c.record), Topic::Create, &o);
         assert!(again.tasks.is_empty());
+    }
+
+    #[test]
+    fn a_creation_event_for_a_rejected_order_validates_it_again() {
+        let o = fixture_order();
+        let unmapped = apply(None, Topic::Updated, o.id, Err("reconciliation could not map it"), &rules(), 1).record;
+        assert_eq!(unmapped.status, OrderStatus::Rejected);
+        let c = run(Some(unmapped), Topic::Create, &o);
+        assert_eq!((c.record.status, c.tasks), (OrderStatus::Queued, vec![Task::WmsCreate]));
     }
 
     #[test]
@@ -361,6 +377,22 @@ mod tests {
         // When the queued tasks run: no creation (cancelled), no cancellation (never created).
         assert!(create_body(&c.record).is_none());
         assert!(cancel_body(&c.record).is_none());
+    }
+
+    #[test]
+    fn cancel_after_an_unconfirmed_creation_is_sent_whatever_the_status() {
+        let o = fixture_order();
+        let mut queued = run(None, Topic::Create, &o).record;
+        queued.flag(crate::flows::model::CREATION_UNCONFIRMED.into());
+        let c = run(Some(queued.clone()), Topic::Cancelled, &o);
+        assert_eq!(c.tasks, vec![Task::WmsCancel]);
+        assert!(create_body(&c.record).is_none(), "the creation is not sent again");
+        assert_eq!(cancel_body(&c.record).unwrap().order_items[0].cancelled_quantity, 1);
+        // Refused on a later attempt: rejected, but the earlier attempt may still have arrived.
+        queued.status = OrderStatus::Rejected;
+        let c = run(Some(queued), Topic::Cancelled, &o);
+        assert_eq!(c.tasks, vec![Task::WmsCancel]);
+        assert!(cancel_body(&c.record).is_some());
     }
 
     #[test]

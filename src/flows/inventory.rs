@@ -52,6 +52,10 @@ pub struct AtpRowIn {
 /// At most this many rows per `PUT /wms/inventory` (CONTRACT.md §4.2).
 pub const MAX_ATP_ROWS: usize = 200;
 
+/// The largest quantity Shopify takes: `inventorySetQuantities` quantities are GraphQL `Int`
+/// (32-bit signed). A larger one would make Shopify refuse its whole batch.
+pub const MAX_QUANTITY: i64 = i32::MAX as i64;
+
 /// One row's fate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AtpVerdict {
@@ -59,7 +63,8 @@ pub enum AtpVerdict {
     Reject { sku: String, reason: String },
 }
 
-/// Checks each row: a known listing, a serial that agrees with it when given, a quantity ≥ 0.
+/// Checks each row: a known listing, a serial that agrees with it when given, a quantity from 0
+/// to [`MAX_QUANTITY`].
 /// (The location is checked once for the whole request by the caller.)
 pub fn check_atp(rows: &[AtpRowIn], listing: impl Fn(&str) -> Option<u64>) -> Vec<AtpVerdict> {
     rows.iter()
@@ -75,8 +80,11 @@ pub fn check_atp(rows: &[AtpRowIn], listing: impl Fn(&str) -> Option<u64>) -> Ve
                 }
             }
             match r.quantity {
-                Some(q) if q >= 0 => AtpVerdict::Accept { sku: sku.clone(), item_id, quantity: q },
-                Some(q) => reject(format!("negative quantity {q}")),
+                Some(q) if (0..=MAX_QUANTITY).contains(&q) => {
+                    AtpVerdict::Accept { sku: sku.clone(), item_id, quantity: q }
+                }
+                Some(q) if q < 0 => reject(format!("negative quantity {q}")),
+                Some(q) => reject(format!("quantity {q} is above the largest Shopify takes ({MAX_QUANTITY})")),
                 None => reject("quantity missing or not a whole number".into()),
             }
         })
@@ -116,6 +124,24 @@ pub fn refused_row(field: &[String]) -> Option<usize> {
     field.get(pos + 1)?.parse().ok()
 }
 
+/// Whether a `userErrors.field` path names no row but may be about one: no path, or the
+/// `quantities` list as a whole. A path to another input (`reason`, `name`, ...) is about the
+/// request, which no row of it can fix.
+pub fn may_be_a_row(field: Option<&[String]>) -> bool {
+    match field {
+        None | Some([]) => true,
+        Some(path) => path.iter().any(|f| f == "quantities") && refused_row(path).is_none(),
+    }
+}
+
+/// How to find the rows Shopify refuses without naming them: the batch in halves, each sent on
+/// its own (a half refused again is split again, down to the one row to quarantine).
+pub fn halves(rows: Vec<PushRow>) -> [Vec<PushRow>; 2] {
+    let mut first = rows;
+    let second = first.split_off(first.len() / 2);
+    [first, second]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +161,9 @@ mod tests {
                 row("999", 1.into(), None),
                 row("302", (-1).into(), None),
                 row("302", "7".into(), None),
+                row("302", 2_147_483_647i64.into(), None),
+                row("302", 2_147_483_648i64.into(), None),
+                row("302", serde_json::json!(1e30), None),
             ],
             listing,
         );
@@ -143,6 +172,13 @@ mod tests {
         assert!(matches!(&v[2], AtpVerdict::Reject { reason, .. } if reason.contains("no listing")));
         assert!(matches!(&v[3], AtpVerdict::Reject { reason, .. } if reason.contains("negative")));
         assert_eq!(v[4], AtpVerdict::Accept { sku: "302".into(), item_id: 49148385, quantity: 7 });
+        assert_eq!(v[5], AtpVerdict::Accept { sku: "302".into(), item_id: 49148385, quantity: MAX_QUANTITY });
+        for out_of_range in &v[6..] {
+            assert!(
+                matches!(out_of_range, AtpVerdict::Reject { reason, .. } if reason.contains("above")),
+                "{out_of_range:?}"
+            );
+        }
     }
 
     #[test]
@@ -168,6 +204,20 @@ mod tests {
         let f = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(refused_row(&f(&["input", "quantities", "3", "inventoryItemId"])), Some(3));
         assert_eq!(refused_row(&f(&["input", "reason"])), None);
+    }
+
+    #[test]
+    fn unnamed_refusals_may_be_about_a_row_unless_they_name_another_input() {
+        let f = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(may_be_a_row(None));
+        assert!(may_be_a_row(Some(&f(&[]))));
+        assert!(may_be_a_row(Some(&f(&["input", "quantities"]))));
+        assert!(!may_be_a_row(Some(&f(&["input", "quantities", "2", "quantity"]))), "that one names its row");
+        assert!(!may_be_a_row(Some(&f(&["input", "reason"]))));
+        let rows: Vec<PushRow> =
+            (0..5).map(|i| PushRow { sku: i.to_string(), item_id: i, location_id: 1, quantity: 1 }).collect();
+        let [a, b] = halves(rows);
+        assert_eq!((a.len(), b.len()), (2, 3));
     }
 
     #[test]

@@ -118,13 +118,39 @@ pub struct OrderRecord {
     pub changed_ms: i64,
 }
 
+/// The flag of an order whose creation may have reached the WMS without channeld knowing: an
+/// attempt timed out, failed in transit or with a 5xx, or was cut short by a crash (it is set,
+/// durably, before each creation is sent, and taken off again when the WMS answers clearly).
+/// While it is set a customer cancellation is always sent (the WMS answering that it does not
+/// know the order counts as done), so an order the customer cancelled is never shipped because
+/// its creation's answer was lost. A flag rather than a field: the stored record keeps its
+/// format, so an older channeld still reads the store.
+pub const CREATION_UNCONFIRMED: &str = "a creation was sent to the WMS without a clear answer (timeout, network \
+     error, 5xx or a crash): the WMS may hold the order, so a cancellation is always sent to it";
+
 impl OrderRecord {
     /// What the WMS holds of this order, when a WMS call about it is acceptable: its creation was
     /// acknowledged, or is in flight — the WMS naming the order proves the creation arrived even
     /// when channeld has not recorded the answer yet (or lost it to a timeout).
     pub fn at_wms(&self) -> Option<&WmsSnapshot> {
-        let in_flight = self.status == OrderStatus::Queued && !self.cancelled;
+        let in_flight = (self.status == OrderStatus::Queued || self.creation_unconfirmed()) && !self.cancelled;
         self.wms.as_ref().filter(|_| self.wms_created || in_flight)
+    }
+
+    /// A creation was sent without a clear answer: the WMS may hold the order
+    /// ([`CREATION_UNCONFIRMED`]).
+    pub fn creation_unconfirmed(&self) -> bool {
+        self.flags.iter().any(|f| f == CREATION_UNCONFIRMED)
+    }
+
+    /// The WMS has the order, or may have it: a cancellation must reach it.
+    pub fn may_be_at_wms(&self) -> bool {
+        self.wms_created || self.creation_unconfirmed()
+    }
+
+    /// Takes a flag off.
+    pub fn unflag(&mut self, flag: &str) {
+        self.flags.retain(|f| f != flag);
     }
 
     pub fn new(id: u64, name: String, now_ms: i64) -> Self {

@@ -16,7 +16,9 @@ pub struct PackIn {
     pub order_code: String,
     #[serde(default)]
     pub location_code: String,
-    #[serde(deserialize_with = "crate::lenient::id")]
+    /// Exactly as sent, or the body is refused: never clamped (two orders' ids read as one
+    /// would share a shipment).
+    #[serde(deserialize_with = "shipment_id")]
     pub shipment_id: Option<u64>,
     /// Grams.
     #[serde(default)]
@@ -25,6 +27,26 @@ pub struct PackIn {
     pub dimensions: Option<Dimensions>,
     #[serde(default)]
     pub invoice: Option<InvoiceIn>,
+}
+
+/// A `shipmentId`: a whole number from 0 to `u64::MAX`, as a number or a numeric string; `null`
+/// is none. Anything else is an error, out-of-range numbers included: JSON numbers beyond what
+/// an `f64` holds exactly (2^53) are refused unless they are integers serde reads exactly.
+fn shipment_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    use serde::de::Error;
+    let v = Value::deserialize(d)?;
+    let refuse = || D::Error::custom(format!("shipmentId {v} is not a whole number from 0 to {}", u64::MAX));
+    match &v {
+        Value::Null => Ok(None),
+        Value::Number(n) => match (n.as_u64(), n.as_f64()) {
+            (Some(id), _) => Ok(Some(id)),
+            // An integral float only while it is exact (77.0 is 77; 1e30 is no id).
+            (None, Some(f)) if f.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(&f) => Ok(Some(f as u64)),
+            _ => Err(refuse()),
+        },
+        Value::String(s) => s.trim().parse::<u64>().map(Some).map_err(|_| refuse()),
+        _ => Err(refuse()),
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -170,6 +192,19 @@ impl ShipmentRecord {
         let inv = self.invoice.as_ref()?;
         Some(json!({ "invoiceCode": inv.code, "invoiceDate": inv.date, "invoiceUrl": inv.url }))
     }
+}
+
+/// The transporter to record for a booking: the courier the booking names; else the one stored
+/// at the shipment's first booking; else the one an earlier booking named for the same courier
+/// partner (`learned`). Clickpost's "already placed" (323) and its lookup name no courier, only
+/// its partner id, and an empty transporter would reach the WMS and Shopify while one is known.
+pub fn transporter(booked: &str, stored: &str, learned: Option<String>) -> String {
+    [booked, stored]
+        .into_iter()
+        .find(|name| !name.trim().is_empty())
+        .map(str::to_string)
+        .or(learned.filter(|name| !name.trim().is_empty()))
+        .unwrap_or_default()
 }
 
 /// How a booking ended.
@@ -402,6 +437,34 @@ mod tests {
             serde_json::from_str(include_str!("../../tests/fixtures/increff/pack_order_request_PARTIAL.json")).unwrap();
         assert_eq!(p.shipment_id, Some(120001));
         assert_eq!(p.weight, Some(40.0));
+    }
+
+    #[test]
+    fn the_transporter_is_never_left_empty_when_one_is_known() {
+        assert_eq!(transporter("Fedex", "Delhivery", Some("BlueDart".into())), "Fedex");
+        assert_eq!(transporter("", "Delhivery", Some("BlueDart".into())), "Delhivery", "stored at the first booking");
+        assert_eq!(transporter(" ", "", Some("BlueDart".into())), "BlueDart", "learned for the courier partner");
+        assert_eq!(transporter("", "", None), "");
+    }
+
+    #[test]
+    fn shipment_ids_are_read_exactly_or_refused() {
+        let id = |raw: &str| {
+            serde_json::from_str::<PackIn>(&format!(r#"{{"orderCode": "1", "shipmentId": {raw}}}"#))
+                .map(|p| p.shipment_id)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(id("77"), Ok(Some(77)));
+        assert_eq!(id("\"77\""), Ok(Some(77)));
+        assert_eq!(id("77.0"), Ok(Some(77)));
+        assert_eq!(id("null"), Ok(None));
+        assert_eq!(id("9223372036854775808"), Ok(Some(9_223_372_036_854_775_808)), "2^63 is a u64");
+        assert_eq!(id("18446744073709551615"), Ok(Some(u64::MAX)));
+        assert_eq!(id("\"18446744073709551615\""), Ok(Some(u64::MAX)));
+        for bad in ["18446744073709551616", "\"18446744073709551616\"", "1e30", "-1", "7.5", "\"abc\"", "true"] {
+            let e = id(bad).unwrap_err();
+            assert!(e.contains("not a whole number"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -45,6 +45,7 @@ impl From<ServiceError> for WmsError {
         match e {
             ServiceError::NotFound(m) => WmsError::new(StatusCode::NOT_FOUND, m),
             ServiceError::Invalid(m) => WmsError::new(StatusCode::BAD_REQUEST, m),
+            ServiceError::Conflict(m) => WmsError::new(StatusCode::CONFLICT, m),
             ServiceError::Later(m) => WmsError::new(StatusCode::SERVICE_UNAVAILABLE, m),
             ServiceError::Store(e) => {
                 tracing::error!(error = %e, "store error on a WMS call; answering 503");

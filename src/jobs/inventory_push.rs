@@ -1,13 +1,15 @@
 //! The inventory push: desired quantities that differ from what Shopify last accepted go out in
 //! `inventorySetQuantities` batches of at most `inventory.batch_size` rows.
 //!
-//! One faulty serial never fails a batch: rows Shopify refuses (named by index in `userErrors`)
+//! One faulty row never fails a batch: rows Shopify refuses (named by index in `userErrors`)
 //! are quarantined with Shopify's message and the rest of the batch is sent again at once, under a
-//! new idempotency key. Throttling is absorbed by the GraphQL client (it waits for the budget).
+//! new idempotency key; a batch refused without a row named is halved until the refused row is
+//! found ([`push_batch`]). Throttling is absorbed by the GraphQL client (it waits for the budget).
 
 use crate::app::App;
-use crate::flows::inventory::{idempotency_key, PushRow};
+use crate::flows::inventory::{halves, idempotency_key, PushRow};
 use crate::remote::CallError;
+use crate::shopify::SetQuantities;
 
 /// What one run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -58,41 +60,85 @@ pub async fn push_pending(app: &App) -> anyhow::Result<PushReport> {
     Ok(report)
 }
 
-/// Sends one batch; quarantines refused rows and sends the rest again until nothing is refused.
+/// Sends one batch; quarantines the rows Shopify refuses and sends the rest again until nothing is
+/// refused. Rows refused by index are quarantined at once. A batch refused for its rows without
+/// naming one (a value Shopify's types cannot take, a `userError` without a row index) is sent in
+/// halves, each half again refused split again, until the refused row is alone: only it is
+/// quarantined, and every other row still goes out in this run. When every row of a batch is
+/// refused even alone, the refusal was about no row: the batch fails (and is tried again next run)
+/// and nothing is quarantined.
 async fn push_batch(
     app: &App,
-    mut batch: Vec<PushRow>,
+    batch: Vec<PushRow>,
     run_id: &str,
     reference: &str,
     report: &mut PushReport,
 ) -> Result<(), CallError> {
-    while !batch.is_empty() {
+    let rows = batch.len();
+    // Rows pushed, or refused by name: evidence that Shopify judges this batch row by row.
+    let (mut settled, mut alone) = (0usize, Vec::new());
+    let mut todo = vec![batch];
+    while let Some(batch) = todo.pop() {
+        if batch.is_empty() {
+            continue;
+        }
         let key = idempotency_key(run_id, &batch);
         report.calls += 1;
-        let refused = app.shopify.set_quantities(&batch, &key, reference).await?;
-        if refused.is_empty() {
-            let pushed = batch.clone();
-            app.store.call(move |s| s.mark_pushed(&pushed)).await.map_err(|e| CallError::transient(e.to_string()))?;
-            report.pushed += batch.len();
-            metrics::counter!("channeld_inventory_rows_pushed_total").increment(batch.len() as u64);
-            return Ok(());
+        match app.shopify.set_quantities(&batch, &key, reference).await? {
+            SetQuantities::Applied => {
+                settled += batch.len();
+                let pushed = batch.clone();
+                app.store.call(move |s| s.mark_pushed(&pushed)).await.map_err(store_error)?;
+                report.pushed += batch.len();
+                metrics::counter!("channeld_inventory_rows_pushed_total").increment(batch.len() as u64);
+            }
+            SetQuantities::Rows(refused) => {
+                // A row Shopify names twice is quarantined once, with its first message.
+                let mut named = std::collections::BTreeMap::new();
+                for (i, message) in refused {
+                    named.entry(i).or_insert(message);
+                }
+                for (i, message) in &named {
+                    quarantine(app, &batch[*i], message, report).await?;
+                }
+                settled += named.len();
+                todo.push(
+                    batch.into_iter().enumerate().filter(|(i, _)| !named.contains_key(i)).map(|(_, r)| r).collect(),
+                );
+            }
+            SetQuantities::Unnamed(message) if batch.len() == 1 => {
+                alone.extend(batch.into_iter().map(|r| (r, message.clone())))
+            }
+            SetQuantities::Unnamed(message) => {
+                tracing::debug!(rows = batch.len(), reason = %message, "Shopify refused a batch without naming a row: sending it in halves");
+                let [first, second] = halves(batch);
+                todo.push(second);
+                todo.push(first);
+            }
         }
-        let mut refused_idx: Vec<usize> = Vec::new();
-        for (i, message) in refused {
-            let row = &batch[i];
-            tracing::warn!(sku = %row.sku, item = row.item_id, location = row.location_id, reason = %message, "Shopify refused an inventory row: quarantined");
-            let (row, why) = (row.clone(), message.clone());
-            app.store
-                .call(move |s| s.quarantine_row(&row, &why))
-                .await
-                .map_err(|e| CallError::transient(e.to_string()))?;
-            refused_idx.push(i);
+    }
+    if settled == 0 && rows > 1 {
+        if let Some((_, message)) = alone.first() {
+            return Err(CallError::Refused {
+                message: format!("every row of the batch was refused, each on its own, naming none: {message}"),
+            });
         }
-        refused_idx.sort_unstable();
-        refused_idx.dedup();
-        report.quarantined += refused_idx.len();
-        metrics::counter!("channeld_inventory_rows_quarantined_total").increment(refused_idx.len() as u64);
-        batch = batch.into_iter().enumerate().filter(|(i, _)| !refused_idx.contains(i)).map(|(_, r)| r).collect();
+    }
+    for (row, message) in &alone {
+        quarantine(app, row, message, report).await?;
     }
     Ok(())
+}
+
+async fn quarantine(app: &App, row: &PushRow, message: &str, report: &mut PushReport) -> Result<(), CallError> {
+    tracing::warn!(sku = %row.sku, item = row.item_id, location = row.location_id, reason = %message, "Shopify refused an inventory row: quarantined");
+    let (row, why) = (row.clone(), message.to_string());
+    app.store.call(move |s| s.quarantine_row(&row, &why)).await.map_err(store_error)?;
+    report.quarantined += 1;
+    metrics::counter!("channeld_inventory_rows_quarantined_total").increment(1);
+    Ok(())
+}
+
+fn store_error(e: crate::store::StoreError) -> CallError {
+    CallError::transient(e.to_string())
 }

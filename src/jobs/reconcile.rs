@@ -4,17 +4,22 @@
 //! cancellations forwarded; what was already delivered is never sent again.
 //!
 //! Only orders channeld does not already hold at that version are fetched (a full order costs
-//! hundreds of query points). The watermark advances only when a whole run succeeded.
+//! hundreds of query points). The watermark advances only when a whole run succeeded. An order
+//! Shopify answers but channeld cannot map (Shopify refuses the query, or the answer cannot be
+//! read) does not stop the run: it is recorded on the order (a reason for an order channeld did
+//! not know, which is then `rejected`; a flag on one it knows), counted in
+//! `channeld_reconcile_orders_skipped_total`, and skipped; `orders retry` runs it again.
 
 use crate::app::{now_ms, App};
 use crate::flows::intake::{self, Topic};
 use crate::flows::{fmt_time, parse_time};
+use crate::remote::CallError;
 
 pub async fn run(app: &App) -> anyhow::Result<String> {
     let watermark = app.store.call(|s| s.reconcile_watermark()).await?.unwrap_or(app.rules.since_ms);
     let overlap = i64::from(app.cfg.jobs.reconcile_overlap_minutes) * 60_000;
     let since = chrono::DateTime::from_timestamp_millis(watermark - overlap).map(fmt_time).unwrap_or_default();
-    let (mut seen, mut fetched, mut queued) = (0usize, 0usize, 0usize);
+    let (mut seen, mut fetched, mut queued, mut skipped) = (0usize, 0usize, 0usize, 0usize);
     let mut newest = watermark;
     let mut after: Option<String> = None;
     loop {
@@ -26,16 +31,27 @@ pub async fn run(app: &App) -> anyhow::Result<String> {
             if already_known(app, id, updated_ms).await? {
                 continue;
             }
-            let Some(order) = app.shopify.order(id).await? else { continue };
-            fetched += 1;
+            let order = match app.shopify.order(id).await {
+                Ok(Some(order)) => Ok(order),
+                Ok(None) => continue,
+                Err(CallError::Refused { message }) => {
+                    tracing::warn!(order = id, reason = %message, "reconciliation cannot map an order: recorded and skipped");
+                    metrics::counter!("channeld_reconcile_orders_skipped_total").increment(1);
+                    skipped += 1;
+                    Err(format!("reconciliation could not map it from Shopify: {message}"))
+                }
+                Err(e) => return Err(e.into()),
+            };
             let now = now_ms();
-            let key = format!("{id}@{updated_at}");
+            // A skipped version has a key of its own: once it can be read, the same version is applied.
+            let key = format!("{id}@{updated_at}{}", if order.is_ok() { "" } else { ":unmapped" });
+            fetched += usize::from(order.is_ok());
             let rules = app.rules.clone();
             let result = app
                 .store
                 .call(move |s| {
                     s.record_event("reconcile", Some(&key), id, now, |existing| {
-                        intake::apply(existing, Topic::Updated, id, Ok(&order), &rules, now)
+                        intake::apply(existing, Topic::Updated, id, order.as_ref().map_err(String::as_str), &rules, now)
                     })
                 })
                 .await?;
@@ -57,7 +73,9 @@ pub async fn run(app: &App) -> anyhow::Result<String> {
         app.outbox_wake.notify_one();
     }
     metrics::counter!("channeld_reconcile_orders_fetched_total").increment(fetched as u64);
-    Ok(format!("{seen} order(s) updated since {since}; {fetched} fetched; {queued} call(s) queued"))
+    Ok(format!(
+        "{seen} order(s) updated since {since}; {fetched} fetched; {skipped} skipped (could not be mapped); {queued} call(s) queued"
+    ))
 }
 
 /// True when the stored order already reflects this Shopify version (or is finished with).

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::app::{now_ms, App};
 use crate::flows::intake::{cancel_body, create_body};
-use crate::flows::model::{EntryState, OrderRecord, OrderStatus, OutboxEntry, Placement, Task};
+use crate::flows::model::{EntryState, OrderRecord, OrderStatus, OutboxEntry, Placement, Task, CREATION_UNCONFIRMED};
 use crate::flows::retry::backoff;
 use crate::flows::routing::{decide, RoutingDecision};
 use crate::remote::CallError;
@@ -23,6 +23,12 @@ enum Step {
     Dropped(String),
     /// The order is rejected at delivery time (e.g. routed to an unmapped location).
     Reject(String),
+    /// The WMS refused the creation: the entry is dead-lettered (replayable) and the order
+    /// rejected with the WMS's message, in one write.
+    Refused {
+        error: CallError,
+        effect: Box<dyn Fn(&mut OrderRecord) + Send>,
+    },
     Failed(CallError),
 }
 
@@ -34,7 +40,7 @@ pub(super) async fn run_entry(app: &App, entry: OutboxEntry) {
         Task::ShopifyCancelOrder => done(app.shopify.cancel_order(entry.order_id, &app.cfg.cancellation).await),
         Task::ShopifyEditLines { lines, refund } => edit_lines(app, entry.order_id, lines, refund).await,
         Task::ShopifyRefund { transactions } => refund(app, entry.order_id, entry.seq, transactions).await,
-        Task::ShopifyFulfill { shipment_id } => fulfill(app, *shipment_id).await,
+        Task::ShopifyFulfill { shipment_id } => fulfill(app, entry.order_id, *shipment_id).await,
     };
     if let Err(e) = record(app, entry, step).await {
         // The entry stays as it was and runs again: at-least-once, made safe by idempotent handling.
@@ -70,6 +76,15 @@ async fn record(app: &App, mut entry: OutboxEntry, step: Step) -> Result<(), cra
                 r.reasons = vec![reason.clone()];
             };
             finish(entry, Box::new(effect), Vec::new()).await
+        }
+        Step::Refused { error, effect } => {
+            entry.attempts += 1;
+            tracing::warn!(order, call = kind, error = %error, "the WMS refused the order: rejected; replay with `channeld outbox retry {}`", entry.seq);
+            metrics::counter!("channeld_outbox_dead_letters_total", "call" => kind).increment(1);
+            metrics::counter!("channeld_orders_total", "outcome" => "rejected").increment(1);
+            entry.state = EntryState::Dead;
+            entry.last_error = Some(error.to_string());
+            store.call(move |s| s.bury_entry(&entry, effect)).await
         }
         Step::Failed(CallError::Unauthorized { message }) => {
             entry.next_attempt_ms = now_ms() + AUTH_PAUSE.as_millis() as i64;
@@ -120,38 +135,89 @@ async fn create(app: &App, entry: &OutboxEntry) -> Step {
     if rec.wms_created {
         return Step::Dropped("the WMS already has the order".into());
     }
-    if rec.placement == Placement::Pending && !rec.cancelled {
+    let routed = if rec.placement == Placement::Pending && !rec.cancelled {
         match route(app, &rec).await {
-            Ok(p) => {
-                let (placed, id) = (p.clone(), rec.id);
-                let placing = app.store.call(move |s| {
-                    s.update_order(id, move |r| {
-                        r.placement = placed.clone();
-                        if r.status == OrderStatus::Received {
-                            r.status = OrderStatus::Queued;
-                        }
-                    })
-                });
-                if let Err(e) = placing.await {
-                    return Step::Failed(CallError::transient(e.to_string()));
-                }
-                rec.placement = p;
-            }
+            Ok(p) => Some(p),
             Err(step) => return step,
         }
+    } else {
+        None
+    };
+    if let Some(p) = &routed {
+        rec.placement = p.clone();
     }
     let Some(body) = create_body(&rec) else {
-        return Step::Dropped("cancelled on Shopify before it reached the WMS".into());
+        return Step::Dropped(if rec.creation_unconfirmed() {
+            "cancelled on Shopify: not sent again; an earlier attempt may have reached the WMS, so the cancellation is sent"
+                .into()
+        } else {
+            "cancelled on Shopify before it reached the WMS".into()
+        });
     };
+    let unconfirmed_before = rec.creation_unconfirmed();
+    if let Err(e) = mark_sending(app, rec.id, routed, unconfirmed_before).await {
+        return Step::Failed(CallError::transient(e.to_string()));
+    }
     match app.wms.create_order(&body).await {
         Ok(_) => Step::Done(|r| {
             r.wms_created = true;
+            r.unflag(CREATION_UNCONFIRMED);
             if !r.cancelled {
                 r.status = OrderStatus::Sent;
             }
         }),
+        Err(error @ CallError::Refused { .. }) => {
+            let reason = format!("the WMS refused the order: {error}");
+            let effect = move |r: &mut OrderRecord| {
+                if !unconfirmed_before {
+                    // A clear refusal, and no earlier attempt in doubt: the WMS does not have it.
+                    r.unflag(CREATION_UNCONFIRMED);
+                }
+                if !r.cancelled && !r.wms_created {
+                    r.status = OrderStatus::Rejected;
+                    r.reasons = vec![reason.clone()];
+                }
+            };
+            Step::Refused { error, effect: Box::new(effect) }
+        }
+        Err(e @ CallError::Unauthorized { .. }) => {
+            if !unconfirmed_before {
+                let id = rec.id;
+                let _ = app.store.call(move |s| s.update_order(id, |r| r.unflag(CREATION_UNCONFIRMED))).await;
+            }
+            Step::Failed(e)
+        }
+        // No clear answer: the WMS may have created it; the flag stays.
         Err(e) => Step::Failed(e),
     }
+}
+
+/// Records on the order, durably and before its creation is sent, that the creation may reach
+/// the WMS ([`CREATION_UNCONFIRMED`]: a crash or a lost answer must not let a later cancellation
+/// be dropped), together with where Shopify routed it.
+async fn mark_sending(
+    app: &App,
+    id: u64,
+    routed: Option<Placement>,
+    flagged: bool,
+) -> Result<(), crate::store::StoreError> {
+    if routed.is_none() && flagged {
+        return Ok(());
+    }
+    app.store
+        .call(move |s| {
+            s.update_order(id, move |r| {
+                if let Some(p) = &routed {
+                    r.placement = p.clone();
+                    if r.status == OrderStatus::Received {
+                        r.status = OrderStatus::Queued;
+                    }
+                }
+                r.flag(CREATION_UNCONFIRMED.to_string());
+            })
+        })
+        .await?;
+    app.store.sync_state().await
 }
 
 /// Routing `shopify`: ask Shopify where its routing put the order.
@@ -193,7 +259,7 @@ async fn cancel(app: &App, entry: &OutboxEntry) -> Step {
         Err(step) => return step,
     };
     let Some(body) = cancel_body(&rec) else {
-        return Step::Dropped("the WMS never got the order: nothing to cancel".into());
+        return Step::Dropped("no creation of the order can have reached the WMS: nothing to cancel".into());
     };
     match app.wms.cancel_order(&rec.id.to_string(), &body).await {
         Ok(()) => Step::Done(|_| {}),
@@ -236,8 +302,8 @@ async fn refund(app: &App, order_id: u64, seq: u64, transactions: &str) -> Step 
 }
 
 /// Clickpost's acknowledgement to Shopify: a fulfillment with the tracking number.
-async fn fulfill(app: &App, shipment_id: u64) -> Step {
-    let s = match app.store.call(move |s| s.shipment(shipment_id)).await {
+async fn fulfill(app: &App, order_id: u64, shipment_id: u64) -> Step {
+    let s = match app.store.call(move |s| s.shipment(order_id, shipment_id)).await {
         Ok(Some(s)) => s,
         Ok(None) => return Step::Dropped(format!("shipment {shipment_id} is not stored")),
         Err(e) => return Step::Failed(CallError::transient(e.to_string())),

@@ -30,6 +30,9 @@ pub enum ServiceError {
     /// The request is malformed or asks for what cannot be done.
     #[error("{0}")]
     Invalid(String),
+    /// The request clashes with what is stored (a `shipmentId` another order already uses).
+    #[error("{0}")]
+    Conflict(String),
     /// Not now (a courier that cannot be reached, a booking in progress): ask again later. The
     /// message is meant for the caller and carries no internal detail.
     #[error("{0}")]

@@ -15,14 +15,16 @@ use tokio::sync::watch;
 
 use crate::app::{now_ms, App};
 use crate::config::{Location, Provider};
+use crate::courier::clickpost::Booking;
 use crate::flows::model::Task;
-use crate::flows::shipment::{clickpost_request, Booked, ShipmentRecord, ShipmentState};
+use crate::flows::shipment::{clickpost_request, transporter, Booked, ShipmentRecord, ShipmentState};
 use crate::remote::CallError;
 use crate::store::StoreError;
 
 /// Starts the booking of a stored shipment (or joins the one under way) and waits for it at most
-/// `wait`. `None` when it is still running.
-pub async fn book(app: &Arc<App>, shipment_id: u64, wait: Duration) -> Option<Booked> {
+/// `wait`. `None` when it is still running. Bookings under way are known by shipment id: no two
+/// orders' shipments share one (a pack call reusing another order's id is refused).
+pub async fn book(app: &Arc<App>, order_id: u64, shipment_id: u64, wait: Duration) -> Option<Booked> {
     let mut rx = {
         let mut running = app.bookings.lock().await;
         match running.get(&shipment_id) {
@@ -32,7 +34,7 @@ pub async fn book(app: &Arc<App>, shipment_id: u64, wait: Duration) -> Option<Bo
                 running.insert(shipment_id, rx.clone());
                 let app = app.clone();
                 tokio::spawn(async move {
-                    let outcome = run(&app, shipment_id).await;
+                    let outcome = run(&app, order_id, shipment_id).await;
                     app.bookings.lock().await.remove(&shipment_id);
                     let _ = tx.send(Some(outcome));
                 });
@@ -52,13 +54,13 @@ pub async fn resume_bookings(app: &Arc<App>) -> Result<(), StoreError> {
     for s in app.store.call(|s| s.shipments_booking()).await? {
         tracing::info!(shipment = s.shipment_id, "resuming an interrupted booking");
         let app = app.clone();
-        tokio::spawn(async move { book(&app, s.shipment_id, Duration::ZERO).await });
+        tokio::spawn(async move { book(&app, s.order_id, s.shipment_id, Duration::ZERO).await });
     }
     Ok(())
 }
 
-async fn run(app: &App, shipment_id: u64) -> Booked {
-    let outcome = match try_book(app, shipment_id).await {
+async fn run(app: &App, order_id: u64, shipment_id: u64) -> Booked {
+    let outcome = match try_book(app, order_id, shipment_id).await {
         Ok(s) => Booked::Done(Box::new(s)),
         Err(CallError::Refused { message }) => Booked::Refused(message),
         Err(e) => Booked::Later(e.to_string()),
@@ -69,7 +71,7 @@ async fn run(app: &App, shipment_id: u64) -> Booked {
         let recorded = app
             .store
             .call(move |store| {
-                let Some(mut s) = store.shipment(shipment_id)? else { return Ok(()) };
+                let Some(mut s) = store.shipment(order_id, shipment_id)? else { return Ok(()) };
                 s.state = ShipmentState::Failed(why);
                 s.updated_ms = now_ms();
                 store.save_shipment(&s, &[], now_ms())
@@ -82,18 +84,11 @@ async fn run(app: &App, shipment_id: u64) -> Booked {
     outcome
 }
 
-async fn try_book(app: &App, shipment_id: u64) -> Result<ShipmentRecord, CallError> {
+async fn try_book(app: &App, order_id: u64, shipment_id: u64) -> Result<ShipmentRecord, CallError> {
     let store_err = |e: StoreError| CallError::transient(e.to_string());
     let (s, rec) = app
         .store
-        .call(move |store| {
-            let s = store.shipment(shipment_id)?;
-            let rec = match &s {
-                Some(s) => store.order(s.order_id)?,
-                None => None,
-            };
-            Ok((s, rec))
-        })
+        .call(move |store| Ok((store.shipment(order_id, shipment_id)?, store.order(order_id)?)))
         .await
         .map_err(store_err)?;
     let mut s = s.ok_or_else(|| CallError::Refused { message: format!("shipment {shipment_id} is not stored") })?;
@@ -107,7 +102,8 @@ async fn try_book(app: &App, shipment_id: u64) -> Result<ShipmentRecord, CallErr
             let c = &app.cfg.clickpost;
             let body = clickpost_request(&s, &rec, &pickup, c.courier_partner, &c.account_code);
             let b = app.couriers.clickpost.create_order(&body, &s.reference()).await?;
-            (s.awb, s.transporter, s.label_url) = (b.waybill, b.courier, b.label_url);
+            let transporter = clickpost_transporter(app, &b, &s.transporter).await;
+            (s.awb, s.transporter, s.label_url) = (b.waybill, transporter, b.label_url);
             // Clickpost does not tell Shopify: channeld acknowledges with a fulfillment.
             vec![Task::ShopifyFulfill { shipment_id }]
         }
@@ -138,6 +134,31 @@ async fn try_book(app: &App, shipment_id: u64) -> Result<ShipmentRecord, CallErr
     }
     tracing::info!(shipment = shipment_id, order = s.order_id, awb = %s.awb, "shipment booked");
     Ok(s)
+}
+
+/// The transporter of a Clickpost booking ([`transporter`]): the name Clickpost gave, remembered
+/// for its courier partner; else the one stored at the shipment's first booking; else the one
+/// learned for that courier partner from an earlier booking.
+async fn clickpost_transporter(app: &App, b: &Booking, stored: &str) -> String {
+    let (partner, name) = (b.courier_id, b.courier.clone());
+    let store = &app.store;
+    let learned = match partner {
+        Some(id) if !name.trim().is_empty() => {
+            if let Err(e) = store.call(move |s| s.learn_courier_name("clickpost", id, &name)).await {
+                tracing::warn!(error = %e, "could not remember a courier partner's name");
+            }
+            None
+        }
+        Some(id) if stored.trim().is_empty() => {
+            store.call(move |s| s.courier_name("clickpost", id)).await.ok().flatten()
+        }
+        _ => None,
+    };
+    let chosen = transporter(&b.courier, stored, learned);
+    if chosen.is_empty() {
+        tracing::warn!(awb = %b.waybill, partner = ?b.courier_id, "Clickpost named no courier for this booking and none is known");
+    }
+    chosen
 }
 
 /// The pickup details of the shipment's location (by WMS location code), else the first location.

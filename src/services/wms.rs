@@ -196,7 +196,7 @@ pub async fn pack(app: &Arc<App>, body: &[u8]) -> Result<ShipmentRecord, Service
         return Ok(recorded);
     }
     let wait = std::time::Duration::from_secs(app.cfg.shipping.answer_within_seconds);
-    match super::shipments::book(app, id, wait).await {
+    match super::shipments::book(app, recorded.order_id, id, wait).await {
         Some(Booked::Done(s)) => Ok(*s),
         Some(Booked::Refused(m)) => Err(ServiceError::Invalid(m)),
         Some(Booked::Later(_)) => Err(ServiceError::Later("the courier could not book it now; try again".into())),
@@ -205,8 +205,9 @@ pub async fn pack(app: &Arc<App>, body: &[u8]) -> Result<ShipmentRecord, Service
 }
 
 /// Records a pack call: a new shipment (state `Booking`) taking the order's open units, or the
-/// one already recorded under that `shipmentId` (a refused one is marked `Booking` again, so a
-/// crash resumes its rebooking).
+/// order's shipment already recorded under that `shipmentId` (a refused one is marked `Booking`
+/// again, so a crash resumes its rebooking). A `shipmentId` another order uses is a conflict:
+/// that order's shipment is never handed out.
 fn apply_pack(app: &App, pack: &PackIn, received_ms: i64) -> Result<Result<ShipmentRecord, ServiceError>, StoreError> {
     let rec = match known_order(app, &pack.order_code)? {
         Ok(rec) => rec,
@@ -214,10 +215,12 @@ fn apply_pack(app: &App, pack: &PackIn, received_ms: i64) -> Result<Result<Shipm
     };
     let Some(id) = pack.shipment_id else { return Ok(Err(ServiceError::Invalid("shipmentId is missing".into()))) };
     let store = &app.store;
-    match store.shipment(id)? {
-        Some(s) if s.order_id != rec.id => {
-            Ok(Err(ServiceError::Invalid(format!("shipmentId {id} belongs to order {}", s.order_id))))
-        }
+    if let Some(other) = store.shipment_orders(id)?.into_iter().find(|o| *o != rec.id) {
+        return Ok(Err(ServiceError::Conflict(format!(
+            "shipmentId {id} is already used by order {other}; each shipment needs its own shipmentId"
+        ))));
+    }
+    match store.shipment(rec.id, id)? {
         Some(mut s) => {
             if let ShipmentState::Failed(_) = s.state {
                 // The courier refused before; the WMS asks again (perhaps after fixing data): rebook.
@@ -270,21 +273,33 @@ fn apply_handover(app: &App, req: &HandoverIn, orders: &[(u64, String)], receive
 
 // --- lookups ------------------------------------------------------------------------------------
 
-/// The shipment a Get Invoice / Get Shipping Label call names: by `shipmentCode`, then
-/// `shipmentId`; it must belong to `orderCode` when one is given.
+/// The shipment a Get Invoice / Get Shipping Label call names: the order's shipment under
+/// `shipmentCode`, then `shipmentId`. Without an `orderCode`, the one order using that id.
 pub async fn find_shipment(
     app: &App,
     order_code: &str,
     codes: [&str; 2],
 ) -> Result<Option<ShipmentRecord>, ServiceError> {
-    let order = order_code.trim().to_string();
+    let order = order_code.trim();
+    let order = if order.is_empty() {
+        None
+    } else {
+        match order.parse::<u64>() {
+            Ok(id) => Some(id),
+            Err(_) => return Ok(None),
+        }
+    };
     let ids: Vec<u64> = codes.iter().filter_map(|c| c.trim().parse::<u64>().ok()).collect();
     let found = app
         .store
         .call(move |s| {
             for id in ids {
-                if let Some(sh) = s.shipment(id)? {
-                    if order.is_empty() || order == sh.order_id.to_string() {
+                let orders = match order {
+                    Some(order) => vec![order],
+                    None => s.shipment_orders(id)?,
+                };
+                if let [order] = orders[..] {
+                    if let Some(sh) = s.shipment(order, id)? {
                         return Ok(Some(sh));
                     }
                 }

@@ -7,7 +7,9 @@
 //!
 //! Other top-level `errors` are transient (Shopify's `INTERNAL_SERVER_ERROR`, timeouts, an
 //! unavailable service: the outbox retries them) unless they clearly refuse the request as sent
-//! ([`is_refusal`]): access denied, an inactive shop, a query too costly or not valid.
+//! ([`is_refusal`]): access denied, an inactive shop, a query too costly or not valid. A refusal
+//! of the variables' values alone ([`is_input_error`], e.g. a number too large for `Int`) is told
+//! apart for callers that can send other values ([`GraphqlClient::run_input`]).
 
 use std::time::{Duration, Instant};
 
@@ -147,6 +149,35 @@ fn is_refusal(e: &GqlError) -> bool {
     REFUSAL_CODES.contains(&code) || code.starts_with(|c: char| c.is_ascii_lowercase())
 }
 
+/// Whether a top-level error refuses only the values given to the document's variables (graphql-ruby,
+/// which Shopify runs: `Variable $input of type ...! was provided invalid value for
+/// quantities.3.quantity (Could not coerce value 3000000000 to Int)`, with the offending paths in
+/// `extensions.problems`), not the document or the caller.
+fn is_input_error(e: &GqlError) -> bool {
+    let problems = e.extensions.as_ref().is_some_and(|x| x.get("problems").is_some());
+    problems
+        || matches!(e.code(), "INVALID_VARIABLE" | "BAD_USER_INPUT")
+        || e.message.contains("was provided invalid value")
+}
+
+/// How a request failed, for callers that can do something about refused input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Shopify refused the values of the variables ([`is_input_error`]): nothing was executed,
+    /// and other values may pass. The message is Shopify's.
+    Input(String),
+    Call(CallError),
+}
+
+impl From<Failure> for CallError {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Input(message) => CallError::Refused { message },
+            Failure::Call(e) => e,
+        }
+    }
+}
+
 impl GraphqlClient {
     pub fn new(http: reqwest::Client, base: &str, api_version: &str, token: TokenSource) -> Self {
         Self {
@@ -160,12 +191,18 @@ impl GraphqlClient {
 
     /// Runs `doc` with `variables` and decodes `data` into `T`.
     pub async fn run<T: DeserializeOwned>(&self, doc: &Document, variables: Value) -> Result<T, CallError> {
-        let data = self.run_value(doc, variables).await?;
-        serde_json::from_value(data)
-            .map_err(|e| CallError::Refused { message: format!("Shopify {}: unexpected answer: {e}", doc.name) })
+        Ok(self.run_input(doc, variables).await?)
     }
 
-    async fn run_value(&self, doc: &Document, variables: Value) -> Result<Value, CallError> {
+    /// [`Self::run`], telling a refusal of the variables' values ([`Failure::Input`]) apart.
+    pub async fn run_input<T: DeserializeOwned>(&self, doc: &Document, variables: Value) -> Result<T, Failure> {
+        let data = self.run_value(doc, variables).await?;
+        serde_json::from_value(data).map_err(|e| {
+            Failure::Call(CallError::Refused { message: format!("Shopify {}: unexpected answer: {e}", doc.name) })
+        })
+    }
+
+    async fn run_value(&self, doc: &Document, variables: Value) -> Result<Value, Failure> {
         let body = json!({ "query": doc.text, "variables": variables });
         let mut cost = f64::from(doc.cost);
         for _ in 0..MAX_THROTTLE_WAITS {
@@ -186,7 +223,7 @@ impl GraphqlClient {
                 }
                 Err(Attempt::Failed(e)) => {
                     record("error", &e);
-                    return Err(e);
+                    return Err(Failure::Call(e));
                 }
             };
             let cost_info = envelope.extensions.as_ref().and_then(|e| e.cost.as_ref());
@@ -203,12 +240,17 @@ impl GraphqlClient {
             if !envelope.errors.is_empty() {
                 let err = top_level_error(doc, &envelope.errors);
                 record(if matches!(err, CallError::Refused { .. }) { "refused" } else { "error" }, &err);
-                return Err(err);
+                return Err(match err {
+                    CallError::Refused { message } if envelope.errors.iter().all(is_input_error) => {
+                        Failure::Input(message)
+                    }
+                    err => Failure::Call(err),
+                });
             }
             metrics::counter!("channeld_shopify_calls_total", "result" => "ok").increment(1);
             return Ok(envelope.data.unwrap_or(Value::Null));
         }
-        Err(CallError::transient(format!("Shopify {}: still throttled after waiting", doc.name)))
+        Err(Failure::Call(CallError::transient(format!("Shopify {}: still throttled after waiting", doc.name))))
     }
 
     /// A GET on the REST Admin API (only `access_scopes.json` needs it), with the same token.
@@ -339,6 +381,16 @@ mod tests {
         }
         let parse = errors(json!([{ "message": "Parse error on \"}\"", "locations": [{ "line": 1, "column": 9 }] }]));
         assert!(matches!(top_level_error(doc, &parse), CallError::Refused { .. }));
+        // A value the variables' types cannot take refuses that input, and only that.
+        let coerce = errors(
+            json!([{ "message": "Variable $input of type InventorySetQuantitiesInput! was provided invalid value for quantities.1.quantity (Could not coerce value 3000000000 to Int)",
+            "locations": [{ "line": 1, "column": 33 }],
+            "extensions": { "value": {}, "problems": [{ "path": ["quantities", 1, "quantity"], "explanation": "Could not coerce value 3000000000 to Int" }] } }]),
+        );
+        assert!(matches!(top_level_error(doc, &coerce), CallError::Refused { .. }));
+        assert!(coerce.iter().all(is_input_error));
+        let denied = errors(json!([{ "message": "Access denied", "extensions": { "code": "ACCESS_DENIED" } }]));
+        assert!(!denied.iter().any(is_input_error), "a refusal of the caller is not about the input");
         // One refusal among transient errors refuses the request.
         let mixed = errors(json!([{ "message": "a", "extensions": { "code": "INTERNAL_SERVER_ERROR" } },
             { "message": "b", "extensions": { "code": "ACCESS_DENIED" } }]));

@@ -20,7 +20,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{json, Value};
 
 use crate::config::Config;
-use crate::flows::inventory::{refused_row, PushRow};
+use crate::flows::inventory::{may_be_a_row, refused_row, PushRow};
 use crate::flows::routing::FulfillmentOrderView;
 use crate::remote::CallError;
 use graphql::GraphqlClient;
@@ -28,6 +28,10 @@ use job::{JobState, JobWait};
 use order::ShopifyOrder;
 use queries::{order_gid, FulfillmentOrdersData};
 use token::TokenSource;
+
+/// The most pages of line items read for one order (80 lines each: far beyond any real order);
+/// an answer that keeps saying more follow is refused rather than read forever.
+const MAX_LINE_PAGES: usize = 1000;
 
 #[derive(Clone)]
 pub struct ShopifyClient {
@@ -52,34 +56,37 @@ impl ShopifyClient {
         Ok(data.views())
     }
 
-    /// Sets absolute "available" quantities. Returns the rows Shopify refused (by index, with its
-    /// message); the other rows were applied.
+    /// Sets absolute "available" quantities. Shopify applies all of them or, when it refuses any
+    /// row, none (see [`SetQuantities`]).
     pub async fn set_quantities(
         &self,
         rows: &[PushRow],
         key: &str,
         reference: &str,
-    ) -> Result<Vec<(usize, String)>, CallError> {
+    ) -> Result<SetQuantities, CallError> {
         let vars = queries::set_quantities_variables(rows, key, reference);
-        let data: queries::SetQuantitiesData = self.gql.run(&queries::INVENTORY_SET_QUANTITIES, vars).await?;
+        let data: queries::SetQuantitiesData = match self.gql.run_input(&queries::INVENTORY_SET_QUANTITIES, vars).await
+        {
+            Ok(data) => data,
+            Err(graphql::Failure::Input(message)) => {
+                return Ok(SetQuantities::Unnamed(format!("Shopify refused the batch's values: {message}")))
+            }
+            Err(graphql::Failure::Call(e)) => return Err(e),
+        };
         let errors = data.payload.map(|p| p.user_errors).unwrap_or_default();
         let mut refused = Vec::new();
         for e in &errors {
+            let described = || format!("{} ({})", e.message, e.code.as_deref().unwrap_or(""));
             match e.field.as_deref().and_then(refused_row) {
                 Some(i) if i < rows.len() => refused.push((i, e.message.clone())),
-                // An error naming no row refuses the request as a whole: nothing was applied.
-                _ => {
-                    return Err(CallError::Refused {
-                        message: format!(
-                            "Shopify refused the batch: {} ({})",
-                            e.message,
-                            e.code.as_deref().unwrap_or("")
-                        ),
-                    })
+                _ if may_be_a_row(e.field.as_deref()) => {
+                    return Ok(SetQuantities::Unnamed(format!("Shopify refused the batch: {}", described())))
                 }
+                // An error about another part of the request: no row of it can fix that.
+                _ => return Err(CallError::Refused { message: format!("Shopify refused the batch: {}", described()) }),
             }
         }
-        Ok(refused)
+        Ok(if refused.is_empty() { SetQuantities::Applied } else { SetQuantities::Rows(refused) })
     }
 
     /// Which of these inventory item ids exist on Shopify (at most 250 per call).
@@ -380,20 +387,32 @@ impl ShopifyClient {
             .unwrap_or_default())
     }
 
-    /// The order as Shopify has it now, in the same model webhooks carry; `None` when unknown.
+    /// The order as Shopify has it now, in the same model webhooks carry, with every line (paged
+    /// through [`queries::ORDER_LINES`] past the first page); `None` when unknown.
     pub async fn order(&self, order_id: u64) -> Result<Option<ShopifyOrder>, CallError> {
-        let data: Value = self.gql.run(&queries::ORDER, json!({ "id": order_gid(order_id) })).await?;
-        match &data["order"] {
-            Value::Null => Ok(None),
-            o => queries::order_from_graphql(o)
-                .map(Some)
-                .ok_or_else(|| CallError::Refused {
-                    message: format!(
-                        "Shopify order {order_id} could not be read, or has more than {} lines (then only its webhook can bring it)",
-                        queries::ORDER_LINE_LIMIT
-                    ),
-                }),
+        let mut data: Value = self.gql.run(&queries::ORDER, json!({ "id": order_gid(order_id) })).await?;
+        if data["order"].is_null() {
+            return Ok(None);
         }
+        for _ in 0..MAX_LINE_PAGES {
+            let Some(after) = next_cursor(&data["order"]["lineItems"]) else { break };
+            let vars = json!({ "id": order_gid(order_id), "after": after });
+            let page: Value = self.gql.run(&queries::ORDER_LINES, vars).await?;
+            let lines = &page["order"]["lineItems"];
+            let (Some(more), Some(info)) = (lines["nodes"].as_array(), lines.get("pageInfo")) else {
+                return Err(CallError::Refused {
+                    message: format!("Shopify order {order_id}: a page of its lines could not be read"),
+                });
+            };
+            let lines_so_far = &mut data["order"]["lineItems"];
+            if let Some(nodes) = lines_so_far["nodes"].as_array_mut() {
+                nodes.extend(more.iter().cloned());
+            }
+            lines_so_far["pageInfo"] = info.clone();
+        }
+        queries::order_from_graphql(&data["order"])
+            .map(Some)
+            .ok_or_else(|| CallError::Refused { message: format!("Shopify order {order_id} could not be read") })
     }
 }
 
@@ -569,6 +588,17 @@ pub struct Subscription {
     pub include_fields: Vec<String>,
     #[serde(default)]
     pub filter: Option<String>,
+}
+
+/// What Shopify did with one `inventorySetQuantities` batch. A refusal of any row applies nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetQuantities {
+    Applied,
+    /// Refused, naming these rows (index in the batch, Shopify's message).
+    Rows(Vec<(usize, String)>),
+    /// Refused for something in its rows without saying which (a value its type cannot take, a
+    /// `userError` without a row index).
+    Unnamed(String),
 }
 
 /// A shipment's tracking details as Shopify records them on a fulfillment.

@@ -58,14 +58,27 @@ pub const FULFILLMENT_ORDERS: Document = Document {
 }"#,
 };
 
-/// Line items per fetched order: Shopify refuses a query costing more than 1,000 points, and each
-/// line with its money costs about nine. Longer orders are refused clearly (see `order_from_graphql`).
-pub const ORDER_LINE_LIMIT: usize = 80;
+/// The fields of a line item the order model reads, in [`ORDER`] and [`ORDER_LINES`]. Both take
+/// 80 lines a page: Shopify refuses a query costing more than 1,000 points, and each line with its
+/// money costs about nine. The first page comes with the order, the rest from [`ORDER_LINES`].
+macro_rules! line_item_fields {
+    () => {
+        r#"
+      pageInfo { hasNextPage endCursor }
+      nodes {
+        id sku quantity currentQuantity requiresShipping isGiftCard
+        originalUnitPriceSet { shopMoney { amount } }
+        discountAllocations { allocatedAmountSet { shopMoney { amount } } }
+        taxLines { priceSet { shopMoney { amount } } }
+      }"#
+    };
+}
 
 pub const ORDER: Document = Document {
     name: "Order",
     cost: 760,
-    text: r#"query Order($id: ID!) {
+    text: concat!(
+        r#"query Order($id: ID!) {
   order(id: $id) {
     legacyResourceId name createdAt updatedAt cancelledAt test email phone tags
     customAttributes { key value }
@@ -74,14 +87,9 @@ pub const ORDER: Document = Document {
     totalOutstandingSet { shopMoney { amount } }
     shippingAddress { ...Address }
     billingAddress { ...Address }
-    lineItems(first: 80) {
-      pageInfo { hasNextPage }
-      nodes {
-        id sku quantity currentQuantity requiresShipping isGiftCard
-        originalUnitPriceSet { shopMoney { amount } }
-        discountAllocations { allocatedAmountSet { shopMoney { amount } } }
-        taxLines { priceSet { shopMoney { amount } } }
-      }
+    lineItems(first: 80) {"#,
+        line_item_fields!(),
+        r#"
     }
     shippingLines(first: 50) { nodes { discountedPriceSet { shopMoney { amount } } } }
     refunds { id }
@@ -89,7 +97,24 @@ pub const ORDER: Document = Document {
 }
 fragment Address on MailingAddress {
   name firstName lastName address1 address2 city province zip country phone
-}"#,
+}"#
+    ),
+};
+
+/// The further pages of an order's line items (an order has up to several thousand lines).
+pub const ORDER_LINES: Document = Document {
+    name: "OrderLines",
+    cost: 730,
+    text: concat!(
+        r#"query OrderLines($id: ID!, $after: String) {
+  order(id: $id) {
+    lineItems(first: 80, after: $after) {"#,
+        line_item_fields!(),
+        r#"
+    }
+  }
+}"#
+    ),
 };
 
 pub const ORDERS_UPDATED_SINCE: Document = Document {
@@ -316,6 +341,7 @@ pub fn all() -> Vec<(&'static Document, Value)> {
     vec![
         (&FULFILLMENT_ORDERS, json!({ "id": order_gid(450789469) })),
         (&ORDER, json!({ "id": order_gid(450789469) })),
+        (&ORDER_LINES, json!({ "id": order_gid(450789469), "after": "eyJsYXN0X2lkIjo1MTg5OTUwMTl9" })),
         (
             &INVENTORY_SET_QUANTITIES,
             set_quantities_variables(&[row], "channeld-0123", "logistics://channeld/test/push/1"),
@@ -505,9 +531,10 @@ impl FulfillmentOrdersData {
     }
 }
 
-/// Converts the `order` of an [`ORDER`] answer into the REST order model, so an order fetched by
-/// GraphQL and the same order from a webhook give the same WMS payload. `None` when the answer
-/// cannot be read, or the order has more than [`ORDER_LINE_LIMIT`] lines.
+/// Converts the `order` of an [`ORDER`] answer, with every page of its lines in
+/// `lineItems.nodes`, into the REST order model, so an order fetched by GraphQL and the same order
+/// from a webhook give the same WMS payload. `None` when the answer cannot be read, or still
+/// says more lines follow.
 pub fn order_from_graphql(order: &Value) -> Option<ShopifyOrder> {
     let money = |v: &Value| v.pointer("/shopMoney/amount").cloned().unwrap_or(Value::Null);
     let addr = |v: &Value| {

@@ -12,8 +12,8 @@
 //!   (by age), and every order by first sight, overall and per status (for paged listings)
 //! - `listings`, `inventory`: SKU ↔ inventory item, and desired/pushed quantities (see `inventory.rs`)
 //! - `handovers`: order id (BE) → handover and whether the order was archived on Shopify
-//! - `shipments`: shipment id (BE) → shipment (booking state, AWB, label, invoice); indexed by
-//!   order and by unfinished work in `shipment_index` (see `shipments.rs`)
+//! - `shipments`: order id (BE) ‖ shipment id (BE) → shipment (booking state, AWB, label,
+//!   invoice); indexed by shipment id and by unfinished work in `shipment_index` (see `shipments.rs`)
 //! - `overflow`: the chunks of orders and shipments too large to keep inline (`chunks.rs`: sled
 //!   would put them in blob files it never syncs)
 //! - `meta`: store format, first start, the last applied journal record, job statuses and other

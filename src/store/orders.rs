@@ -45,6 +45,7 @@ impl Store {
         let i = &self.inner;
         let seen_at = codec::encode(&now_ms)?;
         let dedupe_key = event_key.map(|k| [topic.as_bytes(), &[0], k.as_bytes()].concat());
+        let dead_creations = self.dead_creations(order_id)?;
         let trees = (
             &i.orders,
             &i.order_names,
@@ -74,7 +75,9 @@ impl Store {
             reindex(counts, personal, list, before, &change.record)?;
             let rec = codec::encode(&change.record).map_err(ConflictableTransactionError::Abort)?;
             chunks::put(orders, overflow, chunks::ORDERS, &be(order_id), &rec)?;
-            for task in &change.tasks {
+            let tasks =
+                super::outbox::settle_dead_creations(outbox, &dead_creations, &change.record, &change.tasks, now_ms)?;
+            for task in &tasks {
                 let seq = outbox.generate_id()?;
                 let entry = OutboxEntry::new(seq, order_id, task.clone(), now_ms);
                 let v = codec::encode(&entry).map_err(ConflictableTransactionError::Abort)?;

@@ -3,8 +3,10 @@
 
 use std::collections::HashSet;
 
-use super::{be, chunks, codec, pair_key, split_pair, Result, Store, StoreError};
-use crate::flows::model::{EntryState, OrderRecord, OutboxEntry, Task};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+
+use super::{be, chunks, codec, pair_key, split_pair, CodecError, Result, Store, StoreError};
+use crate::flows::model::{EntryState, OrderRecord, OrderStatus, OutboxEntry, Task};
 
 /// What the worker should do next.
 #[derive(Debug, Default)]
@@ -112,14 +114,53 @@ impl Store {
     /// Saves an entry's new state (rescheduled or dead), unless it was removed meanwhile.
     pub fn save_entry(&self, entry: &OutboxEntry) -> Result<()> {
         let key = pair_key(entry.order_id, entry.seq);
-        let mut entry = entry.clone();
-        // Outbox entries stay small (see `chunks.rs`): an error text past this is cut.
-        if let Some(e) = entry.last_error.as_mut() {
-            super::cut_text(e, 1000);
-        }
-        let bytes = codec::encode(&entry)?;
+        let bytes = codec::encode(&capped(entry))?;
         self.inner.outbox.fetch_and_update(key, |old| old.map(|_| bytes.clone()))?;
         Ok(())
+    }
+
+    /// Saves an entry's new state (dead-lettered) and applies `effect` to its order, in one
+    /// transaction: a refused creation is a dead letter and a rejected order at once. Nothing
+    /// changes when the entry was removed meanwhile.
+    pub fn bury_entry(&self, entry: &OutboxEntry, effect: impl Fn(&mut OrderRecord)) -> Result<()> {
+        use sled::transaction::{ConflictableTransactionError as Abort, TransactionError, Transactional};
+        let i = &self.inner;
+        let (key, bytes) = (pair_key(entry.order_id, entry.seq), codec::encode(&capped(entry))?);
+        (&i.outbox, &i.orders, &i.order_counts, &i.personal, &i.overflow, &i.order_list)
+            .transaction(|(outbox, orders, counts, personal, overflow, list)| {
+                if outbox.get(key)?.is_none() {
+                    return Ok(());
+                }
+                outbox.insert(&key, bytes.as_slice())?;
+                let order_key = be(entry.order_id);
+                if let Some(v) = chunks::get(orders, overflow, chunks::ORDERS, &order_key)? {
+                    let mut rec: OrderRecord = codec::decode(&v).map_err(Abort::Abort)?;
+                    let before = super::order_index::Indexed::of(&rec);
+                    effect(&mut rec);
+                    let after = codec::encode(&rec).map_err(Abort::Abort)?;
+                    chunks::put(orders, overflow, chunks::ORDERS, &order_key, &after)?;
+                    super::order_index::reindex(counts, personal, list, Some(before), &rec)?;
+                }
+                Ok(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => StoreError::Codec(e),
+                TransactionError::Storage(e) => StoreError::Sled(e),
+            })
+    }
+
+    /// The keys of this order's dead-lettered creations, for [`settle_dead_creations`] (read
+    /// before its transaction: sled's transactions cannot scan).
+    pub(super) fn dead_creations(&self, order_id: u64) -> Result<Vec<[u8; 16]>> {
+        let mut keys = Vec::new();
+        for item in self.inner.outbox.scan_prefix(be(order_id)) {
+            let (_, v) = item?;
+            let entry: OutboxEntry = codec::decode(&v)?;
+            if entry.state == EntryState::Dead && entry.task == Task::WmsCreate {
+                keys.push(pair_key(entry.order_id, entry.seq));
+            }
+        }
+        Ok(keys)
     }
 
     /// Whether any call for this order is still queued.
@@ -159,6 +200,15 @@ impl Store {
                 entry.attempts = 0;
                 entry.next_attempt_ms = now_ms;
                 self.save_entry(&entry)?;
+                if entry.task == Task::WmsCreate {
+                    // The WMS refused it and the order shows rejected: it is in line again.
+                    self.update_order(entry.order_id, |r| {
+                        if r.status == OrderStatus::Rejected && !r.cancelled {
+                            r.status = OrderStatus::Queued;
+                            r.reasons.clear();
+                        }
+                    })?;
+                }
                 replayed += 1;
             }
         }
@@ -171,6 +221,48 @@ impl Store {
     pub fn replay_order_dead(&self, order_id: u64, now_ms: i64) -> Result<usize> {
         self.replay_entries(Replay::DeadOfOrder(order_id), now_ms)
     }
+}
+
+/// What an event recorded for an order does to its dead-lettered creations (`dead`, from
+/// [`Store::dead_creations`]), inside the event's transaction; returns the tasks still to queue.
+/// A dead letter holds back its order's later calls, so:
+/// - a cancelled order can never send its creation (see `flows::intake::create_body`): the dead
+///   creation goes, and the cancellation behind it is not held back;
+/// - an order queued for creation again (a rejected order validated again) gets its dead creation
+///   back in line, sending the order as it is now, instead of a second creation stuck behind it.
+pub(super) fn settle_dead_creations(
+    outbox: &TransactionalTree,
+    dead: &[[u8; 16]],
+    record: &OrderRecord,
+    tasks: &[Task],
+    now_ms: i64,
+) -> std::result::Result<Vec<Task>, ConflictableTransactionError<CodecError>> {
+    let mut tasks = tasks.to_vec();
+    for key in dead {
+        let Some(v) = outbox.get(key)? else { continue };
+        let mut entry: OutboxEntry = codec::decode(&v).map_err(ConflictableTransactionError::Abort)?;
+        if entry.state != EntryState::Dead || entry.task != Task::WmsCreate {
+            continue;
+        }
+        if record.cancelled {
+            outbox.remove(key)?;
+        } else if let Some(at) = tasks.iter().position(|t| *t == Task::WmsCreate) {
+            tasks.remove(at);
+            (entry.state, entry.attempts, entry.next_attempt_ms) = (EntryState::Pending, 0, now_ms);
+            outbox.insert(key, codec::encode(&entry).map_err(ConflictableTransactionError::Abort)?)?;
+        }
+    }
+    Ok(tasks)
+}
+
+/// The entry as stored: outbox entries stay small (see `chunks.rs`), so an error text past 1000
+/// bytes is cut.
+fn capped(entry: &OutboxEntry) -> OutboxEntry {
+    let mut entry = entry.clone();
+    if let Some(e) = entry.last_error.as_mut() {
+        super::cut_text(e, 1000);
+    }
+    entry
 }
 
 /// Which outbox entries `outbox retry` replays.

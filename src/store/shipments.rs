@@ -1,12 +1,17 @@
-//! Shipments: `shipments` tree, shipment id (BE) → [`ShipmentRecord`], and `shipment_index`, kept in
-//! the same transactions: `o` ‖ order id ‖ shipment id (an order's shipments) and `w` ‖ shipment id
-//! (shipments channeld still has work on), so that neither a pack call nor the label job nor a
-//! restart reads every shipment ever made. Plus the two writes that must queue outbound work
-//! atomically (a booked shipment's fulfillment, a seller cancellation).
+//! Shipments: `shipments` tree, order id (BE) ‖ shipment id (BE) → [`ShipmentRecord`], and
+//! `shipment_index`, kept in the same transactions: `s` ‖ shipment id ‖ order id (which order a
+//! WMS `shipmentId` belongs to: a pack call reusing another order's id is refused) and `w` ‖
+//! order id ‖ shipment id (shipments channeld still has work on), so that neither a pack call nor
+//! the label job nor a restart reads every shipment ever made. Plus the two writes that must queue
+//! outbound work atomically (a booked shipment's fulfillment, a seller cancellation).
+//!
+//! Shipments were once keyed by shipment id alone, so that one order's pack call could be answered
+//! with another order's shipment; a store written then is rekeyed once when opened
+//! ([`Store::index_shipments`]).
 
 use sled::transaction::{ConflictableTransactionError as Abort, TransactionError, Transactional};
 
-use super::{be, chunks, codec, pair_key, Result, Store, StoreError};
+use super::{be, chunks, codec, pair_key, split_pair, Result, Store, StoreError};
 use crate::flows::model::{OrderRecord, OutboxEntry, Task};
 use crate::flows::shipment::{ShipmentRecord, ShipmentState};
 
@@ -17,23 +22,49 @@ fn tx_error(e: TransactionError<super::CodecError>) -> StoreError {
     }
 }
 
-/// Set in `meta` once `shipment_index` covers every shipment.
+/// Set in `meta` once `shipment_index` covers every shipment (in its first layout).
 const META_SHIPMENTS_INDEXED: &[u8] = b"shipment_index";
+/// Set in `meta` once every shipment is keyed by order ‖ shipment and indexed as above.
+const META_SHIPMENTS_BY_ORDER: &[u8] = b"shipments_by_order";
 
-fn by_order(s: &ShipmentRecord) -> Vec<u8> {
-    [&b"o"[..], &pair_key(s.order_id, s.shipment_id)].concat()
+/// `meta` key of a courier partner's name: `courier_name:{courier}:{partner id}`.
+fn courier_name_key(courier: &str, partner: u64) -> Vec<u8> {
+    format!("courier_name:{courier}:{partner}").into_bytes()
 }
 
-fn unfinished_key(shipment_id: u64) -> Vec<u8> {
-    [&b"w"[..], &be(shipment_id)].concat()
+fn key_of(s: &ShipmentRecord) -> [u8; 16] {
+    pair_key(s.order_id, s.shipment_id)
+}
+
+fn by_id(s: &ShipmentRecord) -> Vec<u8> {
+    [&b"s"[..], &pair_key(s.shipment_id, s.order_id)].concat()
+}
+
+fn unfinished_key(s: &ShipmentRecord) -> Vec<u8> {
+    [&b"w"[..], &key_of(s)].concat()
 }
 
 impl Store {
-    pub fn shipment(&self, id: u64) -> Result<Option<ShipmentRecord>> {
-        match self.inner.shipments.get(be(id))? {
-            Some(v) => self.shipment_of(&be(id), v),
+    /// The shipment `shipment_id` of order `order_id`.
+    pub fn shipment(&self, order_id: u64, shipment_id: u64) -> Result<Option<ShipmentRecord>> {
+        let key = pair_key(order_id, shipment_id);
+        match self.inner.shipments.get(key)? {
+            Some(v) => self.shipment_of(&key, v),
             None => Ok(None),
         }
+    }
+
+    /// The orders with a shipment under this `shipmentId` (one, unless an older channeld let two
+    /// orders share it).
+    pub fn shipment_orders(&self, shipment_id: u64) -> Result<Vec<u64>> {
+        let prefix = [&b"s"[..], &be(shipment_id)].concat();
+        let mut orders = Vec::new();
+        for item in self.inner.shipment_index.scan_prefix(prefix) {
+            if let Some((_, order)) = split_pair(&item?.0[1..]) {
+                orders.push(order);
+            }
+        }
+        Ok(orders)
     }
 
     /// Decodes a stored shipment, reassembling it when it was too large to keep inline.
@@ -58,44 +89,83 @@ impl Store {
 
     /// Every shipment of one order.
     pub fn order_shipments(&self, order_id: u64) -> Result<Vec<ShipmentRecord>> {
-        self.indexed(&[&b"o"[..], &be(order_id)].concat())
-    }
-
-    /// Shipments still being booked, or waiting for a label or invoice.
-    pub fn unfinished_shipments(&self) -> Result<Vec<ShipmentRecord>> {
-        self.indexed(b"w")
-    }
-
-    /// The shipments whose index keys start with `prefix` (the shipment id is the key's tail).
-    fn indexed(&self, prefix: &[u8]) -> Result<Vec<ShipmentRecord>> {
         let mut out = Vec::new();
-        for item in self.inner.shipment_index.scan_prefix(prefix) {
-            let (key, _) = item?;
-            let id = key.len().checked_sub(8).and_then(|at| key[at..].try_into().ok()).map(u64::from_be_bytes);
-            if let Some(s) = id.map(|id| self.shipment(id)).transpose()?.flatten() {
+        for item in self.inner.shipments.scan_prefix(be(order_id)) {
+            let (key, v) = item?;
+            if let Some(s) = self.shipment_of(&key, v)? {
                 out.push(s);
             }
         }
         Ok(out)
     }
 
-    /// Builds `shipment_index` over a store written before it existed (once, from `open`).
+    /// Shipments still being booked, or waiting for a label or invoice.
+    pub fn unfinished_shipments(&self) -> Result<Vec<ShipmentRecord>> {
+        let mut out = Vec::new();
+        for item in self.inner.shipment_index.scan_prefix(b"w") {
+            let Some((order, shipment)) = split_pair(&item?.0[1..]) else { continue };
+            if let Some(s) = self.shipment(order, shipment)? {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Brings the shipments of a store written by an earlier channeld to the current layout, once
+    /// (from `open`): each shipment keyed by shipment id alone moves under order ‖ shipment (its
+    /// chunks with it, in one transaction per shipment, so a crash half-way leaves every shipment
+    /// under one key or the other and the next open finishes), then `shipment_index` is built anew.
     pub(super) fn index_shipments(&self) -> Result<()> {
         let i = &self.inner;
-        if i.meta.get(META_SHIPMENTS_INDEXED)?.is_some() {
+        if i.meta.get(META_SHIPMENTS_BY_ORDER)?.is_some() {
             return Ok(());
         }
+        let mut moved = 0;
+        for item in i.shipments.iter() {
+            let (old, _) = item?;
+            if old.len() == 8 && self.rekey_shipment(&old)? {
+                moved += 1;
+            }
+        }
+        if moved > 0 {
+            tracing::info!(shipments = moved, "shipments keyed by order and shipment id (once)");
+        }
+        i.shipment_index.clear()?;
         for item in i.shipments.iter() {
             let (k, v) = item?;
+            if k.len() != 16 {
+                continue;
+            }
             let Some(s) = self.shipment_of(&k, v)? else { continue };
-            i.shipment_index.insert(by_order(&s), &[])?;
+            i.shipment_index.insert(by_id(&s), &[])?;
             if s.unfinished() {
-                i.shipment_index.insert(unfinished_key(s.shipment_id), &[])?;
+                i.shipment_index.insert(unfinished_key(&s), &[])?;
             }
         }
         i.meta.insert(META_SHIPMENTS_INDEXED, &[1])?;
+        i.meta.insert(META_SHIPMENTS_BY_ORDER, &[1])?;
         super::commit::checkpoint(i)?;
         Ok(())
+    }
+
+    /// Moves one shipment stored under its shipment id alone under order ‖ shipment. A record
+    /// that cannot be read stays where it is (and is reported): `false`.
+    fn rekey_shipment(&self, old: &[u8]) -> Result<bool> {
+        let i = &self.inner;
+        let moved = (&i.shipments, &i.overflow).transaction(|(shipments, overflow)| {
+            let Some(bytes) = chunks::get(shipments, overflow, chunks::SHIPMENTS, old)? else { return Ok(false) };
+            let Ok(s) = codec::decode::<ShipmentRecord>(&bytes) else { return Ok(false) };
+            chunks::put(shipments, overflow, chunks::SHIPMENTS, &key_of(&s), &bytes)?;
+            // An empty value first drops the old key's chunks; then the key itself goes.
+            chunks::put(shipments, overflow, chunks::SHIPMENTS, old, &[])?;
+            shipments.remove(old)?;
+            Ok::<_, Abort<super::CodecError>>(true)
+        });
+        let moved = moved.map_err(tx_error)?;
+        if !moved {
+            tracing::error!(key = ?old, "a stored shipment could not be read; left under its old key");
+        }
+        Ok(moved)
     }
 
     /// Saves a shipment and queues `tasks` for its order, in one transaction.
@@ -104,12 +174,12 @@ impl Store {
         (&i.shipments, &i.shipment_index, &i.outbox, &i.overflow)
             .transaction(|(shipments, index, outbox, overflow)| {
                 let bytes = codec::encode(s).map_err(Abort::Abort)?;
-                chunks::put(shipments, overflow, chunks::SHIPMENTS, &be(s.shipment_id), &bytes)?;
-                index.insert(by_order(s), &[])?;
+                chunks::put(shipments, overflow, chunks::SHIPMENTS, &key_of(s), &bytes)?;
+                index.insert(by_id(s), &[])?;
                 if s.unfinished() {
-                    index.insert(unfinished_key(s.shipment_id), &[])?;
+                    index.insert(unfinished_key(s), &[])?;
                 } else {
-                    index.remove(unfinished_key(s.shipment_id))?;
+                    index.remove(unfinished_key(s))?;
                 }
                 for task in tasks {
                     let seq = outbox.generate_id()?;
@@ -119,6 +189,24 @@ impl Store {
                 Ok(())
             })
             .map_err(tx_error)
+    }
+
+    /// The courier name an earlier booking with `courier` (`clickpost`) gave for its courier
+    /// partner `partner` (Clickpost's numeric id): a booking answered "already placed" names only
+    /// the id.
+    pub fn courier_name(&self, courier: &str, partner: u64) -> Result<Option<String>> {
+        match self.inner.meta.get(courier_name_key(courier, partner))? {
+            Some(v) => Ok(Some(codec::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Remembers the name a booking gave for a courier partner (written only when it changed).
+    pub fn learn_courier_name(&self, courier: &str, partner: u64, name: &str) -> Result<()> {
+        if self.courier_name(courier, partner)?.as_deref() != Some(name) {
+            self.inner.meta.insert(courier_name_key(courier, partner), codec::encode(&name.to_string())?)?;
+        }
+        Ok(())
     }
 
     /// Shipments still being booked (after a restart: to finish).
@@ -173,7 +261,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flows::shipment::{new_shipment, PackIn};
+    use crate::flows::shipment::{new_shipment, PackIn, ShipmentLine};
 
     fn shipment(order_id: u64, shipment_id: u64) -> ShipmentRecord {
         let mut order = crate::flows::tests::fixture_order();
@@ -212,9 +300,82 @@ mod tests {
 
         // A store from before the index gets it on open.
         store.inner.shipment_index.clear().unwrap();
-        store.inner.meta.remove(META_SHIPMENTS_INDEXED).unwrap();
+        store.inner.meta.remove(META_SHIPMENTS_BY_ORDER).unwrap();
         store.index_shipments().unwrap();
         assert_eq!(ids(store.order_shipments(1).unwrap()), vec![10, 11]);
         assert_eq!(ids(store.unfinished_shipments().unwrap()), vec![11, 20]);
+        assert_eq!(store.shipment_orders(20).unwrap(), vec![2]);
+    }
+
+    #[tokio::test]
+    async fn one_shipment_id_under_two_orders_are_two_shipments() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 8).unwrap();
+        let (a, b) = (shipment(1, 77), shipment(2, 77));
+        store.save_shipment(&a, &[], 0).unwrap();
+        store.save_shipment(&b, &[], 0).unwrap();
+        assert_eq!(store.shipment(1, 77).unwrap().unwrap().order_id, 1);
+        assert_eq!(store.shipment(2, 77).unwrap().unwrap().order_id, 2);
+        assert!(store.shipment(3, 77).unwrap().is_none());
+        assert_eq!(store.shipment_orders(77).unwrap(), vec![1, 2]);
+        assert!(store.shipment_orders(78).unwrap().is_empty());
+    }
+
+    /// Writes `s` the way a store before order-keyed shipments did: under its shipment id alone
+    /// (chunked when large), indexed `o` ‖ order ‖ shipment and `w` ‖ shipment.
+    fn save_old_layout(store: &Store, s: &ShipmentRecord) {
+        let i = &store.inner;
+        let bytes = codec::encode(s).unwrap();
+        (&i.shipments, &i.overflow)
+            .transaction(|(m, o)| {
+                chunks::put(m, o, chunks::SHIPMENTS, &be(s.shipment_id), &bytes)?;
+                Ok::<_, Abort<()>>(())
+            })
+            .unwrap();
+        i.shipment_index.insert([&b"o"[..], &pair_key(s.order_id, s.shipment_id)].concat(), &[]).unwrap();
+        if s.unfinished() {
+            i.shipment_index.insert([&b"w"[..], &be(s.shipment_id)].concat(), &[]).unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_keyed_by_shipment_id_alone_is_rekeyed_once_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (small, mut large, mut booked) = (shipment(1, 10), shipment(2, 20), shipment(2, 21));
+        // Large enough to be kept in chunks (see `chunks.rs`).
+        large.lines =
+            (0..300).map(|n| ShipmentLine { item_code: format!("line-{n}"), ..large.lines[0].clone() }).collect();
+        (booked.state, booked.awb, booked.label_url) = (ShipmentState::Booked, "AWB21".into(), "https://l".into());
+        {
+            let store = Store::open(dir.path(), 8).unwrap();
+            store.inner.meta.remove(META_SHIPMENTS_BY_ORDER).unwrap();
+            for s in [&small, &large, &booked] {
+                save_old_layout(&store, s);
+            }
+            assert!(store.inner.overflow.len() > 1, "the large one is chunked");
+            store.sync_state().await.unwrap();
+            store.close().unwrap();
+        }
+        let store = loop {
+            match Store::open(dir.path(), 8) {
+                Err(StoreError::Locked(_)) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                other => break other.unwrap(),
+            }
+        };
+        assert_eq!(store.shipment(1, 10).unwrap().unwrap(), small);
+        assert_eq!(store.shipment(2, 20).unwrap().unwrap(), large, "its chunks moved with it");
+        assert_eq!(store.shipment(2, 21).unwrap().unwrap(), booked);
+        assert!(store.inner.shipments.iter().keys().all(|k| k.unwrap().len() == 16), "no old key left");
+        let ids = |v: Vec<ShipmentRecord>| v.into_iter().map(|s| s.shipment_id).collect::<Vec<_>>();
+        assert_eq!(ids(store.order_shipments(2).unwrap()), vec![20, 21]);
+        assert_eq!(ids(store.unfinished_shipments().unwrap()), vec![10, 20]);
+        assert_eq!(store.shipment_orders(21).unwrap(), vec![2]);
+        let chunk_keys: Vec<_> = store.inner.overflow.iter().keys().map(|k| k.unwrap()).collect();
+        assert!(
+            chunk_keys.iter().filter(|k| k[0] == chunks::SHIPMENTS).all(|k| k.len() == 1 + 16 + 4),
+            "only chunks under the new key"
+        );
+        let old_index = store.inner.shipment_index.scan_prefix(b"o").count();
+        assert_eq!(old_index, 0);
     }
 }

@@ -4,6 +4,9 @@
 //! Creation and cancellation are replay-safe: a 4xx saying the order already exists
 //! (`wms.already_exists_pattern`) or is already cancelled (`wms.already_cancelled_pattern`) means
 //! the WMS has what we asked for, e.g. when our record of its earlier 200 was lost in a crash.
+//! A cancellation is also sent for an order whose creation may not have arrived (its answer was
+//! lost): a 4xx saying the WMS does not know the order (`wms.unknown_order_pattern`) means there
+//! is nothing there to ship, which is what the cancellation asks for.
 
 use std::time::Instant;
 
@@ -36,6 +39,7 @@ pub struct WmsClient {
     domain: String,
     already_exists: String,
     already_cancelled: String,
+    unknown_order: String,
 }
 
 impl WmsClient {
@@ -49,6 +53,7 @@ impl WmsClient {
             domain: cfg.auth_domain.clone(),
             already_exists: cfg.already_exists_pattern.to_lowercase(),
             already_cancelled: cfg.already_cancelled_pattern.to_lowercase(),
+            unknown_order: cfg.unknown_order_pattern.to_lowercase(),
         })
     }
 
@@ -73,8 +78,13 @@ impl WmsClient {
         let path = format!("/orders/{order_code}/cancel");
         match self.send("cancel_order", Method::PUT, &path, json).await {
             Ok(()) => Ok(()),
-            // Already cancelled at the WMS: what this call asks for is done.
-            Err((Some(status), text, _)) if status.is_client_error() && says(&text, &self.already_cancelled) => Ok(()),
+            // Already cancelled at the WMS, or never there: what this call asks for is done.
+            Err((Some(status), text, _))
+                if status.is_client_error()
+                    && (says(&text, &self.already_cancelled) || says(&text, &self.unknown_order)) =>
+            {
+                Ok(())
+            }
             Err((_, _, e)) => Err(e),
         }
     }

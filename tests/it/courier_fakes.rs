@@ -88,9 +88,11 @@ async fn handle(
             let reference = body["shipment_details"]["reference_number"].as_str().unwrap_or_default().to_string();
             let repeat = state.placed.lock().unwrap().get(&reference).cloned();
             if let Some(existing) = state.already_placed.lock().unwrap().take().or(repeat) {
-                return Json(json!({ "meta": { "status": 323, "message": "Order already placed", "success": true },
-                    "result": { "waybill": existing, "courier_name": "Delhivery", "label": format!("https://labels.example/{existing}.pdf"),
-                                "reference_number": reference } })).into_response();
+                state.placed.lock().unwrap().insert(reference.clone(), existing.clone());
+                // Like Clickpost: the existing waybill and label, and no courier at all.
+                return Json(json!({ "meta": { "status": 323, "message": "You have already placed this order", "success": true },
+                    "result": { "waybill": existing, "label": format!("https://labels.example/{existing}.pdf"),
+                                "reference_number": reference, "security_key": "560fee51-1af3-4d1d-a6e8-0149b0868d38" } })).into_response();
             }
             state.placed.lock().unwrap().insert(reference.clone(), format!("WB-{reference}"));
             Json(json!({ "meta": { "status": 200, "message": "Order Placed Successfully", "success": true },
@@ -98,6 +100,19 @@ async fn handle(
                             "label": if *state.no_label.lock().unwrap() { String::new() } else { format!("https://labels.example/WB-{reference}.pdf") },
                             "reference_number": reference } }))
             .into_response()
+        }
+        // The order Clickpost holds under a reference number, in the shape of its documentation's
+        // example (the courier partner's id, no courier name).
+        "/api/v3/create-order/" if method == Method::GET => {
+            let reference = params.get("reference_number").cloned().unwrap_or_default();
+            match state.placed.lock().unwrap().get(&reference) {
+                Some(waybill) => Json(json!({ "meta": { "status": 200, "message": "Success", "success": true },
+                    "result": { "security_key": "560fee51-1af3-4d1d-a6e8-0149b0868d38", "courier_partner": 1,
+                                "reference_number": reference, "label": format!("https://labels.example/{waybill}.pdf"),
+                                "waybill": waybill } })).into_response(),
+                None => Json(json!({ "meta": { "status": 400, "message": "Order not found", "success": false }, "result": null }))
+                    .into_response(),
+            }
         }
         "/api/v1/fetch/shippinglabel/" => {
             let waybill = params.get("waybill").cloned().unwrap_or_default();

@@ -1,6 +1,6 @@
 //! Outbox behaviour against a failing WMS: retries, dead letters, replay.
 
-use channeld::flows::model::EntryState;
+use channeld::flows::model::{EntryState, OrderStatus};
 
 use crate::helpers::{eventually, fixture_order, order_numbered, Options, TestApp};
 
@@ -39,6 +39,7 @@ async fn refusal_is_dead_lettered_at_once_and_replayable() {
     eventually("the replayed creation", || t.wms.created() == vec!["450789469".to_string()]).await;
     t.drained().await;
     assert!(t.app.store.outbox_entries().unwrap().is_empty());
+    assert_eq!(t.app.store.order(450789469).unwrap().unwrap().status, OrderStatus::Sent);
     t.stop().await;
 }
 
@@ -80,5 +81,35 @@ async fn wms_down_under_steady_load_then_every_order_is_delivered_once() {
     // Every creation that reached a working WMS was new: none was sent twice.
     let accepted = t.wms.calls_to("POST", "/orders/outward").len() - failed as usize;
     assert_eq!(accepted, ORDERS as usize);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_creation_shows_as_rejected_with_the_wms_message_and_is_sent_again_once_fixed() {
+    let t = TestApp::spawn().await;
+    t.wms.set(|b| b.refuse = Some((400, "Invalid pincode for location".into())));
+    t.deliver("orders/create", &fixture_order(), "c1").await;
+    eventually("a dead letter", || t.app.store.outbox_entries().unwrap().iter().any(|e| e.state == EntryState::Dead))
+        .await;
+    let rec = t.app.store.order(450789469).unwrap().unwrap();
+    assert_eq!(rec.status, OrderStatus::Rejected);
+    assert!(rec.reasons.iter().any(|r| r.contains("Invalid pincode for location")), "{:?}", rec.reasons);
+    let (ok, out, err) = t.cli(&["orders", "list", "--status", "rejected"]).await;
+    assert!(ok && out.contains("450789469") && out.contains("Invalid pincode"), "{out}{err}");
+    let (ok, out, err) = t.cli(&["orders", "show", "450789469"]).await;
+    assert!(ok && out.contains("reason") && out.contains("Invalid pincode for location"), "{out}{err}");
+    assert_eq!(t.app.store.order_counts().unwrap().iter().find(|(s, _)| *s == OrderStatus::Rejected).unwrap().1, 1);
+
+    // The merchant fixes the order on Shopify: the update validates it again and its creation
+    // goes out once, not stuck behind the dead letter.
+    t.wms.set(|b| b.refuse = None);
+    let mut fixed = fixture_order();
+    fixed["updated_at"] = "2026-11-27T10:00:00Z".into();
+    t.deliver("orders/updated", &fixed, "u1").await;
+    eventually("the creation sent again", || t.wms.created() == vec!["450789469".to_string()]).await;
+    t.drained().await;
+    assert!(t.app.store.outbox_entries().unwrap().is_empty(), "no creation left behind");
+    assert_eq!(t.wms.calls_to("POST", "/orders/outward").len(), 2);
+    assert_eq!(t.app.store.order(450789469).unwrap().unwrap().status, OrderStatus::Sent);
     t.stop().await;
 }

@@ -33,6 +33,9 @@ pub struct Behaviour {
     pub refuse: Option<(u16, String)>,
     /// Wait this long before answering.
     pub delay: Duration,
+    /// Do what this many calls ask, then answer them with 500 anyway: the answer is lost (as when
+    /// the caller times out after the WMS acted).
+    pub lose_answers: u32,
 }
 
 #[derive(Default)]
@@ -118,16 +121,42 @@ async fn answer(
         let status = StatusCode::from_u16(status).unwrap();
         return (status, axum::Json(json!({"code": "BAD_DATA", "message": message})));
     }
-    if m == Method::POST && uri.path() == "/orders/outward" {
+    let (status, answer) = act(&state, &m, uri.path(), &body);
+    let lose = {
+        let mut b = state.behaviour.lock().unwrap();
+        let lose = b.lose_answers > 0;
+        if lose {
+            b.lose_answers -= 1;
+        }
+        lose
+    };
+    if lose {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({"code": "ERROR", "message": "upstream timed out"})),
+        );
+    }
+    (status, axum::Json(answer))
+}
+
+/// What the WMS does with a call it accepts, like Increff: a repeated creation "already exists",
+/// a cancellation of an order it does not hold is "not found".
+fn act(state: &WmsState, m: &Method, path: &str, body: &Value) -> (StatusCode, Value) {
+    if m == Method::POST && path == "/orders/outward" {
         let code = body["orderCode"].as_str().unwrap_or_default().to_string();
         if !state.orders.lock().unwrap().insert(code.clone()) {
             return (
                 StatusCode::BAD_REQUEST,
-                axum::Json(json!({"code": "BAD_DATA", "message": format!("Order {code} already exists")})),
+                json!({"code": "BAD_DATA", "message": format!("Order {code} already exists")}),
             );
         }
     }
-    (StatusCode::OK, axum::Json(json!({"hasError": false})))
+    if let Some(code) = path.strip_prefix("/orders/").and_then(|p| p.strip_suffix("/cancel")) {
+        if m == Method::PUT && !state.orders.lock().unwrap().contains(code) {
+            return (StatusCode::NOT_FOUND, json!({"code": "BAD_DATA", "message": format!("Order {code} not found")}));
+        }
+    }
+    (StatusCode::OK, json!({"hasError": false}))
 }
 
 /// A Shopify GraphQL endpoint. Answers the fulfillment-orders query with one open fulfillment

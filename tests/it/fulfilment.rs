@@ -222,12 +222,29 @@ async fn clickpost_pack_books_once_acknowledges_to_shopify_and_serves_invoice_an
 }
 
 #[tokio::test]
-async fn clickpost_already_placed_is_success_with_the_existing_waybill() {
-    let (t, _shop, cp) = sent_order("clickpost", 1).await;
+async fn clickpost_already_placed_is_success_with_the_existing_waybill_and_a_known_courier() {
+    let (t, shop, cp) = sent_order("clickpost", 2).await;
+    shop.state.fulfillment_orders.lock().unwrap()[0].lines = vec![(1072503277, 518995019, 2)];
+    // A first booking: Clickpost names its courier (Fedex, courier partner 1).
+    let (status, first) = t.wms_call(Method::POST, "/wms/shipments", &pack_one(77)).await;
+    assert_eq!((status, first["transporter"].as_str()), (StatusCode::OK, Some("Fedex")), "{first}");
+    // The next was placed before (its answer lost): 323 names no courier, the lookup only its id.
     *cp.state.already_placed.lock().unwrap() = Some("EXISTING-42".into());
-    let (status, body) = t.wms_call(Method::POST, "/wms/shipments", &pack(78)).await;
+    let (status, body) = t.wms_call(Method::POST, "/wms/shipments", &pack_one(78)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["awbNumber"], "EXISTING-42");
+    assert_eq!(body["transporter"], "Fedex", "{body}");
+    assert_eq!(body["shippingLabel"]["transporter"], "Fedex");
+    let lookups: Vec<_> = cp.calls_to("/api/v3/create-order/").into_iter().filter(|c| c.body.is_null()).collect();
+    assert_eq!(lookups.len(), 1);
+    assert!(lookups[0].query.contains("reference_number=450789469-s78"), "{}", lookups[0].query);
+    let (_, label) =
+        t.wms_call(Method::GET, "/wms/shipping-label?orderCode=450789469&shipmentId=78", &json!(null)).await;
+    assert_eq!(label["transporter"], "Fedex");
+    t.drained().await;
+    let fulfils = shopify_ops(&shop, "fulfill EXISTING-42");
+    assert_eq!(fulfils.len(), 1, "{:?}", shop.log());
+    assert!(fulfils[0].ends_with("company=Fedex"), "{fulfils:?}");
     t.stop().await;
 }
 

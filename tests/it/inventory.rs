@@ -212,3 +212,59 @@ async fn wms_inventory_validation_and_limits() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     t.stop().await;
 }
+
+#[tokio::test]
+async fn a_quantity_shopify_cannot_take_is_refused_per_row_and_a_stored_one_is_quarantined_alone() {
+    let (t, shop) = spawn().await;
+    list_skus(&t, &shop, 250);
+    let big = |i: u64| if i == 1 { 3_000_000_000 } else { i as i64 };
+    let body = put_quantities(&t, (0..200).map(|i| (i, big(i)))).await;
+    assert_eq!(body["failureList"], json!(["SKU-1"]), "above Shopify's Int: refused at the door");
+    assert_eq!(body["successList"].as_array().unwrap().len(), 199);
+    put_quantities(&t, (200..250).map(|i| (i, i as i64))).await;
+    // A row stored before quantities were checked (an older channeld took it).
+    t.app.store.set_desired(LOC, "WH-INV", &[("SKU-7".into(), 10_007, 3_000_000_000)], 0).unwrap();
+
+    let report = push_pending(&t.app).await.unwrap();
+    assert_eq!((report.pushed, report.quarantined, report.failed_batches), (248, 1, 0), "{report:?}");
+    assert!(report.calls <= 20, "halving finds the row in a few calls: {report:?}");
+    for i in (0..250u64).filter(|i| ![1, 7].contains(i)) {
+        assert_eq!(shop.level(10_000 + i, LOC), Some(i as i64), "SKU-{i}");
+    }
+    assert_eq!(shop.level(10_007, LOC), None);
+    let (ok, out, _) = t.cli(&["inventory", "status"]).await;
+    assert!(ok && out.contains("SKU-7") && out.contains("Could not coerce value 3000000000 to Int"), "{out}");
+    // The next run has nothing to send: the batch does not fail forever.
+    assert_eq!(push_pending(&t.app).await.unwrap().calls, 0);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_refused_without_a_row_named_is_halved_down_to_the_refused_row() {
+    let (t, shop) = spawn().await;
+    list_skus(&t, &shop, 10);
+    shop.state.refuse_unnamed.lock().unwrap().insert(10_005);
+    put_quantities(&t, (0..10).map(|i| (i, 5))).await;
+    let report = push_pending(&t.app).await.unwrap();
+    assert_eq!((report.pushed, report.quarantined, report.failed_batches), (9, 1, 0), "{report:?}");
+    assert!((0..10u64).filter(|i| *i != 5).all(|i| shop.level(10_000 + i, LOC) == Some(5)));
+    let quarantined: Vec<String> =
+        t.app.store.inventory_rows().unwrap().into_iter().filter(|r| r.quarantine.is_some()).map(|r| r.sku).collect();
+    assert_eq!(quarantined, vec!["SKU-5"]);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_refusal_every_row_meets_alone_quarantines_nothing() {
+    let (t, shop) = spawn().await;
+    list_skus(&t, &shop, 4);
+    shop.state.refuse_unnamed.lock().unwrap().extend(10_000..10_004);
+    put_quantities(&t, (0..4).map(|i| (i, 5))).await;
+    let report = push_pending(&t.app).await.unwrap();
+    assert_eq!((report.pushed, report.quarantined, report.failed_batches), (0, 0, 1), "{report:?}");
+    assert!(t.app.store.inventory_rows().unwrap().iter().all(|r| r.quarantine.is_none() && r.is_pending()));
+    // Once Shopify takes them, they all go out.
+    shop.state.refuse_unnamed.lock().unwrap().clear();
+    assert_eq!(push_pending(&t.app).await.unwrap().pushed, 4);
+    t.stop().await;
+}

@@ -21,6 +21,7 @@ mod order_intake;
 mod power_loss;
 mod powerfs;
 mod refunds;
+mod shipment_ids;
 mod shopify_admin_fake;
 mod shopify_errors;
 mod shopify_inventory_fake;

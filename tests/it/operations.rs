@@ -151,6 +151,60 @@ async fn reconciliation_creates_missed_orders_once_and_forwards_missed_cancellat
     t.stop().await;
 }
 
+/// A GraphQL order with `n` lines, each of its own SKU.
+fn long_order(id: u64, updated_at: &str, n: u64) -> Value {
+    let mut o = graphql_order(id, updated_at);
+    let line = o["lineItems"]["nodes"][1].clone();
+    let lines: Vec<Value> = (0..n)
+        .map(|i| {
+            let mut l = line.clone();
+            l["id"] = format!("gid://shopify/LineItem/{}", 900_000 + i).into();
+            l["sku"] = format!("SKU-{i}").into();
+            l
+        })
+        .collect();
+    o["lineItems"] = serde_json::json!({ "nodes": lines });
+    o
+}
+
+#[tokio::test]
+async fn reconciliation_pages_long_orders_and_skips_one_it_cannot_map() {
+    let (t, shop) = spawn().await;
+    shop.put_order(long_order(5003, "2026-11-27T09:00:00Z", 130));
+    shop.put_order(graphql_order(5004, "2026-11-27T09:10:00Z"));
+    shop.state.refused_orders.lock().unwrap().insert(5004);
+    shop.put_order(graphql_order(5005, "2026-11-27T09:05:00Z"));
+    let summary = reconcile::run(&t.app).await.expect("one unmappable order does not fail the run");
+    assert!(summary.contains("2 fetched") && summary.contains("1 skipped"), "{summary}");
+    t.drained().await;
+    let mut created = t.wms.created();
+    created.sort();
+    assert_eq!(created, vec!["5003", "5005"]);
+    let long = t.wms.calls_to("POST", "/orders/outward").into_iter().find(|c| c.body["orderCode"] == "5003").unwrap();
+    assert_eq!(long.body["orderItems"].as_array().unwrap().len(), 130, "every line, across pages");
+    let pages = shop.log().iter().filter(|l| l.as_str() == "query OrderLines").count();
+    assert_eq!(pages, 1, "130 lines: the order's first page of 80, then one more");
+
+    // The skipped order is recorded with why, counted, and the watermark moved past it.
+    let skipped = t.app.store.order(5004).unwrap().unwrap();
+    assert_eq!(skipped.status, channeld::flows::model::OrderStatus::Rejected);
+    assert!(skipped.reasons.iter().any(|r| r.contains("MAX_COST_EXCEEDED")), "{:?}", skipped.reasons);
+    let (ok, out, err) = t.cli(&["orders", "show", "5004"]).await;
+    assert!(ok && out.contains("could not map it from Shopify"), "{out}{err}");
+    let watermark = t.app.store.reconcile_watermark().unwrap().unwrap();
+    assert_eq!(Some(watermark), channeld::flows::parse_time("2026-11-27T09:10:00Z").map(|t| t.timestamp_millis()));
+    let metrics = t.http.get(t.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("channeld_reconcile_orders_skipped_total"), "{metrics}");
+
+    // Its webhook, when it comes, still creates it.
+    let mut webhook = crate::helpers::order_numbered(5004);
+    webhook["updated_at"] = "2026-11-27T09:10:00Z".into();
+    t.deliver("orders/create", &webhook, "late").await;
+    t.drained().await;
+    assert!(t.wms.created().contains(&"5004".to_string()));
+    t.stop().await;
+}
+
 #[tokio::test]
 async fn client_credentials_tokens_are_renewed_before_they_expire() {
     let shop = AdminShopify::start().await;

@@ -3,7 +3,7 @@
 //! create, delete), and orders for routing, `orders retry` and reconciliation. Like Shopify, it
 //! refuses a mutation that needs `@idempotent(key:)` without one, and runs a refund once per key.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -51,6 +51,8 @@ pub struct AdminState {
     pub cancel_job: Mutex<CancelJob>,
     /// The order's fulfillment orders, served a page at a time (as many as the query's `first`).
     pub fulfillment_orders: Mutex<Vec<FakeFulfillmentOrder>>,
+    /// Orders whose `Order` query Shopify refuses (the query would cost too much).
+    pub refused_orders: Mutex<HashSet<u64>>,
 }
 
 /// A fulfillment order: id, status, and its lines (line id, order line id, remaining quantity).
@@ -146,6 +148,7 @@ impl AdminShopify {
                 status: "OPEN",
                 lines: vec![(1072503277, 518995019, 1)],
             }]),
+            refused_orders: Mutex::new(HashSet::new()),
         });
         let addr = crate::fakes::serve(axum::Router::new().fallback(handle).with_state(state.clone())).await;
         Self { addr, state }
@@ -349,11 +352,11 @@ async fn handle(State(state): State<Arc<AdminState>>, uri: Uri, headers: HeaderM
         }
         "mutation FulfillmentCreate" => {
             let number = vars["fulfillment"]["trackingInfo"]["number"].as_str().unwrap_or_default().to_string();
-            state
-                .log
-                .lock()
-                .unwrap()
-                .push(format!("fulfill {number} {}", vars["fulfillment"]["lineItemsByFulfillmentOrder"]));
+            state.log.lock().unwrap().push(format!(
+                "fulfill {number} {} company={}",
+                vars["fulfillment"]["lineItemsByFulfillmentOrder"],
+                vars["fulfillment"]["trackingInfo"]["company"].as_str().unwrap_or_default()
+            ));
             state.tracking.lock().unwrap().push(number);
             json!({ "fulfillmentCreate": { "fulfillment": { "id": "gid://shopify/Fulfillment/1" }, "userErrors": [] } })
         }
@@ -377,9 +380,26 @@ async fn handle(State(state): State<Arc<AdminState>>, uri: Uri, headers: HeaderM
                 .collect();
             json!({ "orders": { "nodes": nodes, "pageInfo": { "hasNextPage": false, "endCursor": null } } })
         }
-        "query Order" => {
+        // Like Shopify, an order's lines come a page at a time (as many as the query's `first`).
+        "query Order" | "query OrderLines" => {
             let id: u64 = vars["id"].as_str().unwrap().rsplit('/').next().unwrap().parse().unwrap();
-            json!({ "order": state.orders.lock().unwrap().get(&id).cloned() })
+            if state.refused_orders.lock().unwrap().contains(&id) {
+                return Json(json!({ "errors": [{ "message": "Query cost is 1212, which exceeds the single query max cost limit (1000).",
+                    "extensions": { "code": "MAX_COST_EXCEEDED", "cost": 1212, "maxCost": 1000 } }] }))
+                .into_response();
+            }
+            let Some(mut order) = state.orders.lock().unwrap().get(&id).cloned() else {
+                return Json(json!({ "data": { "order": null } })).into_response();
+            };
+            let lines = order["lineItems"]["nodes"].as_array().cloned().unwrap_or_default();
+            let after = if op == "query Order" { Value::Null } else { vars["after"].clone() };
+            let lines = page(lines, first_of(query, "lineItems"), &after);
+            if op == "query Order" {
+                order["lineItems"] = lines;
+                json!({ "order": order })
+            } else {
+                json!({ "order": { "lineItems": lines } })
+            }
         }
         _ => return Json(json!({ "errors": [{ "message": format!("the fake does not know {op}") }] })).into_response(),
     };

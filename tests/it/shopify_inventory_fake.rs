@@ -62,6 +62,8 @@ pub struct ShopState {
     pub items: Mutex<HashSet<u64>>,
     /// Items whose rows Shopify refuses (e.g. an item deleted since the listing was made).
     pub refuse: Mutex<HashSet<u64>>,
+    /// Items whose rows make Shopify refuse the batch with a `userError` naming no row.
+    pub refuse_unnamed: Mutex<HashSet<u64>>,
     /// (item, location) → available.
     pub levels: Mutex<HashMap<(u64, u64), i64>>,
     pub calls: Mutex<Vec<SetCall>>,
@@ -218,7 +220,30 @@ fn set_quantities(state: &ShopState, vars: &Value) -> Value {
         .iter()
         .map(|q| (gid_num(&q["inventoryItemId"]), gid_num(&q["locationId"]), q["quantity"].as_i64().unwrap_or(-1)))
         .collect();
+    // Like Shopify, a quantity GraphQL's `Int` cannot take refuses the request before it runs.
+    if let Some((i, q)) =
+        quantities.iter().enumerate().find(|(_, q)| q["quantity"].as_i64().is_none_or(|n| i32::try_from(n).is_err()))
+    {
+        state.calls.lock().unwrap().push(SetCall {
+            key: vars["key"].as_str().unwrap_or_default().to_string(),
+            rows: rows.clone(),
+            applied: false,
+            reason: input["reason"].as_str().unwrap_or_default().to_string(),
+            name: input["name"].as_str().unwrap_or_default().to_string(),
+            reference: input["referenceDocumentUri"].as_str().unwrap_or_default().to_string(),
+            change_from_all_null: false,
+        });
+        let explanation = format!("Could not coerce value {} to Int", q["quantity"]);
+        return json!({ "errors": [{
+            "message": format!("Variable $input of type InventorySetQuantitiesInput! was provided invalid value for quantities.{i}.quantity ({explanation})"),
+            "locations": [{ "line": 1, "column": 33 }],
+            "extensions": { "value": input, "problems": [{ "path": ["quantities", i, "quantity"], "explanation": explanation }] } }] });
+    }
     let refuse = state.refuse.lock().unwrap();
+    let unnamed = state.refuse_unnamed.lock().unwrap();
+    let unnamed_errors = rows.iter().filter(|(item, _, _)| unnamed.contains(item)).map(|_| {
+        json!({ "field": null, "message": "An inventory item could not be updated.", "code": "INVALID_INVENTORY_ITEM" })
+    });
     let user_errors: Vec<Value> = rows
         .iter()
         .enumerate()
@@ -227,6 +252,7 @@ fn set_quantities(state: &ShopState, vars: &Value) -> Value {
             json!({ "field": ["input", "quantities", i.to_string(), "inventoryItemId"],
             "message": "The specified inventory item could not be found.", "code": "INVALID_INVENTORY_ITEM" })
         })
+        .chain(unnamed_errors)
         .collect();
     // Like Shopify, a mutation with user errors applies nothing.
     let applied = user_errors.is_empty();
