@@ -76,7 +76,7 @@ fn populate(dir: &Path, n: u64) {
                 (record.id, record.name, record.first_seen_ms, record.changed_ms) = (id, format!("#{id}"), at, at);
                 record.status = OrderStatus::Sent;
                 record.wms_created = true;
-                Change { record, tasks: Vec::new(), outcome: "queued" }
+                Change { record, tasks: Vec::new(), outcome: "queued", not_forwarded: Vec::new() }
             })
             .unwrap();
         if id % 200_000 == 0 {

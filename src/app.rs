@@ -31,6 +31,8 @@ pub struct App {
     pub outbox_wake: Notify,
     /// Set once the server listens and its workers run (`/readyz`).
     pub ready: AtomicBool,
+    /// The WMS refused our credentials and the alert for `doctor` is raised.
+    pub wms_auth_alert: AtomicBool,
     /// When store-derived gauges were last computed (unix ms): they need a scan.
     gauges_at: AtomicI64,
 }
@@ -47,6 +49,7 @@ impl App {
             None => store.first_start_ms(now)?,
         };
         let couriers = Couriers::new(&cfg)?;
+        let store_alert = store.alerts()?.iter().any(|(name, _)| name == "wms_credentials");
         if let Some((token, at)) = store.courier_token("shiprocket")? {
             couriers.shiprocket.seed_token(crate::config::Secret::new(token), at);
         }
@@ -60,6 +63,7 @@ impl App {
             store,
             outbox_wake: Notify::new(),
             ready: AtomicBool::new(false),
+            wms_auth_alert: AtomicBool::new(store_alert),
             gauges_at: AtomicI64::new(0),
         }))
     }

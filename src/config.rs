@@ -195,6 +195,10 @@ pub struct Wms {
     /// Seconds before giving up on one WMS call (added key; default 30).
     #[serde(default = "d_timeout")]
     pub timeout_seconds: u64,
+    /// Seconds WMS work pauses after the WMS refused channeld's credentials (HTTP 401) before it
+    /// is tried again (added key; default 60).
+    #[serde(default = "d_auth_pause")]
+    pub auth_pause_seconds: u64,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -380,6 +384,9 @@ fn d_level() -> String {
 }
 fn d_api_version() -> String {
     "2026-10".into()
+}
+fn d_auth_pause() -> u64 {
+    60
 }
 fn d_timeout() -> u64 {
     30

@@ -65,6 +65,8 @@ pub enum Request {
     },
     InventoryResync,
     JobStatuses,
+    /// Alerts raised for the operator (e.g. the WMS refusing channeld's credentials).
+    Alerts,
 }
 
 /// How many rows a list answers when not told.
@@ -221,6 +223,7 @@ fn execute_blocking(app: &App, req: Request) -> Response {
             changed(Ok(serde_json::Value::String(format!("{n} row(s) of {sku} released; pushed at the next run"))))
         }
         Request::JobStatuses => to_json(&store.job_statuses().map_err(err)?),
+        Request::Alerts => to_json(&store.alerts().map_err(err)?),
         Request::InventoryResync => {
             let n = store.resync_inventory().map_err(err)?;
             changed(Ok(serde_json::Value::String(format!("{n} row(s) will be pushed again at the next run"))))

@@ -46,6 +46,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         check_webhooks(&mut r, &cfg, &shopify).await;
     }
     check_wms(&mut r, &cfg).await;
+    check_alerts(&mut r, cfg.clone()).await;
     check_courier(&mut r, &cfg).await;
     check_jobs(&mut r, cfg).await;
     match r.failures {
@@ -180,6 +181,23 @@ async fn check_courier(r: &mut Report, cfg: &Config) {
                 "check clickpost.base_url and the network",
             ),
         },
+    }
+}
+
+/// What the daemon saw that a check cannot: the WMS refusing channeld's credentials.
+async fn check_alerts(r: &mut Report, cfg: Config) {
+    let Ok(v) = call(cfg, Request::Alerts).await else { return };
+    let alerts: Vec<(String, JobStatus)> = serde_json::from_value(v).unwrap_or_default();
+    for (name, a) in alerts {
+        let when =
+            chrono::DateTime::from_timestamp_millis(a.last_run_ms).map(crate::flows::fmt_time).unwrap_or_default();
+        match name.as_str() {
+            "wms_credentials" => r.fail(
+                format!("the WMS refused channeld's credentials at {when} ({}); WMS work is paused", a.summary),
+                "set wms.auth_username, wms.auth_password and wms.auth_domain to what the WMS issued",
+            ),
+            other => r.fail(format!("alert {other} since {when}: {}", a.summary), "see the logs"),
+        }
     }
 }
 

@@ -52,8 +52,12 @@ impl Topic {
 pub struct Change {
     pub record: OrderRecord,
     pub tasks: Vec<Task>,
-    /// A short word for logs and metrics: `queued`, `rejected`, `update`, `ignored`, ...
+    /// A short word for logs and metrics: `queued`, `rejected`, `update`, `not_forwarded`, ...
     pub outcome: &'static str,
+    /// Changes made on Shopify after creation that this event showed for the first time and that
+    /// are not forwarded to the WMS (`address`, `lines`, `refund`): flagged on the order, logged
+    /// and counted.
+    pub not_forwarded: Vec<&'static str>,
 }
 
 /// Why an order under id 0 is refused: Shopify never gives that id, and the WMS would get order
@@ -105,7 +109,7 @@ pub fn rerun(existing: Option<OrderRecord>, order: &ShopifyOrder, rules: &OrderR
 }
 
 fn unchanged(record: OrderRecord) -> Change {
-    Change { record, tasks: Vec::new(), outcome: "duplicate" }
+    Change { record, tasks: Vec::new(), outcome: "duplicate", not_forwarded: Vec::new() }
 }
 
 fn unreadable(existing: Option<OrderRecord>, id: u64, reason: &str, now_ms: i64) -> Change {
@@ -113,13 +117,13 @@ fn unreadable(existing: Option<OrderRecord>, id: u64, reason: &str, now_ms: i64)
         Some(mut rec) => {
             rec.flag(format!("an event could not be read: {reason}"));
             rec.changed_ms = now_ms;
-            Change { record: rec, tasks: Vec::new(), outcome: "unreadable" }
+            Change { record: rec, tasks: Vec::new(), outcome: "unreadable", not_forwarded: Vec::new() }
         }
         None => {
             let mut rec = OrderRecord::new(id, String::new(), now_ms);
             rec.status = OrderStatus::Rejected;
             rec.reasons = vec![reason.to_string()];
-            Change { record: rec, tasks: Vec::new(), outcome: "rejected" }
+            Change { record: rec, tasks: Vec::new(), outcome: "rejected", not_forwarded: Vec::new() }
         }
     }
 }
@@ -133,18 +137,18 @@ fn admit(mut rec: OrderRecord, order: &ShopifyOrder, rules: &OrderRules, now_ms:
         rec.cancelled = true;
         rec.status = OrderStatus::Cancelled;
         rec.reasons = vec!["cancelled on Shopify before it was sent".into()];
-        return Change { record: rec, tasks: Vec::new(), outcome: "cancelled" };
+        return Change { record: rec, tasks: Vec::new(), outcome: "cancelled", not_forwarded: Vec::new() };
     }
     match order_map::evaluate(order, rules) {
         Evaluation::Skip(reasons) => {
             rec.status = OrderStatus::Skipped;
             rec.reasons = reasons;
-            Change { record: rec, tasks: Vec::new(), outcome: "skipped" }
+            Change { record: rec, tasks: Vec::new(), outcome: "skipped", not_forwarded: Vec::new() }
         }
         Evaluation::Reject(reasons) => {
             rec.status = OrderStatus::Rejected;
             rec.reasons = reasons;
-            Change { record: rec, tasks: Vec::new(), outcome: "rejected" }
+            Change { record: rec, tasks: Vec::new(), outcome: "rejected", not_forwarded: Vec::new() }
         }
         Evaluation::Accept(m) => {
             rec.status = OrderStatus::Queued;
@@ -165,7 +169,7 @@ fn admit(mut rec: OrderRecord, order: &ShopifyOrder, rules: &OrderRules, now_ms:
                 refunds_seen: order.refunds.len() as u32,
                 cod_amount: if order.total_outstanding > 0.0 { order.total_outstanding } else { order.total_price },
             });
-            Change { record: rec, tasks: vec![Task::WmsCreate], outcome: "queued" }
+            Change { record: rec, tasks: vec![Task::WmsCreate], outcome: "queued", not_forwarded: Vec::new() }
         }
     }
 }
@@ -179,13 +183,13 @@ fn update(mut rec: OrderRecord, order: &ShopifyOrder, rules: &OrderRules, now_ms
     let updated_ms = parse_time(&order.updated_at).map(|t| t.timestamp_millis());
     if let (Some(last), Some(new)) = (rec.last_updated_ms, updated_ms) {
         if new < last {
-            return Change { record: rec, tasks: Vec::new(), outcome: "stale" };
+            return Change { record: rec, tasks: Vec::new(), outcome: "stale", not_forwarded: Vec::new() };
         }
     }
     rec.last_updated_ms = updated_ms.or(rec.last_updated_ms);
     rec.changed_ms = now_ms;
     let (Some(snap), Some(props)) = (rec.wms.as_mut(), properties(order, rules)) else {
-        return Change { record: rec, tasks: Vec::new(), outcome: "ignored" };
+        return Change { record: rec, tasks: Vec::new(), outcome: "ignored", not_forwarded: Vec::new() };
     };
     let mut tasks = Vec::new();
     if props.on_hold != snap.on_hold || props.dispatch_by != snap.dispatch_by {
@@ -200,7 +204,7 @@ fn update(mut rec: OrderRecord, order: &ShopifyOrder, rules: &OrderRules, now_ms
     }
     let mut flags = Vec::new();
     if address_digest(order, rules) != snap.address_digest {
-        flags.push("address changed on Shopify after creation (not forwarded to the WMS)".to_string());
+        flags.push(("address", "address changed on Shopify after creation (not forwarded to the WMS)"));
     }
     let now_items: Vec<(String, u32)> = items_of(order).into_iter().map(|i| (i.sku, i.quantity)).collect();
     // Units the WMS itself cancelled are expected to be gone on Shopify.
@@ -212,17 +216,26 @@ fn update(mut rec: OrderRecord, order: &ShopifyOrder, rules: &OrderRules, now_ms
         .filter(|(_, q)| *q > 0)
         .collect();
     if now_items != sent_items {
-        flags.push("line items changed on Shopify after creation (not forwarded to the WMS)".to_string());
+        flags.push(("lines", "line items changed on Shopify after creation (not forwarded to the WMS)"));
     }
     if order.refunds.len() as u32 > snap.refunds_seen {
         snap.refunds_seen = order.refunds.len() as u32;
-        flags.push("refund on Shopify after creation (not forwarded to the WMS)".to_string());
+        flags.push(("refund", "refund on Shopify after creation (not forwarded to the WMS)"));
     }
-    for f in flags {
-        rec.flag(f);
+    let mut not_forwarded = Vec::new();
+    for (kind, flag) in flags {
+        // A flag already on the order was reported when it first appeared.
+        if !rec.flags.iter().any(|f| f == flag) {
+            not_forwarded.push(kind);
+        }
+        rec.flag(flag.to_string());
     }
-    let outcome = if tasks.is_empty() { "no_change" } else { "update" };
-    Change { record: rec, tasks, outcome }
+    let outcome = match (tasks.is_empty(), not_forwarded.is_empty()) {
+        (false, _) => "update",
+        (true, false) => "not_forwarded",
+        (true, true) => "no_change",
+    };
+    Change { record: rec, tasks, outcome, not_forwarded }
 }
 
 fn cancel(existing: Option<OrderRecord>, order: &ShopifyOrder, now_ms: i64) -> Change {
@@ -235,7 +248,7 @@ fn cancel(existing: Option<OrderRecord>, order: &ShopifyOrder, now_ms: i64) -> C
             rec.cancelled = true;
             rec.status = OrderStatus::Cancelled;
             rec.reasons = vec!["cancelled before channeld saw its creation".into()];
-            return Change { record: rec, tasks: Vec::new(), outcome: "cancelled" };
+            return Change { record: rec, tasks: Vec::new(), outcome: "cancelled", not_forwarded: Vec::new() };
         }
     };
     let was_queued =
@@ -245,7 +258,7 @@ fn cancel(existing: Option<OrderRecord>, order: &ShopifyOrder, now_ms: i64) -> C
     rec.changed_ms = now_ms;
     // A cancellation channeld made itself for the WMS (seller cancellation) is not sent back to it.
     let tasks = if was_queued && !rec.seller_cancelled_all { vec![Task::WmsCancel] } else { Vec::new() };
-    Change { record: rec, tasks, outcome: "cancelled" }
+    Change { record: rec, tasks, outcome: "cancelled", not_forwarded: Vec::new() }
 }
 
 /// The Create Outward Order to send now, or `None` when the creation must not be sent
@@ -356,6 +369,12 @@ mod tests {
         let c = run(Some(created), Topic::Updated, &o);
         assert!(c.tasks.is_empty());
         assert!(c.record.flags.iter().any(|f| f.contains("address")), "{:?}", c.record.flags);
+        // Logged and counted under what changed, not as "no change".
+        assert_eq!((c.outcome, c.not_forwarded.clone()), ("not_forwarded", vec!["address"]));
+        // The same change seen again was reported already.
+        o.updated_at = "2008-01-11T12:00:00-05:00".into();
+        let again = run(Some(c.record), Topic::Updated, &o);
+        assert_eq!((again.outcome, again.not_forwarded), ("no_change", vec![]));
     }
 
     #[test]

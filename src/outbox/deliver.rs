@@ -9,8 +9,10 @@ use crate::flows::model::{EntryState, OrderRecord, OrderStatus, OutboxEntry, Pla
 use crate::flows::retry::backoff;
 use crate::flows::routing::{decide, RoutingDecision};
 use crate::remote::CallError;
+use crate::store::JobStatus;
 
 /// How long Shopify work waits after Shopify refused our credentials (not counted as an attempt).
+/// (WMS work pauses for `wms.auth_pause_seconds` instead.)
 const AUTH_PAUSE: Duration = Duration::from_secs(60);
 
 /// The end of one run of an entry.
@@ -32,7 +34,8 @@ enum Step {
     Failed(CallError),
 }
 
-pub(super) async fn run_entry(app: &App, entry: OutboxEntry) {
+/// Runs one entry; `false` when its outcome could not be recorded.
+pub(super) async fn run_entry(app: &App, entry: OutboxEntry) -> bool {
     let step = match &entry.task {
         Task::WmsCreate => create(app, &entry).await,
         Task::WmsUpdate { body } => update(app, &entry, body).await,
@@ -42,9 +45,34 @@ pub(super) async fn run_entry(app: &App, entry: OutboxEntry) {
         Task::ShopifyRefund { transactions } => refund(app, entry.order_id, entry.seq, transactions).await,
         Task::ShopifyFulfill { shipment_id } => fulfill(app, entry.order_id, *shipment_id).await,
     };
+    let is_wms = entry.task.kind().starts_with("wms_");
+    let reached_wms = is_wms && matches!(step, Step::Done(_) | Step::DoneThen(_) | Step::Refused { .. });
+    if reached_wms {
+        clear_wms_alert(app).await;
+    }
     if let Err(e) = record(app, entry, step).await {
-        // The entry stays as it was and runs again: at-least-once, made safe by idempotent handling.
+        // The entry stays as it was and runs again (the worker backs off first): at-least-once,
+        // made safe by idempotent handling.
         tracing::error!(error = %e, "outbox: could not record a call's outcome");
+        return false;
+    }
+    true
+}
+
+/// The WMS refused channeld's credentials: `doctor` names it until a WMS call goes through.
+async fn raise_wms_alert(app: &App, message: &str) {
+    if app.wms_auth_alert.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        return;
+    }
+    let alert = JobStatus { last_run_ms: now_ms(), ok: false, summary: message.to_string() };
+    if let Err(e) = app.store.call(move |s| s.set_alert("wms_credentials", Some(&alert))).await {
+        tracing::warn!(error = %e, "could not record the WMS credentials alert");
+    }
+}
+
+async fn clear_wms_alert(app: &App) {
+    if app.wms_auth_alert.swap(false, std::sync::atomic::Ordering::AcqRel) {
+        let _ = app.store.call(|s| s.set_alert("wms_credentials", None)).await;
     }
 }
 
@@ -87,7 +115,12 @@ async fn record(app: &App, mut entry: OutboxEntry, step: Step) -> Result<(), cra
             store.call(move |s| s.bury_entry(&entry, effect)).await
         }
         Step::Failed(CallError::Unauthorized { message }) => {
-            entry.next_attempt_ms = now_ms() + AUTH_PAUSE.as_millis() as i64;
+            if kind.starts_with("wms_") {
+                raise_wms_alert(app, &message).await;
+            }
+            let pause =
+                if kind.starts_with("wms_") { Duration::from_secs(app.cfg.wms.auth_pause_seconds) } else { AUTH_PAUSE };
+            entry.next_attempt_ms = now_ms() + pause.as_millis() as i64;
             entry.last_error = Some(message);
             save(entry).await
         }

@@ -11,7 +11,7 @@
 
 mod deliver;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,8 +31,40 @@ const GAUGES_EVERY: Duration = Duration::from_secs(5);
 /// queue (a WMS outage under steady intake) never takes more than a fraction of a core.
 const SCAN_REST_FACTOR: u32 = 4;
 
+/// Orders whose last call's outcome could not be recorded: each waits with capped exponential
+/// backoff before its call runs again, so a store that cannot write is not hammered with the same
+/// call back to back.
+#[derive(Default)]
+struct Cooldowns(HashMap<u64, (Instant, u32)>);
+
+impl Cooldowns {
+    /// Records the outcome of one run of an order's call.
+    fn ran(&mut self, order_id: u64, recorded: bool, now: Instant, cfg: &crate::config::Outbox) {
+        if recorded {
+            self.0.remove(&order_id);
+            return;
+        }
+        let failures = self.0.get(&order_id).map_or(0, |(_, n)| *n) + 1;
+        let wait = crate::flows::retry::backoff(
+            failures,
+            Duration::from_millis(cfg.initial_backoff_ms),
+            Duration::from_secs(cfg.max_backoff_seconds),
+            rand::random::<f64>(),
+        );
+        self.0.insert(order_id, (now + wait, failures));
+    }
+
+    /// Orders still waiting at `now`.
+    fn waiting(&self, now: Instant) -> impl Iterator<Item = u64> + '_ {
+        self.0.iter().filter(move |(_, (until, _))| *until > now).map(|(id, _)| *id)
+    }
+}
+
+type Cooling = Arc<Mutex<Cooldowns>>;
+
 pub async fn worker_loop(app: Arc<App>, shutdown: CancellationToken) {
     let busy: Arc<Mutex<HashSet<u64>>> = Arc::default();
+    let cooling: Cooling = Arc::default();
     let permits = Arc::new(Semaphore::new(app.cfg.outbox.concurrency));
     let mut running = JoinSet::new();
     let mut gauges_at: Option<Instant> = None;
@@ -44,7 +76,10 @@ pub async fn worker_loop(app: Arc<App>, shutdown: CancellationToken) {
                 metrics::gauge!("channeld_outbox_dead").set(c.dead as f64);
             }
         }
-        let snapshot = busy.lock().map(|b| b.clone()).unwrap_or_default();
+        let mut snapshot = busy.lock().map(|b| b.clone()).unwrap_or_default();
+        if let Ok(c) = cooling.lock() {
+            snapshot.extend(c.waiting(Instant::now()));
+        }
         let scan_started = Instant::now();
         let limit = permits.available_permits();
         let work = match app.store.call(move |s| s.due_work(now_ms(), &snapshot, limit)).await {
@@ -71,10 +106,13 @@ pub async fn worker_loop(app: Arc<App>, shutdown: CancellationToken) {
             if let Ok(mut b) = busy.lock() {
                 b.insert(entry.order_id);
             }
-            let (app, busy) = (app.clone(), busy.clone());
+            let (app, busy, cooling) = (app.clone(), busy.clone(), cooling.clone());
             running.spawn(async move {
                 let order_id = entry.order_id;
-                deliver::run_entry(&app, entry).await;
+                let recorded = deliver::run_entry(&app, entry).await;
+                if let Ok(mut c) = cooling.lock() {
+                    c.ran(order_id, recorded, Instant::now(), &app.cfg.outbox);
+                }
                 if let Ok(mut b) = busy.lock() {
                     b.remove(&order_id);
                 }
@@ -97,5 +135,25 @@ pub async fn worker_loop(app: Arc<App>, shutdown: CancellationToken) {
     if tokio::time::timeout(DRAIN, async { while running.join_next().await.is_some() {} }).await.is_err() {
         tracing::warn!(left = running.len(), "outbox: calls still running at shutdown stay queued for the next start");
         running.abort_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_order_whose_outcome_could_not_be_recorded_waits_longer_each_time_until_one_is() {
+        let cfg: crate::config::Outbox = toml::from_str("initial_backoff_ms = 100\nmax_backoff_seconds = 10").unwrap();
+        let (mut c, t0) = (Cooldowns::default(), Instant::now());
+        c.ran(7, false, t0, &cfg);
+        assert_eq!(c.waiting(t0).collect::<Vec<_>>(), vec![7], "not run again at once");
+        let first = c.0[&7].0 - t0;
+        c.ran(7, false, t0, &cfg);
+        c.ran(7, false, t0, &cfg);
+        assert!(c.0[&7].0 - t0 > first, "the wait grows: {:?} after {first:?}", c.0[&7].0 - t0);
+        assert!(c.waiting(t0 + Duration::from_secs(11)).next().is_none(), "capped");
+        c.ran(7, true, t0, &cfg);
+        assert!(c.0.is_empty(), "a recorded outcome ends the backoff");
     }
 }

@@ -83,7 +83,11 @@ pub(super) fn apply_again(app: &App, event: &Inbound) -> Result<(), StoreError> 
 }
 
 fn report(app: &App, topic: Topic, id: u64, result: &Ingested) {
-    if let Ingested::Applied { status, outcome, queued } = result {
+    if let Ingested::Applied { status, outcome, queued, not_forwarded } = result {
+        for change in not_forwarded {
+            tracing::warn!(order = id, topic = topic.as_str(), change, "the order changed on Shopify after it was sent; this change is not forwarded to the WMS (flagged: `channeld orders show {id}`)");
+            metrics::counter!("channeld_order_changes_not_forwarded_total", "change" => *change).increment(1);
+        }
         if *status == OrderStatus::Rejected {
             tracing::warn!(order = id, topic = topic.as_str(), "order rejected; see `channeld orders show {id}`");
         } else {
@@ -124,7 +128,7 @@ pub async fn retry_order(app: &App, id_or_name: &str) -> Result<String, RetryErr
     app.store.sync_state().await?;
     app.outbox_wake.notify_one();
     Ok(match result {
-        Ingested::Applied { status, outcome, queued } => format!(
+        Ingested::Applied { status, outcome, queued, .. } => format!(
             "order {id}: {outcome}, now {}; {queued} call(s) queued, {replayed} dead call(s) replayed",
             status.as_str()
         ),

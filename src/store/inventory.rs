@@ -244,6 +244,28 @@ impl Store {
         Ok(())
     }
 
+    /// Raises (`Some`) or clears (`None`) an operator alert, e.g. `wms_credentials`.
+    pub fn set_alert(&self, name: &str, alert: Option<&JobStatus>) -> Result<()> {
+        let key = format!("alert:{name}");
+        match alert {
+            Some(a) => self.inner.meta.insert(key, codec::encode(a)?)?,
+            None => self.inner.meta.remove(key)?,
+        };
+        Ok(())
+    }
+
+    /// Alerts raised and not cleared, with when and why.
+    pub fn alerts(&self) -> Result<Vec<(String, JobStatus)>> {
+        self.inner
+            .meta
+            .scan_prefix(b"alert:")
+            .map(|item| {
+                let (k, v) = item?;
+                Ok((String::from_utf8_lossy(&k[6..]).into_owned(), codec::decode(&v)?))
+            })
+            .collect()
+    }
+
     pub fn job_statuses(&self) -> Result<Vec<(String, JobStatus)>> {
         self.inner
             .meta

@@ -28,6 +28,8 @@ pub enum Ingested {
         status: OrderStatus,
         outcome: &'static str,
         queued: usize,
+        /// Changes on Shopify after creation seen for the first time, not forwarded to the WMS.
+        not_forwarded: Vec<&'static str>,
     },
 }
 
@@ -83,7 +85,12 @@ impl Store {
                 let v = codec::encode(&entry).map_err(ConflictableTransactionError::Abort)?;
                 outbox.insert(&pair_key(order_id, seq), v)?;
             }
-            Ok(Ingested::Applied { status: change.record.status, outcome: change.outcome, queued: change.tasks.len() })
+            Ok(Ingested::Applied {
+                status: change.record.status,
+                outcome: change.outcome,
+                queued: change.tasks.len(),
+                not_forwarded: change.not_forwarded.clone(),
+            })
         });
         result.map_err(|e| match e {
             TransactionError::Abort(e) => StoreError::Codec(e),

@@ -8,7 +8,9 @@
 //! lost): a 4xx saying the WMS does not know the order (`wms.unknown_order_pattern`) means there
 //! is nothing there to ship, which is what the cancellation asks for.
 
-use std::time::Instant;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 
@@ -32,6 +34,11 @@ pub enum Created {
 
 #[derive(Clone)]
 pub struct WmsClient {
+    /// Until when (unix ms) calls are not sent because the WMS refused our credentials: every
+    /// call in that time (`wms.auth_pause_seconds`) is answered "unauthorized" without being sent,
+    /// so a wrong password is not tried once per queued order.
+    paused_until: Arc<AtomicI64>,
+    auth_pause: Duration,
     http: reqwest::Client,
     base: String,
     username: String,
@@ -46,6 +53,8 @@ impl WmsClient {
     pub fn new(cfg: &config::Wms) -> anyhow::Result<Self> {
         let http = crate::remote::http_client(cfg.timeout_seconds)?;
         Ok(Self {
+            paused_until: Arc::new(AtomicI64::new(0)),
+            auth_pause: Duration::from_secs(cfg.auth_pause_seconds),
             http,
             base: cfg.base_url.trim_end_matches('/').to_string(),
             username: cfg.auth_username.clone(),
@@ -107,6 +116,11 @@ impl WmsClient {
         path: &str,
         body: Vec<u8>,
     ) -> Result<(), (Option<StatusCode>, String, CallError)> {
+        let now = chrono::Utc::now().timestamp_millis();
+        if now < self.paused_until.load(Ordering::Acquire) {
+            let message = "the WMS refused channeld's credentials a moment ago: WMS work is paused".to_string();
+            return Err((None, String::new(), CallError::Unauthorized { message }));
+        }
         let started = Instant::now();
         let result = self
             .http
@@ -130,9 +144,15 @@ impl WmsClient {
                 Err((Some(status), text, err))
             }
         };
+        if let Err((_, _, CallError::Unauthorized { message })) = &outcome {
+            self.paused_until.store(now + self.auth_pause.as_millis() as i64, Ordering::Release);
+            tracing::error!(reason = %message, pause_seconds = self.auth_pause.as_secs(), "the WMS refused channeld's credentials (wms.auth_username / auth_password / auth_domain): WMS work is paused until fixed (see channeld doctor)");
+            metrics::counter!("channeld_wms_auth_failures_total").increment(1);
+        }
         let label = match &outcome {
             Ok(()) => "ok",
             Err((_, _, CallError::Transient { .. })) => "transient",
+            Err((_, _, CallError::Unauthorized { .. })) => "unauthorized",
             Err(_) => "refused",
         };
         metrics::counter!("channeld_wms_calls_total", "call" => call, "result" => label).increment(1);

@@ -113,3 +113,37 @@ async fn a_refused_creation_shows_as_rejected_with_the_wms_message_and_is_sent_a
     assert_eq!(t.app.store.order(450789469).unwrap().unwrap().status, OrderStatus::Sent);
     t.stop().await;
 }
+
+#[tokio::test]
+async fn the_wms_refusing_our_credentials_pauses_wms_work_raises_an_alert_and_resumes() {
+    let t = TestApp::spawn_with(Options { routing: "wms", ..Options::default() }).await;
+    t.wms.set(|b| b.refuse = Some((401, "bad credentials".into())));
+    t.deliver("orders/create", &order_numbered(1), "c1").await;
+    let alerted =
+        || t.app.store.alerts().unwrap().iter().any(|(name, a)| name == "wms_credentials" && a.summary.contains("401"));
+    eventually("the credentials alert", alerted).await;
+    // While paused, further orders are not sent at all (not one 401 per queued order).
+    for id in 2..=4 {
+        t.deliver("orders/create", &order_numbered(id), &format!("c{id}")).await;
+    }
+    eventually("the paused orders tried", || {
+        let entries = t.app.store.outbox_entries().unwrap();
+        entries.len() == 4 && entries.iter().all(|e| e.last_error.is_some())
+    })
+    .await;
+    assert_eq!(t.wms.calls_to("POST", "/orders/outward").len(), 1, "one call met the 401; the rest waited");
+    assert!(
+        t.app.store.outbox_entries().unwrap().iter().all(|e| e.state == EntryState::Pending && e.attempts == 0),
+        "a paused call is neither dead-lettered nor counted as an attempt"
+    );
+
+    let (_, out, err) = t.cli(&["doctor"]).await;
+    assert!(out.contains("the WMS refused channeld's credentials"), "doctor names it: {out}{err}");
+
+    // Fixed: after the pause every order goes out and the alert clears.
+    t.wms.set(|b| b.refuse = None);
+    t.drained().await;
+    assert_eq!(t.wms.created().len(), 4);
+    assert!(!alerted(), "the alert clears once the WMS takes our calls");
+    t.stop().await;
+}

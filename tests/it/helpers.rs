@@ -94,6 +94,7 @@ auth_domain = "wms-domain"
 inbound_username = "in-user"
 inbound_password = "in-pass"
 timeout_seconds = 5
+auth_pause_seconds = 1
 
 [orders]
 since = "2000-01-01T00:00:00Z"
