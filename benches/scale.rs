@@ -83,7 +83,7 @@ fn populate(dir: &Path, n: u64) {
             eprintln!("  {id} orders stored ({:.0} s)", started.elapsed().as_secs_f64());
         }
     }
-    let pruned = store.prune(now - 7 * DAY, now - 90 * DAY).unwrap();
+    let pruned = store.prune(now - 7 * DAY, now - 90 * DAY, true).unwrap();
     store.close().unwrap();
     eprintln!("  pruned {pruned} expired entries; store on disk: {:.0} MB", store.size_on_disk() as f64 / 1e6);
 }

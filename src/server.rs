@@ -70,14 +70,16 @@ async fn prune_loop(app: Arc<App>, shutdown: CancellationToken) {
         let day = 86_400_000i64;
         let keep_days = i64::from(app.cfg.storage.retention_days);
         let now = now_ms();
-        let store = app.store.clone();
+        let (store, archive) = (app.store.clone(), app.cfg.handover.archive);
         let pruned = tokio::task::spawn_blocking(move || {
-            store.prune(now - DEDUPE_DAYS.max(keep_days) * day, now - keep_days * day)
+            store.prune(now - DEDUPE_DAYS.max(keep_days) * day, now - keep_days * day, archive)
         })
         .await
         .unwrap_or_else(|e| Err(crate::store::StoreError::Checkpoint(e.to_string())));
         match pruned {
-            Ok(n) if n > 0 => tracing::info!(removed = n, "pruned expired webhook ids, payloads and personal data"),
+            Ok(n) if n > 0 => {
+                tracing::info!(removed = n, "pruned expired webhook ids, payloads, personal data and finished orders")
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "pruning failed; will try again"),
         }

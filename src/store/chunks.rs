@@ -96,6 +96,21 @@ pub fn get(
     Ok(Some(out))
 }
 
+/// Removes the value under `key` and its chunks, in a transaction.
+pub fn remove(
+    main: &TransactionalTree,
+    overflow: &TransactionalTree,
+    tag: u8,
+    key: &[u8],
+) -> std::result::Result<(), UnabortableTransactionError> {
+    if let Some(old) = main.remove(key)? {
+        for i in 0..chunks_of(&old) {
+            overflow.remove(chunk_key(tag, key, i))?;
+        }
+    }
+    Ok(())
+}
+
 /// Rewrites every value of `main` stored inline but larger than [`INLINE_MAX`] (a store written
 /// before chunks existed) as chunks. Returns how many it rewrote.
 pub fn rechunk(main: &Tree, overflow: &Tree, tag: u8) -> Result<usize> {
@@ -161,5 +176,9 @@ mod tests {
         assert_eq!(rechunk(&main, &overflow, ORDERS).unwrap(), 1);
         assert_eq!((read(), overflow.len()), (big.clone(), 11));
         assert_eq!(rechunk(&main, &overflow, ORDERS).unwrap(), 0);
+        (&main, &overflow)
+            .transaction(|(m, o)| Ok::<_, ConflictableTransactionError>(remove(m, o, ORDERS, b"k")?))
+            .unwrap();
+        assert!(main.is_empty() && overflow.is_empty(), "a removed value takes its chunks along");
     }
 }

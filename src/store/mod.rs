@@ -3,7 +3,8 @@
 //!
 //! Trees:
 //! - `orders`: order id (u64 BE) → [`OrderRecord`](crate::flows::model::OrderRecord)
-//! - `order_names`: Shopify order name (`#1001`) → order id, for `orders show #1001`
+//! - `order_names`: Shopify order name (`#1001`) → order id, for `orders show #1001`; also the
+//!   tombstones of orders removed by retention (`retention.rs`)
 //! - `outbox`: order id (BE) ‖ seq (BE) → [`OutboxEntry`](crate::flows::model::OutboxEntry); the key
 //!   order makes "the first entry of each order" a forward scan
 //! - `webhook_ids`: topic ‖ 0 ‖ event id → when it was accepted (de-duplication, kept ≥ 7 days)
@@ -42,6 +43,7 @@ mod journal;
 mod order_index;
 mod orders;
 mod outbox;
+mod retention;
 mod shipments;
 
 use std::path::{Path, PathBuf};
@@ -387,10 +389,12 @@ impl Store {
     }
 
     /// Removes webhook ids accepted before `ids_before_ms`, journal segments of raw payloads
-    /// received before `payloads_before_ms`, and the addresses kept in finished orders last changed
+    /// received before `payloads_before_ms`, the addresses kept in finished orders last changed
+    /// before then, and finished orders themselves (with their shipments and handover) last changed
     /// before then. Reads only what is due. Returns how many entries went. Blocks: call it from a
     /// blocking thread.
-    pub fn prune(&self, ids_before_ms: i64, payloads_before_ms: i64) -> Result<usize> {
+    /// With `archive` (`handover.archive`) a handed-over order is finished once archived.
+    pub fn prune(&self, ids_before_ms: i64, payloads_before_ms: i64, archive: bool) -> Result<usize> {
         let mut removed = 0;
         for item in self.inner.webhook_ids.iter() {
             let (k, v) = item?;
@@ -401,6 +405,8 @@ impl Store {
         }
         removed += self.prune_journal(payloads_before_ms)?;
         removed += self.prune_personal(payloads_before_ms)?;
+        removed += self.prune_finished(payloads_before_ms, archive)?;
+        removed += self.prune_tombstones(now_ms())?;
         Ok(removed)
     }
 

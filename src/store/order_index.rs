@@ -141,6 +141,32 @@ pub(super) fn reindex(
     Ok(())
 }
 
+/// Takes an order out of every index (it is being deleted).
+pub(super) fn unindex(
+    counts: &TransactionalTree,
+    personal: &TransactionalTree,
+    list: &TransactionalTree,
+    rec: &OrderRecord,
+) -> std::result::Result<(), UnabortableTransactionError> {
+    list.remove(list_key(None, rec.first_seen_ms, rec.id))?;
+    list.remove(list_key(Some(rec.status), rec.first_seen_ms, rec.id))?;
+    let k = count_key(rec.status, rec.id);
+    let n = read_count(counts.get(k)?.as_deref());
+    counts.insert(&k, &(n - 1).to_be_bytes())?;
+    personal.remove(&personal_key(rec))?;
+    Ok(())
+}
+
+/// The key range of `order_list` holding every order first seen before `before_ms`, oldest first.
+pub(super) fn listed_before(before_ms: i64) -> std::ops::Range<Vec<u8>> {
+    list_key(None, 0, 0)..list_key(None, before_ms, 0)
+}
+
+/// The order id at the end of an `order_list` key.
+pub(super) fn listed_id(key: &[u8]) -> Option<u64> {
+    key.len().checked_sub(8).and_then(|at| key[at..].try_into().ok()).map(u64::from_be_bytes)
+}
+
 impl Store {
     /// How many orders have each status (from the counters: no walk over the orders).
     pub fn order_counts(&self) -> Result<Vec<(OrderStatus, usize)>> {
@@ -204,11 +230,7 @@ impl Store {
             if out.len() >= limit {
                 break;
             }
-            let key = item?.0;
-            let Some(id) = key.len().checked_sub(8).and_then(|at| key[at..].try_into().ok()).map(u64::from_be_bytes)
-            else {
-                continue;
-            };
+            let Some(id) = listed_id(&item?.0) else { continue };
             if let Some(rec) = self.order(id)? {
                 out.push(rec);
             }
@@ -327,11 +349,11 @@ mod tests {
         assert!(!pending(1) && pending(2));
         let cut = 2 * DAY + DAY / 2;
         let holds = |id| holds_personal(&store.order(id).unwrap().unwrap());
-        assert_eq!(store.prune(0, cut).unwrap(), 0);
+        assert_eq!(store.prune(0, cut, true).unwrap(), 0);
         assert!(holds(1), "a sent order not handed over keeps what fulfilment needs");
         // Handed over: now it is finished, and its addresses go.
         store.record_handover(1, "WH-1", "s1", 2 * DAY).unwrap();
-        let removed = store.prune(0, cut).unwrap();
+        let removed = store.prune(0, cut, true).unwrap();
         assert!(!holds(1) && holds(2) && holds(3));
         assert_eq!(removed, 1, "one order's addresses");
         assert_eq!(store.inner.personal.len(), 2, "order 2 stays indexed until it is finished");

@@ -66,6 +66,15 @@ impl Store {
                 ids.insert(k.as_slice(), seen_at.as_slice())?;
             }
             let existing = match chunks::get(orders, overflow, chunks::ORDERS, &be(order_id))? {
+                None if Store::was_pruned(names, order_id)? => {
+                    // Finished and pruned after the retention: nothing to do with it any more.
+                    return Ok(Ingested::Applied {
+                        status: OrderStatus::Skipped,
+                        outcome: "pruned",
+                        queued: 0,
+                        not_forwarded: Vec::new(),
+                    });
+                }
                 Some(v) => Some(codec::decode::<OrderRecord>(&v).map_err(ConflictableTransactionError::Abort)?),
                 None => None,
             };

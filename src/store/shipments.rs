@@ -44,6 +44,19 @@ fn unfinished_key(s: &ShipmentRecord) -> Vec<u8> {
     [&b"w"[..], &key_of(s)].concat()
 }
 
+/// Removes a shipment, its chunks and its index entries, in a transaction (retention).
+pub(super) fn unstore(
+    shipments: &sled::transaction::TransactionalTree,
+    index: &sled::transaction::TransactionalTree,
+    overflow: &sled::transaction::TransactionalTree,
+    s: &ShipmentRecord,
+) -> std::result::Result<(), sled::transaction::UnabortableTransactionError> {
+    chunks::remove(shipments, overflow, chunks::SHIPMENTS, &key_of(s))?;
+    index.remove(by_id(s))?;
+    index.remove(unfinished_key(s))?;
+    Ok(())
+}
+
 impl Store {
     /// The shipment `shipment_id` of order `order_id`.
     pub fn shipment(&self, order_id: u64, shipment_id: u64) -> Result<Option<ShipmentRecord>> {
@@ -68,7 +81,7 @@ impl Store {
     }
 
     /// Decodes a stored shipment, reassembling it when it was too large to keep inline.
-    fn shipment_of(&self, key: &[u8], stored: sled::IVec) -> Result<Option<ShipmentRecord>> {
+    pub(super) fn shipment_of(&self, key: &[u8], stored: sled::IVec) -> Result<Option<ShipmentRecord>> {
         let i = &self.inner;
         match chunks::resolve(&i.shipments, &i.overflow, chunks::SHIPMENTS, key, stored)? {
             Some(bytes) => Ok(Some(codec::decode(&bytes)?)),
