@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use channeld::flows::intake::{self, Change};
 use channeld::flows::model::OrderStatus;
+use channeld::flows::shopify_order::ShopifyOrder;
 use channeld::flows::OrderRules;
-use channeld::shopify::order::ShopifyOrder;
 use channeld::store::Store;
 
 fn config(dir: &Path, port: u16) -> std::path::PathBuf {

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use channeld::shopify::order::parse_webhook_body;
+use channeld::flows::shopify_order::parse_webhook_body;
 use channeld::shopify::webhook::{sign, verify};
 use serde_json::Value;
 use tokio::sync::Semaphore;

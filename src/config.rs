@@ -116,12 +116,6 @@ pub struct Storage {
     pub min_free_mb: u64,
 }
 
-impl Storage {
-    pub fn open_options(&self) -> crate::store::OpenOptions {
-        crate::store::OpenOptions { cache_capacity_mb: self.cache_capacity_mb, min_free_mb: self.min_free_mb }
-    }
-}
-
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {

@@ -18,8 +18,8 @@ use crate::flows::listings::{parse_csv, parse_serial, unknown_serials};
 use crate::flows::model::{OrderRecord, Task};
 use crate::flows::seller_cancel::{plan, SellerCancelIn};
 use crate::flows::shipment::{clickpost_request, new_shipment, PackIn};
+use crate::flows::shopify_order::{parse_webhook_body, ShopifyOrder};
 use crate::flows::OrderRules;
-use crate::shopify::order::{parse_webhook_body, ShopifyOrder};
 
 /// A named entry point, as `fuzz/fuzz_targets/<name>.rs` calls it.
 pub type Target = (&'static str, fn(&[u8]));

@@ -88,7 +88,7 @@ pub(super) async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
     }
     let deadline = Instant::now() + LOCKED_PATIENCE;
     loop {
-        let opts = cfg.storage.open_options();
+        let opts = crate::store::OpenOptions::from(&cfg.storage);
         let path = storage.clone();
         match tokio::task::spawn_blocking(move || Store::open_with(&path, &opts)).await? {
             Err(StoreError::Locked(_)) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,

@@ -19,7 +19,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     }
     // Opening and replaying read the disk: a blocking thread, not a runtime worker.
     let app = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let store = Store::open_with(&cfg.storage.path, &cfg.storage.open_options())
+        let store = Store::open_with(&cfg.storage.path, &(&cfg.storage).into())
             .with_context(|| format!("could not open the store at {}", cfg.storage.path.display()))?;
         crate::services::open(cfg, store)
     })

@@ -13,7 +13,7 @@ use super::model::{OrderRecord, OrderStatus, Placement, Task, WmsSnapshot};
 use super::order_map::{self, address_digest, items_of, properties, Evaluation};
 use super::{parse_time, OrderRules};
 use crate::config::Routing;
-use crate::shopify::order::ShopifyOrder;
+use crate::flows::shopify_order::ShopifyOrder;
 use crate::wms::types::{CancelledItem, CreateOutwardOrder, CustomerCancellation, UpdateOrderProperties};
 
 /// The three webhook topics channeld subscribes to.

@@ -21,6 +21,7 @@ pub mod routing;
 pub mod scopes;
 pub mod seller_cancel;
 pub mod shipment;
+pub mod shopify_order;
 pub mod webhooks;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -84,7 +85,7 @@ pub fn round2(v: f64) -> f64 {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::shopify::order::ShopifyOrder;
+    use crate::flows::shopify_order::ShopifyOrder;
 
     pub(crate) fn fixture_order() -> ShopifyOrder {
         let v: serde_json::Value =

@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::{fmt_time, parse_time, round2, OrderRules};
 use crate::config::Routing;
 use crate::flows::model::SentItem;
-use crate::shopify::order::{Address, LineItem, ShopifyOrder};
+use crate::flows::shopify_order::{Address, LineItem, ShopifyOrder};
 use crate::wms::types::{CreateOutwardOrder, OrderItem, WmsAddress};
 
 /// What to do with an order seen for the first time (or seen again after a rejection).
@@ -369,7 +369,7 @@ mod tests {
         let mut o = fixture_order();
         o.payment_gateway_names = vec!["Cash on Delivery (COD)".into()];
         o.tags = "vip,  On-Hold ".into();
-        o.note_attributes.push(crate::shopify::order::NoteAttribute {
+        o.note_attributes.push(crate::flows::shopify_order::NoteAttribute {
             name: "dispatch_by".into(),
             value: "2008-01-11T10:00:00+05:30".into(),
         });
@@ -422,7 +422,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let mut o = fixture_order();
-        o.line_items[1].discount_allocations = vec![crate::shopify::order::Amount { amount: 1000.0 }];
+        o.line_items[1].discount_allocations = vec![crate::flows::shopify_order::Amount { amount: 1000.0 }];
         assert!(matches!(evaluate(&o, &rules()), Evaluation::Reject(_)));
         // A free line is fine.
         let mut o = fixture_order();

@@ -5,7 +5,6 @@
 //! and deleted. Subscriptions elsewhere are never touched.
 
 use crate::flows::intake::Topic;
-use crate::shopify::Subscription;
 
 /// Shopify's topic enum for each of ours.
 pub const TOPICS: [(&str, Topic); 3] =
@@ -30,6 +29,19 @@ impl Plan {
 pub fn desired(public_url: &str) -> Vec<(String, String)> {
     let base = public_url.trim_end_matches('/');
     TOPICS.iter().map(|(t, topic)| (t.to_string(), format!("{base}{}", topic.path()))).collect()
+}
+
+/// A webhook subscription as Shopify lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct Subscription {
+    pub id: String,
+    pub topic: String,
+    #[serde(default)]
+    pub uri: String,
+    #[serde(default, rename = "includeFields")]
+    pub include_fields: Vec<String>,
+    #[serde(default)]
+    pub filter: Option<String>,
 }
 
 pub fn plan(public_url: &str, existing: &[Subscription]) -> Plan {

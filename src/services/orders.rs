@@ -5,8 +5,8 @@ use std::sync::Arc;
 use crate::app::{now_ms, App};
 use crate::flows::intake::{self, Topic};
 use crate::flows::model::OrderStatus;
+use crate::flows::shopify_order::{parse_webhook_body, ShopifyOrder};
 use crate::remote::CallError;
-use crate::shopify::order::{parse_webhook_body, ShopifyOrder};
 use crate::store::{Inbound, Ingested, StoreError};
 
 /// Why a webhook was not accepted.

@@ -10,7 +10,6 @@
 
 pub mod graphql;
 pub mod job;
-pub mod order;
 pub mod queries;
 pub mod token;
 pub mod webhook;
@@ -22,10 +21,11 @@ use serde_json::{json, Value};
 use crate::config::Config;
 use crate::flows::inventory::{may_be_a_row, refused_row, PushRow};
 use crate::flows::routing::FulfillmentOrderView;
+use crate::flows::shopify_order::ShopifyOrder;
+use crate::flows::webhooks::Subscription;
 use crate::remote::CallError;
 use graphql::GraphqlClient;
 use job::{JobState, JobWait};
-use order::ShopifyOrder;
 use queries::{order_gid, FulfillmentOrdersData};
 use token::TokenSource;
 
@@ -575,19 +575,6 @@ fn user_errors(payload: &Value) -> Result<(), CallError> {
         }
         _ => Ok(()),
     }
-}
-
-/// A webhook subscription as Shopify lists it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-pub struct Subscription {
-    pub id: String,
-    pub topic: String,
-    #[serde(default)]
-    pub uri: String,
-    #[serde(default, rename = "includeFields")]
-    pub include_fields: Vec<String>,
-    #[serde(default)]
-    pub filter: Option<String>,
 }
 
 /// What Shopify did with one `inventorySetQuantities` batch. A refusal of any row applies nothing.

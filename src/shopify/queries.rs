@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::flows::inventory::PushRow;
 use crate::flows::routing::FulfillmentOrderView;
-use crate::shopify::order::ShopifyOrder;
+use crate::flows::shopify_order::ShopifyOrder;
 
 /// The mutations Shopify refuses without `@idempotent(key:)` ("The @idempotent directive is
 /// required for this mutation but was not provided"). The schema cannot mark a directive as

@@ -115,6 +115,12 @@ impl OpenOptions {
     }
 }
 
+impl From<&crate::config::Storage> for OpenOptions {
+    fn from(s: &crate::config::Storage) -> Self {
+        Self { cache_capacity_mb: s.cache_capacity_mb, min_free_mb: s.min_free_mb }
+    }
+}
+
 /// A cheaply clonable handle on the open store.
 #[derive(Clone)]
 pub struct Store {

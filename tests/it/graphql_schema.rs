@@ -33,7 +33,7 @@ fn every_document_and_its_variables_validate_against_the_2026_10_schema() {
 fn graphql_order_and_webhook_order_give_the_same_wms_payload() {
     let rest: serde_json::Value =
         serde_json::from_str(include_str!("../fixtures/shopify/order_450789469_get_2025-10.json")).unwrap();
-    let rest: channeld::shopify::order::ShopifyOrder = serde_json::from_value(rest["order"].clone()).unwrap();
+    let rest: channeld::flows::shopify_order::ShopifyOrder = serde_json::from_value(rest["order"].clone()).unwrap();
     let gql: serde_json::Value =
         serde_json::from_str(include_str!("../fixtures/shopify-graphql/order_450789469.json")).unwrap();
     let gql = channeld::shopify::queries::order_from_graphql(&gql).unwrap();
