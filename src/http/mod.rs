@@ -1,5 +1,7 @@
 //! The HTTP surface: Shopify webhooks, the WMS's calls, health and metrics. Handlers are thin: they read and
 //! check the request, call one service on [`App`], and map the result to the contract's status.
+//! Every `/wms/*` answer, the router's own refusals included, is in the WMS's error convention
+//! ([`wms::wms_format`], the outermost layer).
 
 mod health;
 mod webhooks;
@@ -8,6 +10,7 @@ pub mod wms;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
 
@@ -25,5 +28,6 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(health::metrics))
         .merge(wms::router(app.clone()))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(wms::wms_format))
         .with_state(app)
 }

@@ -2,13 +2,17 @@
 //! carries `authUsername` / `authPassword`; failures are a 4xx/5xx with
 //! `{"hasError": true, "errorMessage": "..."}`; anything answered 200 is on stable storage first.
 //! Each handler reads the request, calls one operation of `services::wms`, and answers.
+//!
+//! Every answer under `/wms` is in that convention, including those no handler wrote — axum's
+//! own rejections (a query string it cannot read, a body over the limit, a wrong method, an
+//! unknown path): [`wms_format`] rewrites them.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::Query;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
@@ -32,9 +36,15 @@ impl WmsError {
     }
 }
 
+/// Marks an answer already in the WMS's error convention (for [`wms_format`]).
+#[derive(Debug, Clone, Copy)]
+struct InWmsFormat;
+
 impl IntoResponse for WmsError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "hasError": true, "errorMessage": self.message }))).into_response()
+        let mut answer = (self.status, Json(json!({ "hasError": true, "errorMessage": self.message }))).into_response();
+        answer.extensions_mut().insert(InWmsFormat);
+        answer
     }
 }
 
@@ -66,6 +76,7 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         .route("/wms/returns", any(|| unsupported("returns")))
         .route("/wms/returns/{*rest}", any(|| unsupported("returns")))
         .route("/wms/acknowledgement", any(|| unsupported("acknowledgement")))
+        .route("/wms/{*rest}", any(no_such_endpoint))
         .route_layer(middleware::from_fn_with_state(app, authenticate))
 }
 
@@ -81,6 +92,46 @@ async fn authenticate(State(app): State<Arc<App>>, headers: HeaderMap, req: Requ
     } else {
         metrics::counter!("channeld_wms_inbound_total", "call" => "any", "result" => "unauthorized").increment(1);
         WmsError::new(StatusCode::UNAUTHORIZED, "authUsername / authPassword missing or wrong").into_response()
+    }
+}
+
+async fn no_such_endpoint(req: Request) -> WmsError {
+    WmsError::new(StatusCode::NOT_FOUND, format!("no such endpoint: {}", req.uri().path()))
+}
+
+/// Puts every error answered under `/wms` that is not yet in the WMS's convention into it, with
+/// its status (and its `Allow` or `Retry-After` header) kept: axum's rejections are plain text or
+/// empty.
+pub async fn wms_format(req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if !(path == "/wms" || path.starts_with("/wms/")) {
+        return next.run(req).await;
+    }
+    let (method, path) = (req.method().clone(), path.to_string());
+    let answer = next.run(req).await;
+    let status = answer.status();
+    if !(status.is_client_error() || status.is_server_error()) || answer.extensions().get::<InWmsFormat>().is_some() {
+        return answer;
+    }
+    let kept: Vec<_> = [header::ALLOW, header::RETRY_AFTER]
+        .into_iter()
+        .filter_map(|h| answer.headers().get(&h).cloned().map(|v| (h, v)))
+        .collect();
+    // These bodies are short texts written by axum.
+    let text = axum::body::to_bytes(answer.into_body(), 16 * 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let mut rewritten = WmsError::new(status, describe(status, &method, &path, text)).into_response();
+    rewritten.headers_mut().extend(kept);
+    rewritten
+}
+
+/// The message of an error that came without one.
+fn describe(status: StatusCode, method: &Method, path: &str, text: String) -> String {
+    match status {
+        StatusCode::NOT_FOUND => format!("no such endpoint: {path}"),
+        StatusCode::METHOD_NOT_ALLOWED => format!("{method} is not allowed on {path}"),
+        _ if !text.is_empty() => text,
+        _ => status.canonical_reason().unwrap_or("error").to_string(),
     }
 }
 

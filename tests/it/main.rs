@@ -25,3 +25,4 @@ mod systemd;
 mod updates;
 mod webhooks;
 mod wms_cancel;
+mod wms_http;

@@ -1,0 +1,115 @@
+//! `/wms/*` at the HTTP level: every answer in the WMS's error format, axum's own rejections
+//! included (#16).
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::{Options, TestApp, SHOP};
+
+/// Status and JSON body of a `/wms` call with the inbound credentials and a raw body.
+async fn call_raw(
+    t: &TestApp,
+    method: Method,
+    path: &str,
+    body: Vec<u8>,
+) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+    let resp = t
+        .http
+        .request(method, t.url(path))
+        .header("authUsername", "in-user")
+        .header("authPassword", "in-pass")
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    let text = resp.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON: {text:?}"));
+    (status, body, headers)
+}
+
+fn assert_wms_error(what: &str, status: StatusCode, want: StatusCode, body: &Value) {
+    assert_eq!(status, want, "{what}: {body}");
+    assert_eq!(body["hasError"], true, "{what}: {body}");
+    let message = body["errorMessage"].as_str().unwrap_or_default();
+    assert!(!message.is_empty(), "{what}: {body}");
+}
+
+#[tokio::test]
+async fn axum_rejections_on_wms_paths_answer_in_the_wms_format() {
+    let t = TestApp::spawn_with(Options { max_body_bytes: 64 * 1024, ..Options::default() }).await;
+    // A query parameter given twice.
+    let (status, body, _) =
+        call_raw(&t, Method::GET, "/wms/invoice?orderCode=1&orderCode=2&shipmentCode=1", Vec::new()).await;
+    assert_wms_error("duplicated query parameter", status, StatusCode::BAD_REQUEST, &body);
+    assert!(body["errorMessage"].as_str().unwrap().contains("orderCode"), "{body}");
+    // A body over the limit, announced...
+    let big = serde_json::to_vec(&json!({ "locationCode": "WH-INV", "pad": "x".repeat(70 * 1024) })).unwrap();
+    let (status, body, _) = call_raw(&t, Method::PUT, "/wms/inventory", big).await;
+    assert_wms_error("announced oversize body", status, StatusCode::PAYLOAD_TOO_LARGE, &body);
+    // ...and sent in chunks, so only reading it finds out.
+    let (status, body) = chunked_oversize(&t).await;
+    assert_wms_error("chunked oversize body", status, StatusCode::PAYLOAD_TOO_LARGE, &body);
+    // A wrong method: 405, and the methods allowed still named.
+    let (status, body, headers) = call_raw(&t, Method::DELETE, "/wms/inventory", Vec::new()).await;
+    assert_wms_error("wrong method", status, StatusCode::METHOD_NOT_ALLOWED, &body);
+    assert!(headers.get("allow").is_some_and(|v| v.to_str().unwrap().contains("PUT")), "{headers:?}");
+    // No such route.
+    for path in ["/wms/nothing-here", "/wms/orders/nothing/here", "/wms"] {
+        let (status, body, _) = call_raw(&t, Method::GET, path, Vec::new()).await;
+        assert_wms_error(path, status, StatusCode::NOT_FOUND, &body);
+    }
+    // Without credentials, an unknown path is refused like any other.
+    let resp = t.http.get(t.url("/wms/nothing-here")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(resp.json::<Value>().await.unwrap()["hasError"], true);
+    // The handlers' own answers are unchanged.
+    let (status, body, _) = call_raw(&t, Method::POST, "/wms/manifest", b"{}".to_vec()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body, json!({ "hasError": true, "errorMessage": "manifest is not supported for Shopify" }));
+    // Outside /wms nothing changes: a webhook's refusal keeps its own shape.
+    let status = t.deliver_raw("orders/create", b"{}", &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    t.stop().await;
+}
+
+/// `PUT /wms/inventory` with a chunked body over `max_body_bytes` (64 KiB here).
+async fn chunked_oversize(t: &TestApp) -> (StatusCode, Value) {
+    let mut s = tokio::net::TcpStream::connect(t.addr).await.unwrap();
+    let head = "PUT /wms/inventory HTTP/1.1\r\nHost: channeld\r\nauthUsername: in-user\r\nauthPassword: in-pass\r\n\
+                Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    s.write_all(head.as_bytes()).await.unwrap();
+    let chunk = vec![b' '; 16 * 1024];
+    for _ in 0..5 {
+        if s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await.is_err()
+            || s.write_all(&chunk).await.is_err()
+            || s.write_all(b"\r\n").await.is_err()
+        {
+            break;
+        }
+    }
+    let _ = s.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    let status: u16 = answer.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("an answer");
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (StatusCode::from_u16(status).unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_webhook_path_is_unaffected_by_the_wms_format() {
+    let t = TestApp::spawn().await;
+    let resp = t
+        .http
+        .delete(t.url("/shopify/api/push/orders"))
+        .header("X-Shopify-Shop-Domain", format!("{SHOP}.myshopify.com"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(resp.text().await.unwrap().is_empty());
+    t.stop().await;
+}
