@@ -5,7 +5,7 @@
 //!
 //! Every answer under `/wms` is in that convention, including those no handler wrote — axum's
 //! own rejections (a query string it cannot read, a body over the limit, a wrong method, an
-//! unknown path): [`wms_format`] rewrites them.
+//! unknown path) and the server's limits (timeout, busy): [`wms_format`] rewrites them.
 
 use std::sync::Arc;
 
@@ -20,6 +20,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
+use super::limits::{self, Admission};
 use crate::app::App;
 use crate::services::{wms, ServiceError};
 
@@ -64,7 +65,9 @@ impl From<ServiceError> for WmsError {
     }
 }
 
-pub fn router(app: Arc<App>) -> Router<Arc<App>> {
+/// The `/wms/*` routes: authenticated first (a refused call takes no request slot, and its body is
+/// never read), then admitted (see `limits`).
+pub fn router(app: Arc<App>, admission: Arc<Admission>) -> Router<Arc<App>> {
     Router::new()
         .route("/wms/inventory", put(put_inventory))
         .route("/wms/orders/cancel", put(put_seller_cancel))
@@ -77,6 +80,7 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         .route("/wms/returns/{*rest}", any(|| unsupported("returns")))
         .route("/wms/acknowledgement", any(|| unsupported("acknowledgement")))
         .route("/wms/{*rest}", any(no_such_endpoint))
+        .route_layer(middleware::from_fn_with_state(admission, limits::admit))
         .route_layer(middleware::from_fn_with_state(app, authenticate))
 }
 
@@ -100,8 +104,8 @@ async fn no_such_endpoint(req: Request) -> WmsError {
 }
 
 /// Puts every error answered under `/wms` that is not yet in the WMS's convention into it, with
-/// its status (and its `Allow` or `Retry-After` header) kept: axum's rejections are plain text or
-/// empty.
+/// its status (and its `Allow` or `Retry-After` header) kept: axum's rejections and the limits'
+/// refusals are plain text or empty.
 pub async fn wms_format(req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if !(path == "/wms" || path.starts_with("/wms/")) {
@@ -117,7 +121,7 @@ pub async fn wms_format(req: Request, next: Next) -> Response {
         .into_iter()
         .filter_map(|h| answer.headers().get(&h).cloned().map(|v| (h, v)))
         .collect();
-    // These bodies are short texts written by axum.
+    // These bodies are short texts written by axum or by our own layers.
     let text = axum::body::to_bytes(answer.into_body(), 16 * 1024).await.unwrap_or_default();
     let text = String::from_utf8_lossy(&text).trim().to_string();
     let mut rewritten = WmsError::new(status, describe(status, &method, &path, text)).into_response();
@@ -130,6 +134,7 @@ fn describe(status: StatusCode, method: &Method, path: &str, text: String) -> St
     match status {
         StatusCode::NOT_FOUND => format!("no such endpoint: {path}"),
         StatusCode::METHOD_NOT_ALLOWED => format!("{method} is not allowed on {path}"),
+        StatusCode::REQUEST_TIMEOUT => "the request was not complete in time (server.request_timeout_seconds)".into(),
         _ if !text.is_empty() => text,
         _ => status.canonical_reason().unwrap_or("error").to_string(),
     }

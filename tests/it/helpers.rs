@@ -41,6 +41,8 @@ pub struct Options {
     pub shopify_auth: &'static str,
     /// Another Shopify than the wiremock one (e.g. the stateful inventory fake).
     pub shopify_url: Option<String>,
+    /// More `[server]` lines (the HTTP limits: timeouts, concurrency, body budget).
+    pub server_extra: String,
 }
 
 impl Default for Options {
@@ -57,6 +59,7 @@ impl Default for Options {
             courier_url: None,
             shopify_auth: "access_token = \"shpat_test\"",
             shopify_url: None,
+            server_extra: String::new(),
         }
     }
 }
@@ -69,6 +72,7 @@ pub fn write_config(dir: &Path, listen: SocketAddr, wms: &str, shopify: &str, o:
 listen = "{listen}"
 public_url = "https://connector.example.com"
 max_body_bytes = {max_body}
+{server_extra}
 
 [storage]
 path = "{store}"
@@ -136,6 +140,7 @@ max_backoff_seconds = 1
 "#,
         store = dir.join("store").display(),
         max_body = o.max_body_bytes,
+        server_extra = o.server_extra,
         routing = o.routing,
         attempts = o.max_attempts,
         push_schedule = o.push_schedule,

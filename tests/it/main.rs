@@ -12,6 +12,7 @@ mod fulfilment;
 mod fulfilment_paging;
 mod graphql_schema;
 mod helpers;
+mod http_limits;
 mod inventory;
 mod logs;
 mod operations;
