@@ -217,6 +217,13 @@ pub struct Wms {
     /// Seconds before giving up on one WMS call (added key; default 30).
     #[serde(default = "d_timeout")]
     pub timeout_seconds: u64,
+    /// Milliseconds the refusal of a second failed `/wms/*` authentication from one address within
+    /// a few minutes is held back, doubled for each further one (added key; default 250; 0 = off).
+    #[serde(default = "d_inbound_failure_delay")]
+    pub inbound_failure_delay_ms: u64,
+    /// The most a refusal is held back (added key; default 5000).
+    #[serde(default = "d_inbound_failure_max_delay")]
+    pub inbound_failure_max_delay_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -408,6 +415,12 @@ fn d_max_buffered_body_bytes() -> usize {
 }
 fn d_shutdown_timeout() -> u64 {
     5
+}
+fn d_inbound_failure_delay() -> u64 {
+    250
+}
+fn d_inbound_failure_max_delay() -> u64 {
+    5000
 }
 fn d_cache_mb() -> u64 {
     64
@@ -667,6 +680,13 @@ impl Config {
         if !(1..=8).contains(&s.shutdown_timeout_seconds) {
             errs.push("server.shutdown_timeout_seconds: must be between 1 and 8 (a stop takes under 10 s)".into());
         }
+        let w = &self.wms;
+        if w.inbound_failure_max_delay_ms < w.inbound_failure_delay_ms {
+            errs.push("wms.inbound_failure_max_delay_ms: must be at least wms.inbound_failure_delay_ms".into());
+        }
+        if w.inbound_failure_max_delay_ms >= s.request_timeout_seconds.saturating_mul(1000) {
+            errs.push("wms.inbound_failure_max_delay_ms: must be less than server.request_timeout_seconds".into());
+        }
         errs
     }
 
@@ -880,12 +900,15 @@ base_url = "http://127.0.0.1:9"
         assert_eq!((s.header_read_timeout_seconds, s.idle_timeout_seconds, s.request_timeout_seconds), (10, 60, 40));
         assert_eq!((s.max_connections, s.max_concurrent_requests), (512, 256));
         assert_eq!((s.max_buffered_body_bytes, s.shutdown_timeout_seconds), (32 * 1024 * 1024, 5));
+        assert_eq!((c.wms.inbound_failure_delay_ms, c.wms.inbound_failure_max_delay_ms), (250, 5000));
         for (lines, key) in [
             ("[server]\nrequest_timeout_seconds = 30\n", "server.request_timeout_seconds"),
             ("[server]\nmax_buffered_body_bytes = 1024\n", "server.max_buffered_body_bytes"),
             ("[server]\nshutdown_timeout_seconds = 9\n", "server.shutdown_timeout_seconds"),
             ("[server]\nidle_timeout_seconds = 0\n", "server.idle_timeout_seconds"),
             ("[server]\nmax_concurrent_requests = 0\n", "server.max_concurrent_requests"),
+            ("[wms]\ninbound_failure_max_delay_ms = 100\n", "wms.inbound_failure_max_delay_ms"),
+            ("[wms]\ninbound_failure_max_delay_ms = 40000\n", "wms.inbound_failure_max_delay_ms"),
         ] {
             // The section's table is already in MIN: add the key to it.
             let (section, line) = lines.split_once('\n').unwrap();
@@ -903,6 +926,9 @@ base_url = "http://127.0.0.1:9"
         let keys = toml::Value::try_from(&c.server).unwrap();
         for key in keys.as_table().unwrap().keys() {
             assert!(text.contains(&format!("\n{key} = ")), "config.example.toml does not document server.{key}");
+        }
+        for key in ["inbound_failure_delay_ms", "inbound_failure_max_delay_ms"] {
+            assert!(text.contains(&format!("\n{key} = ")), "config.example.toml does not document wms.{key}");
         }
     }
 

@@ -5,7 +5,7 @@
 //! - `/wms/*` answers are put into the WMS's error convention ([`wms::wms_format`]);
 //! - a request timeout (`server.request_timeout_seconds`, 408): a slow upload or a stuck handler
 //!   cannot hold a connection, a request slot and its body's memory for ever;
-//! - `/wms/*` only: authentication (a refused call takes no request slot);
+//! - `/wms/*` only: authentication (refusals logged per address and slowed down, see `refusals`);
 //! - admission (`limits`): a request slot and room for its body, else 503 at once; not `/healthz`;
 //! - the body limit (`server.max_body_bytes`, 413).
 //!
@@ -14,6 +14,7 @@
 
 mod health;
 mod limits;
+mod refusals;
 pub mod serve;
 mod webhooks;
 pub mod wms;

@@ -7,10 +7,12 @@
 //! own rejections (a query string it cannot read, a body over the limit, a wrong method, an
 //! unknown path) and the server's limits (timeout, busy): [`wms_format`] rewrites them.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::Query;
+use axum::extract::{ConnectInfo, Query};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -21,6 +23,7 @@ use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
 use super::limits::{self, Admission};
+use super::refusals::Refusals;
 use crate::app::App;
 use crate::services::{wms, ServiceError};
 
@@ -68,6 +71,12 @@ impl From<ServiceError> for WmsError {
 /// The `/wms/*` routes: authenticated first (a refused call takes no request slot, and its body is
 /// never read), then admitted (see `limits`).
 pub fn router(app: Arc<App>, admission: Arc<Admission>) -> Router<Arc<App>> {
+    let w = &app.cfg.wms;
+    let refusals = Refusals::new(
+        Duration::from_millis(w.inbound_failure_delay_ms),
+        Duration::from_millis(w.inbound_failure_max_delay_ms),
+    );
+    let guard = Arc::new(Guard { app: app.clone(), refusals });
     Router::new()
         .route("/wms/inventory", put(put_inventory))
         .route("/wms/orders/cancel", put(put_seller_cancel))
@@ -81,22 +90,53 @@ pub fn router(app: Arc<App>, admission: Arc<Admission>) -> Router<Arc<App>> {
         .route("/wms/acknowledgement", any(|| unsupported("acknowledgement")))
         .route("/wms/{*rest}", any(no_such_endpoint))
         .route_layer(middleware::from_fn_with_state(admission, limits::admit))
-        .route_layer(middleware::from_fn_with_state(app, authenticate))
+        .route_layer(middleware::from_fn_with_state(guard, authenticate))
 }
 
-/// Every `/wms/*` call must carry the configured inbound credentials (compared in constant time).
-async fn authenticate(State(app): State<Arc<App>>, headers: HeaderMap, req: Request, next: Next) -> Response {
-    let given = |name: &str| headers.get(name).map(|v| v.as_bytes().to_vec()).unwrap_or_default();
-    let w = &app.cfg.wms;
-    let user_ok = given("authUsername").ct_eq(w.inbound_username.as_bytes());
-    let pass_ok = given("authPassword").ct_eq(w.inbound_password.expose().as_bytes());
-    let configured = !w.inbound_username.is_empty() && !w.inbound_password.is_empty();
-    if configured && bool::from(user_ok & pass_ok) {
-        next.run(req).await
-    } else {
-        metrics::counter!("channeld_wms_inbound_total", "call" => "any", "result" => "unauthorized").increment(1);
-        WmsError::new(StatusCode::UNAUTHORIZED, "authUsername / authPassword missing or wrong").into_response()
+/// What authentication needs: the credentials, and the count of recent failures per address.
+struct Guard {
+    app: Arc<App>,
+    refusals: Refusals,
+}
+
+impl Guard {
+    /// Whether the call carries the configured inbound credentials (compared in constant time).
+    fn admits(&self, headers: &HeaderMap) -> bool {
+        let given = |name: &str| headers.get(name).map(|v| v.as_bytes().to_vec()).unwrap_or_default();
+        let w = &self.app.cfg.wms;
+        let user_ok = given("authUsername").ct_eq(w.inbound_username.as_bytes());
+        let pass_ok = given("authPassword").ct_eq(w.inbound_password.expose().as_bytes());
+        let configured = !w.inbound_username.is_empty() && !w.inbound_password.is_empty();
+        configured && bool::from(user_ok & pass_ok)
     }
+}
+
+/// Every `/wms/*` call must carry the configured inbound credentials. A refusal is logged with the
+/// caller's address (rate limited) and, when that address failed recently, held back a while.
+async fn authenticate(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+    if guard.admits(req.headers()) {
+        return next.run(req).await;
+    }
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let verdict = guard.refusals.refused(peer, Instant::now());
+    if let Some(refused) = verdict.log {
+        let peer = peer.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+        tracing::warn!(
+            %peer,
+            path = req.uri().path(),
+            refused,
+            recent_failures = verdict.failures,
+            delay_ms = verdict.delay.as_millis() as u64,
+            "WMS call refused: authUsername / authPassword missing or wrong (at most one line per address a minute; \
+             refused = how many since the last line)"
+        );
+    }
+    metrics::counter!("channeld_wms_inbound_total", "call" => "any", "result" => "unauthorized").increment(1);
+    if !verdict.delay.is_zero() {
+        metrics::counter!("channeld_wms_auth_delayed_total").increment(1);
+        tokio::time::sleep(verdict.delay).await;
+    }
+    WmsError::new(StatusCode::UNAUTHORIZED, "authUsername / authPassword missing or wrong").into_response()
 }
 
 async fn no_such_endpoint(req: Request) -> WmsError {

@@ -43,6 +43,10 @@ pub struct Options {
     pub shopify_url: Option<String>,
     /// More `[server]` lines (the HTTP limits: timeouts, concurrency, body budget).
     pub server_extra: String,
+    /// `wms.inbound_failure_delay_ms` / `inbound_failure_max_delay_ms`: small by default, so tests
+    /// that fail authentication on purpose stay fast.
+    pub auth_failure_delay_ms: u64,
+    pub auth_failure_max_delay_ms: u64,
 }
 
 impl Default for Options {
@@ -60,6 +64,8 @@ impl Default for Options {
             shopify_auth: "access_token = \"shpat_test\"",
             shopify_url: None,
             server_extra: String::new(),
+            auth_failure_delay_ms: 1,
+            auth_failure_max_delay_ms: 5,
         }
     }
 }
@@ -96,6 +102,8 @@ auth_domain = "wms-domain"
 inbound_username = "in-user"
 inbound_password = "in-pass"
 timeout_seconds = 5
+inbound_failure_delay_ms = {auth_delay}
+inbound_failure_max_delay_ms = {auth_max_delay}
 
 [orders]
 since = "2000-01-01T00:00:00Z"
@@ -141,6 +149,8 @@ max_backoff_seconds = 1
         store = dir.join("store").display(),
         max_body = o.max_body_bytes,
         server_extra = o.server_extra,
+        auth_delay = o.auth_failure_delay_ms,
+        auth_max_delay = o.auth_failure_max_delay_ms,
         routing = o.routing,
         attempts = o.max_attempts,
         push_schedule = o.push_schedule,

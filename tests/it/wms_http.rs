@@ -1,11 +1,16 @@
 //! `/wms/*` at the HTTP level: every answer in the WMS's error format, axum's own rejections
-//! included (#16).
+//! included (#16); failed authentications are logged per address and slowed down (#14).
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{Options, TestApp, SHOP};
+use crate::crash::free_addr;
+use crate::fakes::FakeWms;
+use crate::helpers::{write_config, Options, TestApp, SHOP};
 
 /// Status and JSON body of a `/wms` call with the inbound credentials and a raw body.
 async fn call_raw(
@@ -97,6 +102,81 @@ async fn chunked_oversize(t: &TestApp) -> (StatusCode, Value) {
     let status: u16 = answer.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("an answer");
     let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
     (StatusCode::from_u16(status).unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn repeated_authentication_failures_are_slowed_down_but_successful_calls_are_not() {
+    let o = Options { auth_failure_delay_ms: 400, auth_failure_max_delay_ms: 1600, ..Options::default() };
+    let t = TestApp::spawn_with(o).await;
+    // The n-th failure in a row is held back at least 0, 400, 800, 1600, 1600 ms.
+    for least in [0u64, 400, 800, 1600, 1600] {
+        let started = Instant::now();
+        let resp = wrong_credentials(&t.http, t.addr).await;
+        let took = started.elapsed();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(resp.json::<Value>().await.unwrap()["hasError"], true);
+        assert!(took >= Duration::from_millis(least), "held back {took:?}, at least {least} ms expected");
+    }
+    // The right credentials from the same address are not held back: well under the 1.6 s a
+    // failure now waits.
+    let started = Instant::now();
+    let body = json!({ "locationCode": "ELSEWHERE", "inventories": [] });
+    let (status, _) = t.wms_call(Method::PUT, "/wms/inventory", &body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(started.elapsed() < Duration::from_millis(1600), "took {:?}", started.elapsed());
+    t.stop().await;
+}
+
+async fn wrong_credentials(client: &reqwest::Client, addr: std::net::SocketAddr) -> reqwest::Response {
+    let url = format!("http://{addr}/wms/inventory");
+    client.put(url).header("authUsername", "in-user").header("authPassword", "guess").send().await.unwrap()
+}
+
+/// The real binary's JSON log (its own process: what it logs does not depend on other tests).
+#[tokio::test]
+async fn refused_authentications_are_logged_with_the_peer_at_most_once_a_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    let wms = FakeWms::start().await;
+    let addr = free_addr();
+    let config = write_config(dir.path(), addr, &wms.url(), "http://127.0.0.1:9", &Options::default());
+    let text = std::fs::read_to_string(&config).unwrap().replace("[log]\n", "[log]\nformat = \"json\"\n");
+    std::fs::write(&config, text).unwrap();
+    let daemon = tokio::process::Command::new(env!("CARGO_BIN_EXE_channeld"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    eventually_ready(&client, addr).await;
+    for _ in 0..5 {
+        assert_eq!(wrong_credentials(&client, addr).await.status(), StatusCode::UNAUTHORIZED);
+    }
+    let pid = daemon.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let out = daemon.wait_with_output().await.unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["fields"]["message"].as_str().is_some_and(|m| m.starts_with("WMS call refused")))
+        .collect();
+    assert_eq!(lines.len(), 1, "one line a minute per address, not one per refusal: {log}");
+    assert_eq!(lines[0]["fields"]["peer"], "127.0.0.1", "{}", lines[0]);
+    assert_eq!(lines[0]["fields"]["path"], "/wms/inventory", "{}", lines[0]);
+    assert!(!log.contains("guess"), "never the password tried");
+}
+
+async fn eventually_ready(client: &reqwest::Client, addr: std::net::SocketAddr) {
+    for _ in 0..500 {
+        if client.get(format!("http://{addr}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("channeld did not become ready");
 }
 
 #[tokio::test]
