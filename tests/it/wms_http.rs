@@ -1,16 +1,19 @@
 //! `/wms/*` at the HTTP level: every answer in the WMS's error format, axum's own rejections
-//! included (#16); failed authentications are logged per address and slowed down (#14).
+//! included (#16); a store that cannot take a call answers 503, never a 404 or a 200 (#11); failed
+//! authentications are logged per address and slowed down (#14).
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use channeld::config::Config;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
 
 use crate::crash::free_addr;
 use crate::fakes::FakeWms;
-use crate::helpers::{write_config, Options, TestApp, SHOP};
+use crate::helpers::{fixture_order, wms_request, write_config, Options, TestApp, SHOP};
 
 /// Status and JSON body of a `/wms` call with the inbound credentials and a raw body.
 async fn call_raw(
@@ -102,6 +105,96 @@ async fn chunked_oversize(t: &TestApp) -> (StatusCode, Value) {
     let status: u16 = answer.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("an answer");
     let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
     (StatusCode::from_u16(status).unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// Every call that writes, against a store that no longer takes records: 503 with a message that
+/// says only "try again" — never the 404 an unknown order would get, never a 200.
+async fn every_write_answers_503(t: &TestApp, store_dir: &str) {
+    let known = "450789469";
+    for (method, path, body) in [
+        (
+            Method::PUT,
+            "/wms/inventory",
+            json!({ "locationCode": "WH-INV", "inventories": [{ "channelSkuCode": "SKU-0", "quantity": 3 }] }),
+        ),
+        (
+            Method::PUT,
+            "/wms/orders/cancel",
+            json!({ "orderCode": known, "orderItems": [
+            { "channelSkuCode": "IPOD2008BLACK", "orderItemCode": "466157049", "cancelledQuantity": 1 }] }),
+        ),
+        (Method::PUT, "/wms/orders/cancel", json!({ "orderCode": "999", "orderItems": [] })),
+        (Method::POST, "/wms/shipments", json!({ "orderCode": known, "locationCode": "WH-1", "shipmentId": 41 })),
+        (Method::POST, "/wms/shipments", json!({ "orderCode": "999", "locationCode": "WH-1", "shipmentId": 42 })),
+        (
+            Method::POST,
+            "/wms/handover",
+            json!({ "locationCode": "WH-1", "handoverItems": [{ "orderCode": known, "shipmentCode": "41" }] }),
+        ),
+    ] {
+        let (status, answer) = t.wms_call(method, path, &body).await;
+        assert_wms_error(path, status, StatusCode::SERVICE_UNAVAILABLE, &answer);
+        let message = answer["errorMessage"].as_str().unwrap();
+        assert_eq!(message, "temporarily unable to store the request; try again", "{path}: no internal detail");
+        assert!(!message.contains(store_dir), "{path}: {message}");
+    }
+    let status = t.deliver("orders/create", &crate::helpers::order_numbered(5150), "after-failure").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn a_closed_store_answers_every_wms_write_with_503() {
+    let t = TestApp::spawn().await;
+    assert_eq!(t.deliver("orders/create", &fixture_order(), "known").await, StatusCode::OK);
+    t.drained().await;
+    let store = t.app.store.clone();
+    tokio::task::spawn_blocking(move || store.close()).await.unwrap().unwrap();
+    every_write_answers_503(&t, &t.dir().display().to_string()).await;
+    // (Not stopped through `stop`: its store is already closed.)
+}
+
+#[tokio::test]
+async fn a_full_disk_answers_every_wms_write_with_503() {
+    // The journal refuses records while the disk has less free space than storage.min_free_mb:
+    // here more than any disk has.
+    let dir = tempfile::tempdir().unwrap();
+    let wms = FakeWms::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = write_config(dir.path(), addr, &wms.url(), "http://127.0.0.1:9", &Options::default());
+    let text =
+        std::fs::read_to_string(&config).unwrap().replace("[storage]\n", "[storage]\nmin_free_mb = 1000000000\n");
+    std::fs::write(&config, text).unwrap();
+    let cfg = Config::load(&config).unwrap();
+    let store = channeld::store::Store::open_with(&cfg.storage.path, &cfg.storage.open_options()).unwrap();
+    let app = channeld::services::open(cfg, store).unwrap();
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(channeld::server::run(app.clone(), listener, shutdown.clone()));
+    let client = reqwest::Client::new();
+    let (status, answer) = wms_request(
+        &client,
+        addr,
+        Method::PUT,
+        "/wms/inventory",
+        &json!({ "locationCode": "WH-INV", "inventories": [{ "channelSkuCode": "SKU-0", "quantity": 3 }] }),
+    )
+    .await;
+    assert_wms_error("inventory on a full disk", status, StatusCode::SERVICE_UNAVAILABLE, &answer);
+    assert_eq!(answer["errorMessage"], "temporarily unable to store the request; try again");
+    for (path, body) in [
+        (
+            "/wms/handover",
+            json!({ "locationCode": "WH-1", "handoverItems": [{ "orderCode": "1", "shipmentCode": "1" }] }),
+        ),
+        ("/wms/shipments", json!({ "orderCode": "1", "locationCode": "WH-1", "shipmentId": 1 })),
+    ] {
+        let (status, answer) = wms_request(&client, addr, Method::POST, path, &body).await;
+        assert_wms_error(path, status, StatusCode::SERVICE_UNAVAILABLE, &answer);
+    }
+    let ready = client.get(format!("http://{addr}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
 }
 
 #[tokio::test]
