@@ -18,6 +18,7 @@ mod logs;
 mod operations;
 mod order_cancel;
 mod order_intake;
+mod permissions;
 mod refunds;
 mod shopify_admin_fake;
 mod shopify_errors;
