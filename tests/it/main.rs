@@ -8,6 +8,7 @@ mod crash;
 mod delivery;
 mod durability;
 mod fakes;
+mod fresh_install;
 mod fulfilment;
 mod fulfilment_paging;
 mod graphql_schema;
