@@ -100,6 +100,34 @@ pub struct Server {
     pub public_url: String,
     #[serde(default = "d_max_body")]
     pub max_body_bytes: usize,
+    /// Seconds a connection may take to send a request's head (request line and headers) once its
+    /// first byte arrived; slower ones are closed (added key; default 10).
+    #[serde(default = "d_header_read_timeout")]
+    pub header_read_timeout_seconds: u64,
+    /// Seconds a connection may stay open with no request under way and nothing sent either way;
+    /// then it is closed (added key; default 60).
+    #[serde(default = "d_idle_timeout")]
+    pub idle_timeout_seconds: u64,
+    /// Seconds from a request's head to its answer, body upload included; later, 408 (added key;
+    /// default 40; more than `shipping.answer_within_seconds`, so a pack call answers first).
+    #[serde(default = "d_request_timeout")]
+    pub request_timeout_seconds: u64,
+    /// Connections open at once; more wait in the kernel's backlog until one closes (added key;
+    /// default 512: keep it well under the open-file limit).
+    #[serde(default = "d_max_connections")]
+    pub max_connections: usize,
+    /// Requests handled at once; more are answered 503 with `Retry-After` (added key; default 256).
+    #[serde(default = "d_max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
+    /// Bytes of request bodies held at once, counted before a body is read (its `Content-Length`,
+    /// else `max_body_bytes`); a request that would go over is answered 503 unread (added key;
+    /// default 32 MiB).
+    #[serde(default = "d_max_buffered_body_bytes")]
+    pub max_buffered_body_bytes: usize,
+    /// Seconds requests in flight get to finish after SIGTERM; then their connections are closed
+    /// (added key; default 5: the whole stop must take under 10 s).
+    #[serde(default = "d_shutdown_timeout")]
+    pub shutdown_timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -193,6 +221,13 @@ pub struct Wms {
     /// is tried again (added key; default 60).
     #[serde(default = "d_auth_pause")]
     pub auth_pause_seconds: u64,
+    /// Milliseconds the refusal of a second failed `/wms/*` authentication from one address within
+    /// a few minutes is held back, doubled for each further one (added key; default 250; 0 = off).
+    #[serde(default = "d_inbound_failure_delay")]
+    pub inbound_failure_delay_ms: u64,
+    /// The most a refusal is held back (added key; default 5000).
+    #[serde(default = "d_inbound_failure_max_delay")]
+    pub inbound_failure_max_delay_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -364,6 +399,33 @@ fn d_listen() -> String {
 fn d_max_body() -> usize {
     2 * 1024 * 1024
 }
+fn d_header_read_timeout() -> u64 {
+    10
+}
+fn d_idle_timeout() -> u64 {
+    60
+}
+fn d_request_timeout() -> u64 {
+    40
+}
+fn d_max_connections() -> usize {
+    512
+}
+fn d_max_concurrent_requests() -> usize {
+    256
+}
+fn d_max_buffered_body_bytes() -> usize {
+    32 * 1024 * 1024
+}
+fn d_shutdown_timeout() -> u64 {
+    5
+}
+fn d_inbound_failure_delay() -> u64 {
+    250
+}
+fn d_inbound_failure_max_delay() -> u64 {
+    5000
+}
 fn d_cache_mb() -> u64 {
     64
 }
@@ -472,7 +534,18 @@ section_default!(Log, Orders, Inventory, Outbox, Cancellation, Shipping, Clickpo
 
 impl Default for Server {
     fn default() -> Self {
-        Self { listen: d_listen(), public_url: String::new(), max_body_bytes: d_max_body() }
+        Self {
+            listen: d_listen(),
+            public_url: String::new(),
+            max_body_bytes: d_max_body(),
+            header_read_timeout_seconds: d_header_read_timeout(),
+            idle_timeout_seconds: d_idle_timeout(),
+            request_timeout_seconds: d_request_timeout(),
+            max_connections: d_max_connections(),
+            max_concurrent_requests: d_max_concurrent_requests(),
+            max_buffered_body_bytes: d_max_buffered_body_bytes(),
+            shutdown_timeout_seconds: d_shutdown_timeout(),
+        }
     }
 }
 
@@ -513,6 +586,7 @@ impl Config {
         if self.server.max_body_bytes < 1024 {
             errs.push("server.max_body_bytes: must be at least 1024".into());
         }
+        errs.extend(self.server_limit_errors());
         if self.shopify.shop.trim().is_empty() {
             errs.push("shopify.shop: must not be empty".into());
         }
@@ -586,6 +660,47 @@ impl Config {
         } else {
             bail!("{}", errs.join("\n"))
         }
+    }
+
+    /// The rules tying the HTTP server's limits to each other and to the pack call's wait.
+    fn server_limit_errors(&self) -> Vec<String> {
+        let s = &self.server;
+        let mut errs = Vec::new();
+        for (key, v) in [
+            ("server.header_read_timeout_seconds", s.header_read_timeout_seconds),
+            ("server.idle_timeout_seconds", s.idle_timeout_seconds),
+            ("server.max_connections", s.max_connections as u64),
+            ("server.max_concurrent_requests", s.max_concurrent_requests as u64),
+        ] {
+            if v == 0 {
+                errs.push(format!("{key}: must be at least 1"));
+            }
+        }
+        if s.request_timeout_seconds <= self.shipping.answer_within_seconds {
+            errs.push(format!(
+                "server.request_timeout_seconds: must be more than shipping.answer_within_seconds ({}), or a pack \
+                 call is cut off before it answers",
+                self.shipping.answer_within_seconds
+            ));
+        }
+        if s.max_buffered_body_bytes < s.max_body_bytes || s.max_buffered_body_bytes > u32::MAX as usize {
+            errs.push(format!(
+                "server.max_buffered_body_bytes: must be between server.max_body_bytes ({}) and {}",
+                s.max_body_bytes,
+                u32::MAX
+            ));
+        }
+        if !(1..=8).contains(&s.shutdown_timeout_seconds) {
+            errs.push("server.shutdown_timeout_seconds: must be between 1 and 8 (a stop takes under 10 s)".into());
+        }
+        let w = &self.wms;
+        if w.inbound_failure_max_delay_ms < w.inbound_failure_delay_ms {
+            errs.push("wms.inbound_failure_max_delay_ms: must be at least wms.inbound_failure_delay_ms".into());
+        }
+        if w.inbound_failure_max_delay_ms >= s.request_timeout_seconds.saturating_mul(1000) {
+            errs.push("wms.inbound_failure_max_delay_ms: must be less than server.request_timeout_seconds".into());
+        }
+        errs
     }
 
     pub fn shopify_auth(&self) -> Result<ShopifyAuth, String> {
@@ -797,6 +912,46 @@ base_url = "http://127.0.0.1:9"
             let body = format!("{MIN}\n[inventory]\npush_schedule = \"{expr}\"\n");
             let loaded = Config::load(&write(d.path(), &body)).is_ok();
             assert_eq!(loaded, scheduler, "{expr:?}: configuration {loaded}, scheduler {scheduler}");
+        }
+    }
+
+    #[test]
+    fn server_limits_have_defaults_and_are_checked_against_each_other() {
+        let d = tempfile::tempdir().unwrap();
+        let c = Config::load(&write(d.path(), MIN)).unwrap();
+        let s = &c.server;
+        assert_eq!((s.header_read_timeout_seconds, s.idle_timeout_seconds, s.request_timeout_seconds), (10, 60, 40));
+        assert_eq!((s.max_connections, s.max_concurrent_requests), (512, 256));
+        assert_eq!((s.max_buffered_body_bytes, s.shutdown_timeout_seconds), (32 * 1024 * 1024, 5));
+        assert_eq!((c.wms.inbound_failure_delay_ms, c.wms.inbound_failure_max_delay_ms), (250, 5000));
+        for (lines, key) in [
+            ("[server]\nrequest_timeout_seconds = 30\n", "server.request_timeout_seconds"),
+            ("[server]\nmax_buffered_body_bytes = 1024\n", "server.max_buffered_body_bytes"),
+            ("[server]\nshutdown_timeout_seconds = 9\n", "server.shutdown_timeout_seconds"),
+            ("[server]\nidle_timeout_seconds = 0\n", "server.idle_timeout_seconds"),
+            ("[server]\nmax_concurrent_requests = 0\n", "server.max_concurrent_requests"),
+            ("[wms]\ninbound_failure_max_delay_ms = 100\n", "wms.inbound_failure_max_delay_ms"),
+            ("[wms]\ninbound_failure_max_delay_ms = 40000\n", "wms.inbound_failure_max_delay_ms"),
+        ] {
+            // The section's table is already in MIN: add the key to it.
+            let (section, line) = lines.split_once('\n').unwrap();
+            let body = MIN.replace(&format!("{section}\n"), &format!("{section}\n{line}"));
+            let msg = format!("{:#}", Config::load(&write(d.path(), &body)).unwrap_err());
+            assert!(msg.contains(key), "{line}: {msg}");
+        }
+    }
+
+    #[test]
+    fn the_example_configuration_loads_and_documents_every_server_key() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+        let c = Config::load(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let keys = toml::Value::try_from(&c.server).unwrap();
+        for key in keys.as_table().unwrap().keys() {
+            assert!(text.contains(&format!("\n{key} = ")), "config.example.toml does not document server.{key}");
+        }
+        for key in ["inbound_failure_delay_ms", "inbound_failure_max_delay_ms"] {
+            assert!(text.contains(&format!("\n{key} = ")), "config.example.toml does not document wms.{key}");
         }
     }
 

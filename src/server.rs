@@ -2,9 +2,11 @@
 //! stopped together.
 //!
 //! [`run`] takes its listener and shutdown token from the caller, so tests run the real server
-//! in-process on `127.0.0.1:0`. Shutdown order: stop accepting (HTTP requests in flight finish,
-//! each durable before its 200), stop the workers (calls in flight get a few seconds, the rest
-//! stays queued), apply and sync everything the store took, return. A store that failed beyond
+//! in-process on `127.0.0.1:0`. Shutdown order: stop accepting (HTTP requests in flight get
+//! `server.shutdown_timeout_seconds` to finish, each durable before its 200; then their
+//! connections are closed), stop the workers (calls in flight get a few seconds, the rest stays
+//! queued; at the same time as the HTTP side, as both watch the same token), apply and sync
+//! everything the store took, return: within the contract's 10 s. A store that failed beyond
 //! repair in this process stops the server too, and `run` returns an error (exit non-zero).
 
 use std::sync::atomic::Ordering;
@@ -38,15 +40,16 @@ pub async fn run(app: Arc<App>, listener: TcpListener, shutdown: CancellationTok
     systemd::notify("READY=1");
     let stopping = shutdown.clone();
     let mut failed = app.store.health().failed();
-    let server = axum::serve(listener, http::router(app.clone())).with_graceful_shutdown(async move {
+    let limits = http::ConnLimits::from(&app.cfg.server);
+    http::serve(listener, http::router(app.clone()), limits, async move {
         tokio::select! {
             _ = stopping.cancelled() => {}
             _ = failed.wait_for(Option::is_some) => {}
         }
         systemd::notify("STOPPING=1");
         tracing::info!("shutting down: no new requests");
-    });
-    let served = server.await;
+    })
+    .await;
     shutdown.cancel();
     app.ready.store(false, Ordering::Release);
     if let Err(e) = scheduler.shutdown().await {
@@ -62,7 +65,7 @@ pub async fn run(app: Arc<App>, listener: TcpListener, shutdown: CancellationTok
     let store = app.store.clone();
     tokio::task::spawn_blocking(move || store.close()).await??;
     tracing::info!("store synced; bye");
-    served.map_err(Into::into)
+    Ok(())
 }
 
 async fn prune_loop(app: Arc<App>, shutdown: CancellationToken) {

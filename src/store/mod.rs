@@ -172,6 +172,8 @@ impl Store {
         let created = !data_file.exists();
         let held_data = std::fs::metadata(&data_file).is_ok_and(|m| m.len() > 0);
         let db = open_sled(path, &sled_dir, opts.cache_capacity_mb)?;
+        // sled creates its directory and files with the umask's modes: make them private.
+        fsio::restrict_tree(path).map_err(StoreError::io)?;
         if created {
             // sled syncs none of the files it creates, nor their directory entries.
             std::fs::File::open(sled_dir.join("conf")).and_then(|f| f.sync_all()).map_err(StoreError::io)?;

@@ -4,6 +4,7 @@
 //! acknowledged is lost and the WMS holds each order once.
 
 use std::collections::HashSet;
+use std::os::unix::fs::PermissionsExt;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -88,6 +89,8 @@ async fn a_store_written_before_the_journal_is_upgraded_on_first_open() {
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/stores/store-50ca60e.tar.gz");
     let untar = std::process::Command::new("tar").arg("xzf").arg(fixture).arg("-C").arg(dir.path()).status().unwrap();
     assert!(untar.success());
+    // That build left its store as the umask made it (0755); serve now refuses that (#17).
+    std::fs::set_permissions(dir.path().join("store"), std::fs::Permissions::from_mode(0o700)).unwrap();
     let wms = FakeWms::start().await;
     let addr = free_addr();
     let o = Options { routing: "wms", ..Options::default() };

@@ -42,6 +42,12 @@ pub struct Options {
     pub shopify_auth: &'static str,
     /// Another Shopify than the wiremock one (e.g. the stateful inventory fake).
     pub shopify_url: Option<String>,
+    /// More `[server]` lines (the HTTP limits: timeouts, concurrency, body budget).
+    pub server_extra: String,
+    /// `wms.inbound_failure_delay_ms` / `inbound_failure_max_delay_ms`: small by default, so tests
+    /// that fail authentication on purpose stay fast.
+    pub auth_failure_delay_ms: u64,
+    pub auth_failure_max_delay_ms: u64,
 }
 
 impl Default for Options {
@@ -59,6 +65,9 @@ impl Default for Options {
             courier_url: None,
             shopify_auth: "access_token = \"shpat_test\"",
             shopify_url: None,
+            server_extra: String::new(),
+            auth_failure_delay_ms: 1,
+            auth_failure_max_delay_ms: 5,
         }
     }
 }
@@ -71,6 +80,7 @@ pub fn write_config(dir: &Path, listen: SocketAddr, wms: &str, shopify: &str, o:
 listen = "{listen}"
 public_url = "https://connector.example.com"
 max_body_bytes = {max_body}
+{server_extra}
 
 [storage]
 path = "{store}"
@@ -95,6 +105,8 @@ inbound_username = "in-user"
 inbound_password = "in-pass"
 timeout_seconds = 5
 auth_pause_seconds = 1
+inbound_failure_delay_ms = {auth_delay}
+inbound_failure_max_delay_ms = {auth_max_delay}
 
 [orders]
 since = "2000-01-01T00:00:00Z"
@@ -140,6 +152,9 @@ max_backoff_seconds = 1
 "#,
         store = dir.join("store").display(),
         max_body = o.max_body_bytes,
+        server_extra = o.server_extra,
+        auth_delay = o.auth_failure_delay_ms,
+        auth_max_delay = o.auth_failure_max_delay_ms,
         routing = o.routing,
         attempts = o.max_attempts,
         push_schedule = o.push_schedule,
