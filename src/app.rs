@@ -31,6 +31,8 @@ pub struct App {
     pub outbox_wake: Notify,
     /// Set once the server listens and its workers run (`/readyz`).
     pub ready: AtomicBool,
+    /// Why a worker that must run is not running (it panicked or ended): not ready.
+    stopped_worker: std::sync::Mutex<Option<String>>,
     /// The WMS refused our credentials and the alert for `doctor` is raised.
     pub wms_auth_alert: AtomicBool,
     /// When store-derived gauges were last computed (unix ms): they need a scan.
@@ -63,6 +65,7 @@ impl App {
             store,
             outbox_wake: Notify::new(),
             ready: AtomicBool::new(false),
+            stopped_worker: std::sync::Mutex::new(None),
             wms_auth_alert: AtomicBool::new(store_alert),
             gauges_at: AtomicI64::new(0),
         }))
@@ -70,6 +73,9 @@ impl App {
 
     /// Serving, with every worker running and a store that can write; else why not.
     pub fn readiness(&self) -> Result<(), String> {
+        if let Some(why) = self.stopped_worker() {
+            return Err(why);
+        }
         if !self.ready.load(Ordering::Acquire) {
             return Err("starting".into());
         }
@@ -78,6 +84,17 @@ impl App {
 }
 
 impl App {
+    /// Records that a worker stopped (see `server::run`); the first reason is kept.
+    pub fn worker_stopped(&self, why: String) {
+        if let Ok(mut w) = self.stopped_worker.lock() {
+            w.get_or_insert(why);
+        }
+    }
+
+    pub fn stopped_worker(&self) -> Option<String> {
+        self.stopped_worker.lock().ok().and_then(|w| w.clone())
+    }
+
     /// Sets the gauges that come from counting stored records (orders by status, inventory rows,
     /// last job runs), at most once per [`GAUGES_TTL_MS`]: counting means a scan.
     pub fn refresh_gauges(&self) {

@@ -28,9 +28,14 @@ pub async fn run(app: Arc<App>, listener: TcpListener, shutdown: CancellationTok
     telemetry::install_metrics();
     let admin_listener = admin::socket::bind(&app.cfg.storage.path)?;
     let workers = [
-        tokio::spawn(outbox::worker_loop(app.clone(), shutdown.clone())),
-        tokio::spawn(admin::socket::serve_loop(app.clone(), admin_listener, shutdown.clone())),
-        tokio::spawn(prune_loop(app.clone(), shutdown.clone())),
+        supervised(&app, &shutdown, "outbox", outbox::worker_loop(app.clone(), shutdown.clone())),
+        supervised(
+            &app,
+            &shutdown,
+            "admin socket",
+            admin::socket::serve_loop(app.clone(), admin_listener, shutdown.clone()),
+        ),
+        supervised(&app, &shutdown, "pruning", prune_loop(app.clone(), shutdown.clone())),
     ];
     let mut scheduler = jobs::start(app.clone()).await?;
     // Bookings interrupted by a stop or a crash finish now (the courier recognises a repeat).
@@ -62,10 +67,42 @@ pub async fn run(app: Arc<App>, listener: TcpListener, shutdown: CancellationTok
         // Exiting non-zero lets systemd restart the daemon; the replay at start-up recovers.
         anyhow::bail!("the store failed ({why}); exiting so that a restart recovers it");
     }
+    if let Some(why) = app.stopped_worker() {
+        let store = app.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.close()).await;
+        anyhow::bail!("{why}; exiting so that a restart brings it back");
+    }
     let store = app.store.clone();
     tokio::task::spawn_blocking(move || store.close()).await??;
     tracing::info!("store synced; bye");
     Ok(())
+}
+
+/// Runs a worker that must live as long as the server. If it ends before shutdown (a panic, an
+/// early return), `/readyz` says so at once and the server stops, so that `serve` exits non-zero and
+/// systemd restarts it: a daemon without its outbox worker would acknowledge and never deliver.
+fn supervised(
+    app: &Arc<App>,
+    shutdown: &CancellationToken,
+    name: &'static str,
+    worker: impl std::future::Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let (app, shutdown) = (app.clone(), shutdown.clone());
+    let running = tokio::spawn(worker);
+    tokio::spawn(async move {
+        let ended = running.await;
+        if shutdown.is_cancelled() && ended.is_ok() {
+            return;
+        }
+        let why = match ended {
+            Err(e) if e.is_panic() => format!("the {name} worker panicked"),
+            Err(e) => format!("the {name} worker was cancelled: {e}"),
+            Ok(()) => format!("the {name} worker stopped"),
+        };
+        tracing::error!(worker = name, reason = %why, "a worker stopped: not ready, shutting down for a restart");
+        app.worker_stopped(why);
+        shutdown.cancel();
+    })
 }
 
 async fn prune_loop(app: Arc<App>, shutdown: CancellationToken) {
@@ -90,5 +127,53 @@ async fn prune_loop(app: Arc<App>, shutdown: CancellationToken) {
             _ = tokio::time::sleep(PRUNE_EVERY) => {}
             _ = shutdown.cancelled() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(dir: &std::path::Path) -> Arc<App> {
+        let config = dir.join("c.toml");
+        let store_path = dir.join("store");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = \"{}\"\n[shopify]\nshop = \"s\"\n\
+                 access_token = \"t\"\nwebhook_secret = \"w\"\n[wms]\nbase_url = \"http://127.0.0.1:9\"\n",
+                store_path.display()
+            ),
+        )
+        .unwrap();
+        let cfg = crate::config::Config::load(&config).unwrap();
+        let store = crate::store::Store::open(&store_path, 8).unwrap();
+        App::new(cfg, store).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_panics_makes_the_daemon_unready_and_stops_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        app.ready.store(true, Ordering::Release);
+        assert!(app.readiness().is_ok());
+        let shutdown = CancellationToken::new();
+        let watcher = supervised(&app, &shutdown, "outbox", async { panic!("a bug") });
+        watcher.await.unwrap();
+        let why = app.readiness().unwrap_err();
+        assert!(why.contains("outbox worker panicked"), "{why}");
+        assert!(shutdown.is_cancelled(), "the server stops for a restart");
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_ends_at_shutdown_is_no_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let watcher = supervised(&app, &shutdown, "outbox", async move { token.cancelled().await });
+        shutdown.cancel();
+        watcher.await.unwrap();
+        assert!(app.stopped_worker().is_none());
     }
 }

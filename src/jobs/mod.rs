@@ -69,9 +69,12 @@ pub async fn start(app: Arc<App>) -> anyhow::Result<JobScheduler> {
 /// Runs a job once and records the outcome.
 pub async fn run_recorded(app: &Arc<App>, name: &'static str, run: JobFn) {
     let started = now_ms();
-    let (ok, summary) = match run(app.clone()).await {
-        Ok(summary) => (true, summary),
-        Err(e) => (false, format!("{e:#}")),
+    // A panicking run is a failed run (recorded, retried at the next tick), not a silent one.
+    let (ok, summary) = match tokio::spawn(run(app.clone())).await {
+        Ok(Ok(summary)) => (true, summary),
+        Ok(Err(e)) => (false, format!("{e:#}")),
+        Err(e) if e.is_panic() => (false, "the run panicked (a bug: see the log)".to_string()),
+        Err(e) => (false, format!("the run was cancelled: {e}")),
     };
     if ok {
         // Every 30 s by default: routine runs are debug, failures are warnings.
