@@ -4,6 +4,8 @@
 //!
 //!     cargo bench --bench scale                 # N = 1,000,000
 //!     cargo bench --bench scale -- 200000       # another N
+//!     cargo bench --bench scale -- --retention  # a year of N orders pruned to the 90-day retention:
+//!                                               # what is kept, disk and memory before and after
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -16,6 +18,10 @@ use channeld::flows::OrderRules;
 use channeld::store::Store;
 
 fn config(dir: &Path, port: u16) -> std::path::PathBuf {
+    config_kept(dir, port, 90)
+}
+
+fn config_kept(dir: &Path, port: u16, retention_days: u32) -> std::path::PathBuf {
     let path = dir.join("scale.toml");
     std::fs::write(
         &path,
@@ -26,6 +32,7 @@ listen = "127.0.0.1:{port}"
 [storage]
 path = "{}"
 cache_capacity_mb = 64
+retention_days = {retention_days}
 [log]
 level = "error"
 [shopify]
@@ -60,14 +67,7 @@ fn populate(dir: &Path, n: u64) {
     let started = Instant::now();
     let now = chrono::Utc::now().timestamp_millis();
     let step = 89 * DAY / n as i64;
-    let fixture: serde_json::Value =
-        serde_json::from_str(include_str!("../tests/fixtures/shopify/order_450789469_get_2025-10.json")).unwrap();
-    let order: ShopifyOrder = serde_json::from_value(fixture["order"].clone()).unwrap();
-    let rules: channeld::config::Orders =
-        toml::from_str("since = \"2000-01-01T00:00:00Z\"\nrouting = \"wms\"").unwrap();
-    let rules = OrderRules::new(&rules, 0);
-    let template = intake::apply(None, intake::Topic::Create, order.id, Ok(&order), &rules, now).record;
-    assert!(template.wms.is_some(), "the fixture order is accepted");
+    let template = fixture_record(now);
     for id in 1..=n {
         let at = now - (n - id) as i64 * step;
         store
@@ -86,6 +86,98 @@ fn populate(dir: &Path, n: u64) {
     let pruned = store.prune(now - 7 * DAY, now - 90 * DAY, true).unwrap();
     store.close().unwrap();
     eprintln!("  pruned {pruned} expired entries; store on disk: {:.0} MB", store.size_on_disk() as f64 / 1e6);
+}
+
+/// A year of `n` orders, each delivered, handed over a day later and archived: the state a
+/// store that never pruned finished records would be in after a year.
+fn populate_year(dir: &Path, n: u64, now: i64) {
+    const DAY: i64 = 86_400_000;
+    let store = Store::open(&dir.join("store"), 64).unwrap();
+    let started = Instant::now();
+    let step = 365 * DAY / n as i64;
+    let template = fixture_record(now);
+    for id in 1..=n {
+        let at = now - (n - id) as i64 * step;
+        store
+            .record_event("orders/create", Some(&format!("e{id}")), id, at, |_| {
+                let mut record = template.clone();
+                (record.id, record.name, record.first_seen_ms, record.changed_ms) = (id, format!("#{id}"), at, at);
+                record.status = OrderStatus::Sent;
+                record.wms_created = true;
+                Change { record, tasks: Vec::new(), outcome: "queued", not_forwarded: Vec::new() }
+            })
+            .unwrap();
+        store.record_handover(id, "WH-1", &format!("s{id}"), at + DAY).unwrap();
+        store.set_archive_outcome(id, Ok(at + DAY)).unwrap();
+        if id % 200_000 == 0 {
+            eprintln!("  {id} orders stored ({:.0} s)", started.elapsed().as_secs_f64());
+        }
+    }
+    store.close().unwrap();
+}
+
+/// The fixture order (5 lines) as intake maps it.
+fn fixture_record(now: i64) -> channeld::flows::model::OrderRecord {
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("../tests/fixtures/shopify/order_450789469_get_2025-10.json")).unwrap();
+    let order: ShopifyOrder = serde_json::from_value(fixture["order"].clone()).unwrap();
+    let rules: channeld::config::Orders =
+        toml::from_str("since = \"2000-01-01T00:00:00Z\"\nrouting = \"wms\"").unwrap();
+    let rules = OrderRules::new(&rules, 0);
+    let record = intake::apply(None, intake::Topic::Create, order.id, Ok(&order), &rules, now).record;
+    assert!(record.wms.is_some(), "the fixture order is accepted");
+    record
+}
+
+/// Bytes of every file under `dir`.
+fn disk_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => disk_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// `--retention`: a year of orders, then the daemon's pruning with the default 90 days.
+async fn retention(n: u64) {
+    const DAY: i64 = 86_400_000;
+    let dir = tempfile::tempdir().unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    eprintln!("storing a year of {n} orders...");
+    let path = dir.path().to_path_buf();
+    tokio::task::spawn_blocking(move || populate_year(&path, n, now)).await.unwrap();
+    let store_dir = dir.path().join("store");
+    let port = free_port();
+    // Before: a retention longer than the data, so the daemon's own pruning removes nothing.
+    let before_disk = disk_bytes(&store_dir);
+    let (_, rss_before, _) = start_and_measure(&config_kept(dir.path(), port, 3650), port).await;
+    let path = store_dir.clone();
+    let (pruned, took, kept) = tokio::task::spawn_blocking(move || {
+        let store = Store::open(&path, 64).unwrap();
+        let t0 = Instant::now();
+        let pruned = store.prune(now - 7 * DAY, now - 90 * DAY, true).unwrap();
+        let took = t0.elapsed().as_secs_f64();
+        let kept: usize = store.order_counts().unwrap().iter().map(|(_, k)| k).sum();
+        store.close().unwrap();
+        (pruned, took, kept)
+    })
+    .await
+    .unwrap();
+    let after_disk = disk_bytes(&store_dir);
+    let (_, rss_after, _) = start_and_measure(&config_kept(dir.path(), port, 90), port).await;
+    let expected = n * 90 / 365;
+    println!(
+        "retention: {n} orders over 365 days (each delivered, handed over and archived), storage.retention_days = 90"
+    );
+    println!("  pruning removed {pruned} entries in {took:.1} s; orders kept: {kept} (those of the last 90 days: about {expected})");
+    println!("  store on disk: {:.0} MB before, {:.0} MB after", before_disk as f64 / 1e6, after_disk as f64 / 1e6);
+    println!("  resident memory 2 s after start: {rss_before:.0} MB before, {rss_after:.0} MB after");
 }
 
 fn rss_kb(pid: u32) -> u64 {
@@ -137,6 +229,9 @@ fn free_port() -> u16 {
 #[tokio::main]
 async fn main() {
     let n: u64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1_000_000);
+    if std::env::args().any(|a| a == "--retention") {
+        return retention(n).await;
+    }
     let empty = tempfile::tempdir().unwrap();
     let full = tempfile::tempdir().unwrap();
     let (pe, pf) = (free_port(), free_port());
