@@ -35,7 +35,7 @@ enum Step {
 }
 
 /// Runs one entry; `false` when its outcome could not be recorded.
-pub(super) async fn run_entry(app: &App, entry: OutboxEntry) -> bool {
+pub(super) async fn run_entry(app: &std::sync::Arc<App>, entry: OutboxEntry) -> bool {
     let step = match &entry.task {
         Task::WmsCreate => create(app, &entry).await,
         Task::WmsUpdate { body } => update(app, &entry, body).await,
@@ -160,7 +160,7 @@ async fn load(app: &App, order_id: u64) -> Result<OrderRecord, Step> {
     }
 }
 
-async fn create(app: &App, entry: &OutboxEntry) -> Step {
+async fn create(app: &std::sync::Arc<App>, entry: &OutboxEntry) -> Step {
     let mut rec = match load(app, entry.order_id).await {
         Ok(r) => r,
         Err(step) => return step,
@@ -188,8 +188,10 @@ async fn create(app: &App, entry: &OutboxEntry) -> Step {
         });
     };
     let unconfirmed_before = rec.creation_unconfirmed();
-    if let Err(e) = mark_sending(app, rec.id, routed, unconfirmed_before).await {
-        return Step::Failed(CallError::transient(e.to_string()));
+    if routed.is_some() || !unconfirmed_before {
+        if let Err(e) = crate::services::orders::mark_sending(app, rec.id, routed).await {
+            return Step::Failed(CallError::transient(e.to_string()));
+        }
     }
     match app.wms.create_order(&body).await {
         Ok(_) => Step::Done(|r| {
@@ -223,34 +225,6 @@ async fn create(app: &App, entry: &OutboxEntry) -> Step {
         // No clear answer: the WMS may have created it; the flag stays.
         Err(e) => Step::Failed(e),
     }
-}
-
-/// Records on the order, durably and before its creation is sent, that the creation may reach
-/// the WMS ([`CREATION_UNCONFIRMED`]: a crash or a lost answer must not let a later cancellation
-/// be dropped), together with where Shopify routed it.
-async fn mark_sending(
-    app: &App,
-    id: u64,
-    routed: Option<Placement>,
-    flagged: bool,
-) -> Result<(), crate::store::StoreError> {
-    if routed.is_none() && flagged {
-        return Ok(());
-    }
-    app.store
-        .call(move |s| {
-            s.update_order(id, move |r| {
-                if let Some(p) = &routed {
-                    r.placement = p.clone();
-                    if r.status == OrderStatus::Received {
-                        r.status = OrderStatus::Queued;
-                    }
-                }
-                r.flag(CREATION_UNCONFIRMED.to_string());
-            })
-        })
-        .await?;
-    app.store.sync_state().await
 }
 
 /// Routing `shopify`: ask Shopify where its routing put the order.

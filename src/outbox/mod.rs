@@ -94,7 +94,7 @@ pub async fn worker_loop(app: Arc<App>, shutdown: CancellationToken) {
         if !work.due.is_empty() {
             // Due work may come from writes not yet durable (a follow-up queued by the last call's
             // outcome): nothing is sent on the strength of those.
-            if let Err(e) = app.store.sync_state().await {
+            if let Err(e) = app.store.sync_outbox().await {
                 tracing::error!(error = %e, "outbox: the store could not be made durable; nothing is sent");
                 tokio::time::sleep(IDLE).await;
                 continue;

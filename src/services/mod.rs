@@ -69,6 +69,7 @@ fn apply_again(app: &App, event: &Inbound) -> Result<(), StoreError> {
         Inbound::Webhook { .. } => orders::apply_again(app, event),
         Inbound::Wms { call, received_ms, body } => wms::apply_again(app, *call, body, *received_ms),
         Inbound::Listings { listings, .. } => app.store.replace_listings(listings).map(drop),
+        Inbound::Sending { .. } => orders::apply_sending(app, event),
         Inbound::Legacy { .. } => Ok(()),
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::app::{now_ms, App};
 use crate::flows::intake::{self, Topic};
-use crate::flows::model::OrderStatus;
+use crate::flows::model::{OrderStatus, Placement, CREATION_UNCONFIRMED};
 use crate::flows::shopify_order::{parse_webhook_body, ShopifyOrder};
 use crate::remote::CallError;
 use crate::store::{Inbound, Ingested, StoreError};
@@ -98,6 +98,29 @@ fn report(app: &App, topic: Topic, id: u64, result: &Ingested) {
             app.outbox_wake.notify_one();
         }
     }
+}
+
+/// Records durably, before the outbox sends an order's creation, that it may reach the WMS from
+/// now on ([`CREATION_UNCONFIRMED`]: a crash or a lost answer must not let a later cancellation be
+/// dropped), together with where Shopify routed it.
+pub async fn mark_sending(app: &Arc<App>, order_id: u64, placement: Option<Placement>) -> Result<(), StoreError> {
+    let event = Inbound::Sending { order_id, placement, received_ms: now_ms() };
+    let applier = app.clone();
+    app.store.submit(event, move |_, _, event| apply_sending(&applier, event)).await
+}
+
+pub(super) fn apply_sending(app: &App, event: &Inbound) -> Result<(), StoreError> {
+    let Inbound::Sending { order_id, placement, .. } = event else { return Ok(()) };
+    app.store.update_order(*order_id, |r| {
+        if let Some(p) = placement {
+            r.placement = p.clone();
+            if r.status == OrderStatus::Received {
+                r.status = OrderStatus::Queued;
+            }
+        }
+        r.flag(CREATION_UNCONFIRMED.to_string());
+    })?;
+    Ok(())
 }
 
 /// Re-fetches an order from Shopify and runs it again (`orders retry`). Returns what happened.

@@ -50,6 +50,25 @@ pub(super) enum ToWriter {
 /// A request for a checkpoint, answered once one that started after it has finished.
 pub(super) type CheckpointWaiter = oneshot::Sender<Result<(), String>>;
 
+thread_local! {
+    /// Set on the thread applying journal records (the applier, or a replay): what it writes is
+    /// durable through the journal, whatever sled has synced.
+    static APPLYING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the current thread is applying journal records.
+pub(super) fn applying() -> bool {
+    APPLYING.with(|a| a.get())
+}
+
+/// Runs `f` as the applier of journal records (see [`applying`]).
+pub(super) fn as_applier<T>(f: impl FnOnce() -> T) -> T {
+    let was = APPLYING.with(|a| a.replace(true));
+    let out = f();
+    APPLYING.with(|a| a.set(was));
+    out
+}
+
 /// The most one batch carries, so a burst of large bodies does not make one huge write.
 const MAX_BATCH_RECORDS: usize = 4096;
 const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
@@ -123,6 +142,11 @@ pub(super) struct Pipeline {
     pub applied_seq: AtomicU64,
     /// The newest applied record covered by a finished checkpoint.
     pub durable_seq: AtomicU64,
+    /// Outbox entries queued (or put back in line) by writes that are not journaled, so far, and
+    /// how many of them the last finished checkpoint covers: the outbox only needs a checkpoint
+    /// before sending when the first is ahead.
+    pub unjournaled_outbox: AtomicU64,
+    pub synced_outbox: AtomicU64,
     /// The journal's segments as the writer last left them (readers open them on their own).
     pub segments: Mutex<Vec<Segment>>,
     pub journal_dir: PathBuf,
@@ -138,6 +162,8 @@ impl Pipeline {
             threads: Mutex::new(Vec::new()),
             applied_seq: AtomicU64::new(applied_seq),
             durable_seq: AtomicU64::new(applied_seq),
+            unjournaled_outbox: AtomicU64::new(0),
+            synced_outbox: AtomicU64::new(0),
             segments: Mutex::new(journal.segments().to_vec()),
             journal_dir,
             min_free_bytes,
@@ -275,6 +301,7 @@ impl Pipeline {
 }
 
 fn applier_loop(rx: Receiver<Vec<(u64, Apply)>>, store: Weak<Inner>) {
+    APPLYING.with(|a| a.set(true));
     while let Ok(batch) = rx.recv() {
         let Some(inner) = store.upgrade() else {
             for (_, a) in batch {
@@ -327,10 +354,13 @@ fn checkpointer_loop(rx: Receiver<CheckpointWaiter>, store: Weak<Inner>) {
 /// Makes everything sled holds now durable: its log written out, then really synced, and its
 /// directory synced (sled renames a snapshot into it when it opens).
 pub(super) fn checkpoint(inner: &Inner) -> Result<(), StoreError> {
-    let applied = inner.pipeline.applied_seq.load(Ordering::Acquire);
+    let p = &inner.pipeline;
+    let applied = p.applied_seq.load(Ordering::Acquire);
+    let outbox = p.unjournaled_outbox.load(Ordering::Acquire);
     inner.db.flush()?;
     sync_sled_files(&inner.sled_dir).map_err(StoreError::io)?;
-    inner.pipeline.durable_seq.fetch_max(applied, Ordering::AcqRel);
+    p.durable_seq.fetch_max(applied, Ordering::AcqRel);
+    p.synced_outbox.fetch_max(outbox, Ordering::AcqRel);
     Ok(())
 }
 

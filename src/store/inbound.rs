@@ -12,6 +12,10 @@ pub enum Inbound {
     Webhook { topic: String, event_key: Option<String>, received_ms: i64, body: String },
     /// A `/wms/*` call that records something.
     Wms { call: WmsCall, received_ms: i64, body: String },
+    /// The outbox is about to send an order's creation: from now on it may be at the WMS (so a
+    /// cancellation is always sent), with where Shopify routed it. Journaled rather than
+    /// checkpointed: a record costs one shared `fdatasync`, a checkpoint holds up every write.
+    Sending { order_id: u64, placement: Option<crate::flows::model::Placement>, received_ms: i64 },
     /// The listings replaced as a whole by the operator (`listings import` / `discover`).
     Listings { received_ms: i64, listings: Vec<crate::flows::listings::Listing> },
     /// A webhook body moved out of the `raw_events` tree of an older store: kept for support and
@@ -35,6 +39,7 @@ impl Inbound {
             Inbound::Webhook { received_ms, .. }
             | Inbound::Wms { received_ms, .. }
             | Inbound::Listings { received_ms, .. }
+            | Inbound::Sending { received_ms, .. }
             | Inbound::Legacy { received_ms, .. } => *received_ms,
         }
     }
@@ -43,7 +48,7 @@ impl Inbound {
     pub fn webhook_body(&self) -> Option<(&str, &str)> {
         match self {
             Inbound::Webhook { topic, body, .. } | Inbound::Legacy { topic, body, .. } => Some((topic, body)),
-            Inbound::Wms { .. } | Inbound::Listings { .. } => None,
+            Inbound::Wms { .. } | Inbound::Listings { .. } | Inbound::Sending { .. } => None,
         }
     }
 }

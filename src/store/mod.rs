@@ -291,6 +291,25 @@ impl Store {
         rx.await.map_err(|_| StoreError::Stopped)?.map_err(StoreError::Checkpoint)
     }
 
+    /// Before sending outbox work: a checkpoint if any outbox entry was queued by a write that is
+    /// not journaled (a follow-up of a delivered call, an operator's replay, reconciliation) and
+    /// not yet covered by one; entries from journaled events are durable already.
+    pub async fn sync_outbox(&self) -> Result<()> {
+        let p = &self.inner.pipeline;
+        if p.unjournaled_outbox.load(Ordering::Acquire) > p.synced_outbox.load(Ordering::Acquire) {
+            self.sync_state().await?;
+        }
+        Ok(())
+    }
+
+    /// Notes `n` outbox entries queued or put back in line by the current write (see
+    /// [`Store::sync_outbox`]).
+    fn outbox_written(&self, n: usize) {
+        if n > 0 && !commit::applying() {
+            self.inner.pipeline.unjournaled_outbox.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
     /// [`Store::sync_state`] for threads outside the async runtime (the CLI, `spawn_blocking`).
     pub fn sync_state_blocking(&self) -> Result<()> {
         let rx = self.request_checkpoint()?;
@@ -311,22 +330,27 @@ impl Store {
         let from = self.inner.pipeline.applied_seq.load(Ordering::Acquire) + 1;
         let segments = self.journal_segments();
         let (mut applied, mut last) = (0usize, None);
-        journal::read_from(&segments, from, |seq, payload| {
-            let event: Inbound = codec::decode(&payload)?;
-            apply(self, seq, &event)?;
-            applied += 1;
-            last = Some(seq);
-            if applied % 10_000 == 0 {
-                self.note_applied(seq)?;
-                tracing::info!(applied, "replaying the journal");
-            }
-            Ok(())
-        })?;
+        let read = commit::as_applier(|| {
+            journal::read_from(&segments, from, |seq, payload| {
+                let event: Inbound = codec::decode(&payload)?;
+                apply(self, seq, &event)?;
+                applied += 1;
+                last = Some(seq);
+                if applied % 10_000 == 0 {
+                    self.note_applied(seq)?;
+                    tracing::info!(applied, "replaying the journal");
+                }
+                Ok(())
+            })
+        });
+        read?;
         if let Some(seq) = last {
             self.note_applied(seq)?;
-            commit::checkpoint(&self.inner)?;
             tracing::info!(records = applied, "replayed journal records the state had not made durable");
         }
+        // Whatever sled holds now (after `kill -9` its unsynced writes are still in the page
+        // cache) is made durable before anything is sent on its strength.
+        commit::checkpoint(&self.inner)?;
         Ok(applied)
     }
 

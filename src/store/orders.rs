@@ -101,10 +101,14 @@ impl Store {
                 not_forwarded: change.not_forwarded.clone(),
             })
         });
-        result.map_err(|e| match e {
+        let result = result.map_err(|e| match e {
             TransactionError::Abort(e) => StoreError::Codec(e),
             TransactionError::Storage(e) => StoreError::Sled(e),
-        })
+        })?;
+        if let Ingested::Applied { queued, .. } = &result {
+            self.outbox_written(*queued);
+        }
+        Ok(result)
     }
 
     pub fn order(&self, id: u64) -> Result<Option<OrderRecord>> {

@@ -108,7 +108,9 @@ impl Store {
             .map_err(|e| match e {
                 TransactionError::Abort(e) => StoreError::Codec(e),
                 TransactionError::Storage(e) => StoreError::Sled(e),
-            })
+            })?;
+        self.outbox_written(follow_ups.len());
+        Ok(())
     }
 
     /// Saves an entry's new state (rescheduled or dead), unless it was removed meanwhile.
@@ -215,6 +217,7 @@ impl Store {
         if let (Replay::One(seq), 0) = (which, replayed) {
             return Err(StoreError::NotFound(format!("no outbox entry {seq}")));
         }
+        self.outbox_written(replayed);
         Ok(replayed)
     }
 

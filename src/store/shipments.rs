@@ -201,7 +201,9 @@ impl Store {
                 }
                 Ok(())
             })
-            .map_err(tx_error)
+            .map_err(tx_error)?;
+        self.outbox_written(tasks.len());
+        Ok(())
     }
 
     /// The courier name an earlier booking with `courier` (`clickpost`) gave for its courier
@@ -263,7 +265,10 @@ impl Store {
             Ok(task)
         });
         match result {
-            Ok(task) => Ok(Ok(task)),
+            Ok(task) => {
+                self.outbox_written(usize::from(task.is_some()));
+                Ok(Ok(task))
+            }
             Err(TransactionError::Abort(Stop::Refused(e))) => Ok(Err(e)),
             Err(TransactionError::Abort(Stop::Codec(e))) => Err(StoreError::Codec(e)),
             Err(TransactionError::Storage(e)) => Err(StoreError::Sled(e)),
