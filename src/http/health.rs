@@ -12,7 +12,9 @@ pub async fn healthz() -> &'static str {
 }
 
 pub async fn readyz(State(app): State<Arc<App>>) -> (StatusCode, String) {
-    match app.readiness() {
+    // Readiness asks the filesystem for its free space: a hung disk must not hold an async worker.
+    let readiness = tokio::task::spawn_blocking(move || app.readiness()).await;
+    match readiness.unwrap_or_else(|_| Err("the readiness check failed".into())) {
         Ok(()) => (StatusCode::OK, "ready\n".into()),
         Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
     }
