@@ -23,18 +23,38 @@ pub struct HandoverItemIn {
     pub shipment_code: String,
 }
 
+/// The longest `locationCode` or `shipmentCode` taken. channeld's own shipment codes are decimal
+/// ids and location codes are short; a bound keeps every stored handover record small (sled puts
+/// a large one in a file it never syncs).
+pub const MAX_CODE_CHARS: usize = 64;
+
 /// The handed-over (order id, shipment code) pairs, or why the request is refused as a whole.
 pub fn entries(req: &HandoverIn) -> Result<Vec<(u64, String)>, String> {
     if req.handover_items.is_empty() {
         return Err("handoverItems is empty".into());
     }
+    bounded("locationCode", &req.location_code)?;
     req.handover_items
         .iter()
         .map(|item| match item.order_code.trim().parse::<u64>() {
-            Ok(id) => Ok((id, item.shipment_code.trim().to_string())),
-            Err(_) => Err(format!("orderCode {:?} is not a Shopify order id", item.order_code)),
+            Ok(id) => Ok((id, bounded("shipmentCode", &item.shipment_code)?)),
+            Err(_) => Err(format!("orderCode {:?} is not a Shopify order id", cut(&item.order_code))),
         })
         .collect()
+}
+
+/// `code` trimmed, or a refusal naming `field` when it is longer than [`MAX_CODE_CHARS`].
+fn bounded(field: &str, code: &str) -> Result<String, String> {
+    let code = code.trim();
+    if code.chars().count() > MAX_CODE_CHARS {
+        return Err(format!("{field} {:?}... is longer than {MAX_CODE_CHARS} characters", cut(code)));
+    }
+    Ok(code.to_string())
+}
+
+/// The start of a code quoted back in an error.
+fn cut(code: &str) -> String {
+    code.chars().take(MAX_CODE_CHARS).collect()
 }
 
 #[cfg(test)]
@@ -56,5 +76,22 @@ mod tests {
             .unwrap_err()
             .contains("\"x\""));
         assert_eq!(read(r#"{"handoverItems": []}"#).unwrap_err(), "handoverItems is empty");
+    }
+
+    #[test]
+    fn codes_longer_than_the_bound_refuse_the_call_naming_the_field() {
+        let long = "x".repeat(MAX_CODE_CHARS + 1);
+        let fits = "y".repeat(MAX_CODE_CHARS);
+        let body = |loc: &str, ship: &str| {
+            format!(
+                r#"{{"locationCode": "{loc}", "handoverItems": [{{"orderCode": "12", "shipmentCode": "{ship}"}}]}}"#
+            )
+        };
+        assert_eq!(read(&body("WH", &fits)).unwrap(), vec![(12, fits.clone())]);
+        let err = read(&body("WH", &long)).unwrap_err();
+        assert!(err.starts_with("shipmentCode") && err.contains("longer than 64"), "{err}");
+        assert!(read(&body(&long, "1")).unwrap_err().starts_with("locationCode"));
+        let order = format!(r#"{{"handoverItems": [{{"orderCode": "{}"}}]}}"#, "z".repeat(100_000));
+        assert!(read(&order).unwrap_err().len() < 200, "a refusal quotes only the start of a long code");
     }
 }

@@ -147,6 +147,8 @@ pub(super) struct Pipeline {
     /// before sending when the first is ahead.
     pub unjournaled_outbox: AtomicU64,
     pub synced_outbox: AtomicU64,
+    /// Such writes begun and not yet counted (see `Store::sync_outbox`).
+    pub outbox_writes_in_progress: AtomicU64,
     /// The journal's segments as the writer last left them (readers open them on their own).
     pub segments: Mutex<Vec<Segment>>,
     pub journal_dir: PathBuf,
@@ -164,6 +166,7 @@ impl Pipeline {
             durable_seq: AtomicU64::new(applied_seq),
             unjournaled_outbox: AtomicU64::new(0),
             synced_outbox: AtomicU64::new(0),
+            outbox_writes_in_progress: AtomicU64::new(0),
             segments: Mutex::new(journal.segments().to_vec()),
             journal_dir,
             min_free_bytes,
@@ -356,7 +359,7 @@ fn checkpointer_loop(rx: Receiver<CheckpointWaiter>, store: Weak<Inner>) {
 pub(super) fn checkpoint(inner: &Inner) -> Result<(), StoreError> {
     let p = &inner.pipeline;
     let applied = p.applied_seq.load(Ordering::Acquire);
-    let outbox = p.unjournaled_outbox.load(Ordering::Acquire);
+    let outbox = p.unjournaled_outbox.load(Ordering::SeqCst);
     inner.db.flush()?;
     sync_sled_files(&inner.sled_dir).map_err(StoreError::io)?;
     p.durable_seq.fetch_max(applied, Ordering::AcqRel);

@@ -17,7 +17,7 @@ use sled::transaction::{ConflictableTransactionError as Abort, TransactionError,
 use super::handovers::HandoverRecord;
 use super::inventory::JobStatus;
 use super::order_index::{reindex, Indexed};
-use super::{be, chunks, codec, pair_key, Inbound, Result, Store, StoreError};
+use super::{be, chunks, codec, Inbound, Result, Store, StoreError};
 use crate::flows::inventory::InventoryRow;
 use crate::flows::listings::Listing;
 use crate::flows::model::{OrderRecord, OutboxEntry};
@@ -50,8 +50,7 @@ impl Store {
             Ok(())
         };
         self.each_order(|rec| put("orders", json!(rec.id), json!(rec)))?;
-        for item in i.outbox.iter() {
-            let e: OutboxEntry = codec::decode(&item?.1)?;
+        for e in self.outbox_entries()? {
             put("outbox", json!([e.order_id, e.seq]), json!(e))?;
         }
         self.each_shipment(|s| put("shipments", json!([s.order_id, s.shipment_id]), json!(s)))?;
@@ -131,7 +130,7 @@ impl Store {
                 "outbox" => {
                     let e: OutboxEntry = serde_json::from_value(value).map_err(|_| typed("outbox"))?;
                     top_seq = top_seq.max(e.seq);
-                    self.inner.outbox.insert(pair_key(e.order_id, e.seq), codec::encode(&e)?)?;
+                    self.restore_entry(&e)?;
                     report.outbox += 1;
                 }
                 "shipments" => {

@@ -5,6 +5,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{be, codec, Result, Store};
 
+/// The most shipment codes one order's handover keeps (each at most
+/// [`MAX_CODE_CHARS`](crate::flows::handover::MAX_CODE_CHARS)): the order is handed over either
+/// way, and the record stays far below the size sled would put in a blob file.
+const MAX_SHIPMENT_CODES: usize = 32;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HandoverRecord {
     pub order_id: u64,
@@ -29,7 +34,8 @@ impl Store {
                 archived_ms: None,
                 last_error: None,
             });
-            if !shipment_code.is_empty() && !rec.shipment_codes.iter().any(|c| c == shipment_code) {
+            let known = rec.shipment_codes.iter().any(|c| c == shipment_code);
+            if !shipment_code.is_empty() && !known && rec.shipment_codes.len() < MAX_SHIPMENT_CODES {
                 rec.shipment_codes.push(shipment_code.to_string());
             }
             match codec::encode(&rec) {
@@ -60,7 +66,11 @@ impl Store {
                     rec.archived_ms = Some(*at);
                     rec.last_error = None;
                 }
-                Err(e) => rec.last_error = Some(e.clone()),
+                Err(e) => {
+                    let mut e = e.clone();
+                    super::cut_text(&mut e, 1000);
+                    rec.last_error = Some(e);
+                }
             }
             Some(codec::encode(&rec).unwrap_or_else(|_| old.to_vec()))
         })?;

@@ -32,6 +32,16 @@ pub struct JobStatus {
     pub summary: String,
 }
 
+impl JobStatus {
+    /// The status with its summary cut to a size that keeps the record small (summaries may quote
+    /// another service's error text).
+    fn capped(&self) -> JobStatus {
+        let mut s = self.clone();
+        super::cut_text(&mut s.summary, 1000);
+        s
+    }
+}
+
 fn sku_key(sku: &str) -> Vec<u8> {
     [&[SKU][..], sku.as_bytes()].concat()
 }
@@ -214,7 +224,7 @@ impl Store {
     }
 
     pub fn set_job_status(&self, job: &str, status: &JobStatus) -> Result<()> {
-        self.inner.meta.insert(format!("job:{job}"), codec::encode(status)?)?;
+        self.inner.meta.insert(format!("job:{job}"), codec::encode(&status.capped())?)?;
         Ok(())
     }
 
@@ -248,7 +258,7 @@ impl Store {
     pub fn set_alert(&self, name: &str, alert: Option<&JobStatus>) -> Result<()> {
         let key = format!("alert:{name}");
         match alert {
-            Some(a) => self.inner.meta.insert(key, codec::encode(a)?)?,
+            Some(a) => self.inner.meta.insert(key, codec::encode(&a.capped())?)?,
             None => self.inner.meta.remove(key)?,
         };
         Ok(())

@@ -291,23 +291,29 @@ impl Store {
         rx.await.map_err(|_| StoreError::Stopped)?.map_err(StoreError::Checkpoint)
     }
 
-    /// Before sending outbox work: a checkpoint if any outbox entry was queued by a write that is
-    /// not journaled (a follow-up of a delivered call, an operator's replay, reconciliation) and
-    /// not yet covered by one; entries from journaled events are durable already.
+    /// Before sending outbox work: a checkpoint if any outbox entry may have become due through a
+    /// write that is not journaled (a follow-up of a delivered call, the next entry of an order
+    /// whose call was just recorded as done, an operator's replay, reconciliation) and is not yet
+    /// covered by one; entries from journaled events are durable already. Call it after reading
+    /// the due work: a write that work saw has committed, so a checkpoint begun now covers it, and
+    /// it is either counted already or still in progress.
     pub async fn sync_outbox(&self) -> Result<()> {
         let p = &self.inner.pipeline;
-        if p.unjournaled_outbox.load(Ordering::Acquire) > p.synced_outbox.load(Ordering::Acquire) {
+        let in_progress = p.outbox_writes_in_progress.load(Ordering::SeqCst) > 0;
+        if in_progress || p.unjournaled_outbox.load(Ordering::SeqCst) > p.synced_outbox.load(Ordering::SeqCst) {
             self.sync_state().await?;
         }
         Ok(())
     }
 
-    /// Notes `n` outbox entries queued or put back in line by the current write (see
-    /// [`Store::sync_outbox`]).
-    fn outbox_written(&self, n: usize) {
-        if n > 0 && !commit::applying() {
-            self.inner.pipeline.unjournaled_outbox.fetch_add(1, Ordering::AcqRel);
+    /// Marks the start of a write that may make outbox work due without a journal record (see
+    /// [`Store::sync_outbox`]); the returned guard says how much it queued once it has committed.
+    fn outbox_write(&self) -> OutboxWrite<'_> {
+        let pipeline = (!commit::applying()).then_some(&self.inner.pipeline);
+        if let Some(p) = pipeline {
+            p.outbox_writes_in_progress.fetch_add(1, Ordering::SeqCst);
         }
+        OutboxWrite { pipeline }
     }
 
     /// [`Store::sync_state`] for threads outside the async runtime (the CLI, `spawn_blocking`).
@@ -514,11 +520,36 @@ impl Store {
     }
 }
 
+/// A write in progress that may make outbox work due without a journal record: counted as in
+/// progress until dropped, and as unjournaled outbox work once [`OutboxWrite::made_due`] says it
+/// committed some. The count of writes in progress closes the gap between a commit and its count
+/// (the worker may read the entry in between).
+struct OutboxWrite<'a> {
+    pipeline: Option<&'a commit::Pipeline>,
+}
+
+impl OutboxWrite<'_> {
+    /// The write committed and made `n` entries due (or put them back in line).
+    fn made_due(self, n: usize) {
+        if let (Some(p), true) = (self.pipeline, n > 0) {
+            p.unjournaled_outbox.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for OutboxWrite<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.pipeline {
+            p.outbox_writes_in_progress.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
 /// Opens sled, turning its failures — including the panics sled 0.34 raises on some damaged
 /// files — into errors that say what to do.
 fn open_sled(store: &Path, sled_dir: &Path, cache_capacity_mb: u64) -> Result<sled::Db> {
     let config = sled::Config::new().path(sled_dir).cache_capacity(cache_capacity_mb.max(1) * 1024 * 1024);
-    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
+    let opened = quietly(|| config.open());
     let unopenable = |detail: String| StoreError::Unopenable { path: sled_dir.to_path_buf(), detail };
     match opened {
         Ok(Ok(db)) => Ok(db),
@@ -534,6 +565,30 @@ fn open_sled(store: &Path, sled_dir: &Path, cache_capacity_mb: u64) -> Result<sl
             Err(unopenable(format!("sled panicked: {why}")))
         }
     }
+}
+
+thread_local! {
+    /// Set while a panic on this thread is expected and reported another way (see [`quietly`]).
+    static QUIET_PANICS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, catching a panic without the panic hook printing it: sled 0.34 panics on some damaged
+/// files, and the operator should read what to do, not a backtrace notice. Panics elsewhere, and
+/// on other threads, are printed as before.
+fn quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET_PANICS.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    QUIET_PANICS.with(|q| q.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET_PANICS.with(|q| q.set(false));
+    result
 }
 
 /// Cuts `text` to at most `max` bytes (on a character boundary), marking the cut: error texts from
@@ -597,6 +652,15 @@ mod tests {
         }
         let err = last.expect("store stayed locked").err().expect("newer store must be refused");
         assert!(err.to_string().contains("newer channeld"), "{err}");
+    }
+
+    #[test]
+    fn a_panic_caught_quietly_comes_back_as_an_error_and_leaves_the_hook_as_it_was() {
+        let caught = quietly(|| -> u8 { panic!("tried to serialize Uninitialized") });
+        let why = caught.unwrap_err();
+        assert_eq!(why.downcast_ref::<&str>(), Some(&"tried to serialize Uninitialized"));
+        assert!(!QUIET_PANICS.with(std::cell::Cell::get), "only the call itself is quiet");
+        assert_eq!(quietly(|| 5).unwrap(), 5);
     }
 
     #[tokio::test]

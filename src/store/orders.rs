@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
 use super::order_index::{reindex, Indexed};
-use super::{be, chunks, codec, pair_key, Result, Store, StoreError};
+use super::{be, chunks, codec, Result, Store, StoreError};
 use crate::flows::intake::Change;
-use crate::flows::model::{OrderRecord, OrderStatus, OutboxEntry};
+use crate::flows::model::{OrderRecord, OrderStatus};
 
 /// A webhook body as an older channeld kept it in sled (`raw_events`, before that `payloads`);
 /// read once, when such a store is upgraded and its bodies move to the journal.
@@ -33,6 +33,19 @@ pub enum Ingested {
     },
 }
 
+/// The `webhook_ids` key of a delivery: topic ‖ 0 ‖ event id. Shopify's ids are short; a longer
+/// header (anyone with the secret can send one) is keyed by its SHA-256, so no key grows large.
+fn dedupe_key(topic: &str, event_id: &str) -> Vec<u8> {
+    use sha2::Digest;
+    const MAX_ID: usize = 128;
+    let id = if event_id.len() > MAX_ID {
+        std::borrow::Cow::Owned(format!("sha256:{:x}", sha2::Sha256::digest(event_id.as_bytes())))
+    } else {
+        std::borrow::Cow::Borrowed(event_id)
+    };
+    [topic.as_bytes(), &[0], id.as_bytes()].concat()
+}
+
 impl Store {
     /// Records one Shopify event atomically: the de-duplication key, the order as `decide` changes
     /// it, and the outbox entries it queues. Its raw body is the journal's (see [`Store::submit`]).
@@ -46,8 +59,9 @@ impl Store {
     ) -> Result<Ingested> {
         let i = &self.inner;
         let seen_at = codec::encode(&now_ms)?;
-        let dedupe_key = event_key.map(|k| [topic.as_bytes(), &[0], k.as_bytes()].concat());
+        let dedupe_key = event_key.map(|k| dedupe_key(topic, k));
         let dead_creations = self.dead_creations(order_id)?;
+        let write = self.outbox_write();
         let trees = (
             &i.orders,
             &i.order_names,
@@ -86,13 +100,16 @@ impl Store {
             reindex(counts, personal, list, before, &change.record)?;
             let rec = codec::encode(&change.record).map_err(ConflictableTransactionError::Abort)?;
             chunks::put(orders, overflow, chunks::ORDERS, &be(order_id), &rec)?;
-            let tasks =
-                super::outbox::settle_dead_creations(outbox, &dead_creations, &change.record, &change.tasks, now_ms)?;
+            let tasks = super::outbox::settle_dead_creations(
+                outbox,
+                overflow,
+                &dead_creations,
+                &change.record,
+                &change.tasks,
+                now_ms,
+            )?;
             for task in &tasks {
-                let seq = outbox.generate_id()?;
-                let entry = OutboxEntry::new(seq, order_id, task.clone(), now_ms);
-                let v = codec::encode(&entry).map_err(ConflictableTransactionError::Abort)?;
-                outbox.insert(&pair_key(order_id, seq), v)?;
+                super::outbox::queue(outbox, overflow, order_id, task, now_ms)?;
             }
             Ok(Ingested::Applied {
                 status: change.record.status,
@@ -105,9 +122,7 @@ impl Store {
             TransactionError::Abort(e) => StoreError::Codec(e),
             TransactionError::Storage(e) => StoreError::Sled(e),
         })?;
-        if let Ingested::Applied { queued, .. } = &result {
-            self.outbox_written(*queued);
-        }
+        write.made_due(if let Ingested::Applied { queued, .. } = &result { *queued } else { 0 });
         Ok(result)
     }
 

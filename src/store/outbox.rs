@@ -47,7 +47,7 @@ impl Store {
             if busy.contains(&order_id) {
                 continue;
             }
-            let entry: OutboxEntry = codec::decode(&v)?;
+            let Some(entry) = self.read_entry(&k, v)? else { continue };
             if entry.state != EntryState::Pending {
                 continue;
             }
@@ -69,9 +69,11 @@ impl Store {
     pub fn outbox_counts(&self) -> Result<OutboxCounts> {
         let mut c = OutboxCounts::default();
         for item in self.inner.outbox.iter() {
-            match codec::decode::<OutboxEntry>(&item?.1)?.state {
-                EntryState::Pending => c.pending += 1,
-                EntryState::Dead => c.dead += 1,
+            let (k, v) = item?;
+            match self.read_entry(&k, v)?.map(|e| e.state) {
+                Some(EntryState::Pending) => c.pending += 1,
+                Some(EntryState::Dead) => c.dead += 1,
+                None => {}
             }
         }
         Ok(c)
@@ -87,9 +89,10 @@ impl Store {
     ) -> Result<()> {
         use sled::transaction::{ConflictableTransactionError as Abort, TransactionError, Transactional};
         let i = &self.inner;
+        let write = self.outbox_write();
         (&i.outbox, &i.orders, &i.order_counts, &i.personal, &i.overflow, &i.order_list)
             .transaction(|(outbox, orders, counts, personal, overflow, list)| {
-                outbox.remove(&pair_key(entry.order_id, entry.seq))?;
+                chunks::remove(outbox, overflow, chunks::OUTBOX, &pair_key(entry.order_id, entry.seq))?;
                 let key = be(entry.order_id);
                 if let Some(v) = chunks::get(orders, overflow, chunks::ORDERS, &key)? {
                     let mut rec: OrderRecord = codec::decode(&v).map_err(Abort::Abort)?;
@@ -99,9 +102,7 @@ impl Store {
                     super::order_index::reindex(counts, personal, list, Some(before), &rec)?;
                 }
                 for task in follow_ups {
-                    let seq = outbox.generate_id()?;
-                    let next = OutboxEntry::new(seq, entry.order_id, task.clone(), entry.next_attempt_ms);
-                    outbox.insert(&pair_key(entry.order_id, seq), codec::encode(&next).map_err(Abort::Abort)?)?;
+                    queue(outbox, overflow, entry.order_id, task, entry.next_attempt_ms)?;
                 }
                 Ok(())
             })
@@ -109,16 +110,29 @@ impl Store {
                 TransactionError::Abort(e) => StoreError::Codec(e),
                 TransactionError::Storage(e) => StoreError::Sled(e),
             })?;
-        self.outbox_written(follow_ups.len());
+        // The order's next entry is due now on the strength of this write (its creation is done),
+        // as are the follow-ups: neither is sent before a checkpoint covers it.
+        let next_in_line = !follow_ups.is_empty() || self.has_pending(entry.order_id)?;
+        write.made_due(usize::from(next_in_line));
         Ok(())
     }
 
     /// Saves an entry's new state (rescheduled or dead), unless it was removed meanwhile.
     pub fn save_entry(&self, entry: &OutboxEntry) -> Result<()> {
+        use sled::transaction::{TransactionError, Transactional};
+        let i = &self.inner;
         let key = pair_key(entry.order_id, entry.seq);
-        let bytes = codec::encode(&capped(entry))?;
-        self.inner.outbox.fetch_and_update(key, |old| old.map(|_| bytes.clone()))?;
-        Ok(())
+        (&i.outbox, &i.overflow)
+            .transaction(|(outbox, overflow)| {
+                if outbox.get(key)?.is_some() {
+                    put_entry(outbox, overflow, entry)?;
+                }
+                Ok(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => StoreError::Codec(e),
+                TransactionError::Storage(e) => StoreError::Sled(e),
+            })
     }
 
     /// Saves an entry's new state (dead-lettered) and applies `effect` to its order, in one
@@ -127,13 +141,13 @@ impl Store {
     pub fn bury_entry(&self, entry: &OutboxEntry, effect: impl Fn(&mut OrderRecord)) -> Result<()> {
         use sled::transaction::{ConflictableTransactionError as Abort, TransactionError, Transactional};
         let i = &self.inner;
-        let (key, bytes) = (pair_key(entry.order_id, entry.seq), codec::encode(&capped(entry))?);
+        let key = pair_key(entry.order_id, entry.seq);
         (&i.outbox, &i.orders, &i.order_counts, &i.personal, &i.overflow, &i.order_list)
             .transaction(|(outbox, orders, counts, personal, overflow, list)| {
                 if outbox.get(key)?.is_none() {
                     return Ok(());
                 }
-                outbox.insert(&key, bytes.as_slice())?;
+                put_entry(outbox, overflow, entry)?;
                 let order_key = be(entry.order_id);
                 if let Some(v) = chunks::get(orders, overflow, chunks::ORDERS, &order_key)? {
                     let mut rec: OrderRecord = codec::decode(&v).map_err(Abort::Abort)?;
@@ -156,8 +170,8 @@ impl Store {
     pub(super) fn dead_creations(&self, order_id: u64) -> Result<Vec<[u8; 16]>> {
         let mut keys = Vec::new();
         for item in self.inner.outbox.scan_prefix(be(order_id)) {
-            let (_, v) = item?;
-            let entry: OutboxEntry = codec::decode(&v)?;
+            let (k, v) = item?;
+            let Some(entry) = self.read_entry(&k, v)? else { continue };
             if entry.state == EntryState::Dead && entry.task == Task::WmsCreate {
                 keys.push(pair_key(entry.order_id, entry.seq));
             }
@@ -177,19 +191,24 @@ impl Store {
         self.inner
             .outbox
             .range::<Vec<u8>, _>((start, Bound::Unbounded))
+            .filter_map(|item| item.map_err(StoreError::from).and_then(|(k, v)| self.read_entry(&k, v)).transpose())
             .take(limit)
-            .map(|item| Ok(codec::decode(&item?.1)?))
             .collect()
     }
 
     /// Every queued entry, pending and dead, in queue order.
     pub fn outbox_entries(&self) -> Result<Vec<OutboxEntry>> {
-        self.inner.outbox.iter().map(|item| Ok(codec::decode(&item?.1)?)).collect()
+        self.inner
+            .outbox
+            .iter()
+            .filter_map(|item| item.map_err(StoreError::from).and_then(|(k, v)| self.read_entry(&k, v)).transpose())
+            .collect()
     }
 
     /// Puts entries back in line now with a fresh attempt count. Returns how many were replayed.
     pub fn replay_entries(&self, which: Replay, now_ms: i64) -> Result<usize> {
         let mut replayed = 0;
+        let write = self.outbox_write();
         for mut entry in self.outbox_entries()? {
             let dead = entry.state == EntryState::Dead;
             let wanted = match which {
@@ -217,13 +236,59 @@ impl Store {
         if let (Replay::One(seq), 0) = (which, replayed) {
             return Err(StoreError::NotFound(format!("no outbox entry {seq}")));
         }
-        self.outbox_written(replayed);
+        write.made_due(replayed);
         Ok(replayed)
     }
 
     pub fn replay_order_dead(&self, order_id: u64, now_ms: i64) -> Result<usize> {
         self.replay_entries(Replay::DeadOfOrder(order_id), now_ms)
     }
+
+    /// Stores an entry as it was (restoring an export).
+    pub(super) fn restore_entry(&self, entry: &OutboxEntry) -> Result<()> {
+        use sled::transaction::{TransactionError, Transactional};
+        let i = &self.inner;
+        (&i.outbox, &i.overflow).transaction(|(outbox, overflow)| put_entry(outbox, overflow, entry)).map_err(|e| {
+            match e {
+                TransactionError::Abort(e) => StoreError::Codec(e),
+                TransactionError::Storage(e) => StoreError::Sled(e),
+            }
+        })
+    }
+
+    /// The entry stored under `key` as read by an iteration (`stored`), reassembled from its
+    /// chunks when it has them; `None` when it went meanwhile.
+    fn read_entry(&self, key: &[u8], stored: sled::IVec) -> Result<Option<OutboxEntry>> {
+        let i = &self.inner;
+        match chunks::resolve(&i.outbox, &i.overflow, chunks::OUTBOX, key, stored)? {
+            Some(bytes) => Ok(Some(codec::decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Queues `task` as the newest entry of its order, due at `due_ms`, in a transaction.
+pub(super) fn queue(
+    outbox: &TransactionalTree,
+    overflow: &TransactionalTree,
+    order_id: u64,
+    task: &Task,
+    due_ms: i64,
+) -> std::result::Result<(), ConflictableTransactionError<CodecError>> {
+    let seq = outbox.generate_id()?;
+    put_entry(outbox, overflow, &OutboxEntry::new(seq, order_id, task.clone(), due_ms))
+}
+
+/// Stores `entry` under its key in a transaction: inline, or in chunks when large (a seller
+/// cancellation of a long order; see `chunks.rs`).
+pub(super) fn put_entry(
+    outbox: &TransactionalTree,
+    overflow: &TransactionalTree,
+    entry: &OutboxEntry,
+) -> std::result::Result<(), ConflictableTransactionError<CodecError>> {
+    let bytes = codec::encode(&capped(entry)).map_err(ConflictableTransactionError::Abort)?;
+    chunks::put(outbox, overflow, chunks::OUTBOX, &pair_key(entry.order_id, entry.seq), &bytes)?;
+    Ok(())
 }
 
 /// What an event recorded for an order does to its dead-lettered creations (`dead`, from
@@ -235,6 +300,7 @@ impl Store {
 ///   back in line, sending the order as it is now, instead of a second creation stuck behind it.
 pub(super) fn settle_dead_creations(
     outbox: &TransactionalTree,
+    overflow: &TransactionalTree,
     dead: &[[u8; 16]],
     record: &OrderRecord,
     tasks: &[Task],
@@ -242,17 +308,17 @@ pub(super) fn settle_dead_creations(
 ) -> std::result::Result<Vec<Task>, ConflictableTransactionError<CodecError>> {
     let mut tasks = tasks.to_vec();
     for key in dead {
-        let Some(v) = outbox.get(key)? else { continue };
+        let Some(v) = chunks::get(outbox, overflow, chunks::OUTBOX, key)? else { continue };
         let mut entry: OutboxEntry = codec::decode(&v).map_err(ConflictableTransactionError::Abort)?;
         if entry.state != EntryState::Dead || entry.task != Task::WmsCreate {
             continue;
         }
         if record.cancelled {
-            outbox.remove(key)?;
+            chunks::remove(outbox, overflow, chunks::OUTBOX, key)?;
         } else if let Some(at) = tasks.iter().position(|t| *t == Task::WmsCreate) {
             tasks.remove(at);
             (entry.state, entry.attempts, entry.next_attempt_ms) = (EntryState::Pending, 0, now_ms);
-            outbox.insert(key, codec::encode(&entry).map_err(ConflictableTransactionError::Abort)?)?;
+            put_entry(outbox, overflow, &entry)?;
         }
     }
     Ok(tasks)
@@ -274,4 +340,65 @@ pub enum Replay {
     One(u64),
     AllDead,
     DeadOfOrder(u64),
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+
+    fn queue_one(store: &Store, order_id: u64, task: Task) {
+        use sled::transaction::Transactional;
+        let i = &store.inner;
+        (&i.outbox, &i.overflow).transaction(|(outbox, overflow)| queue(outbox, overflow, order_id, &task, 0)).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_large_entry_is_kept_in_chunks_read_whole_and_removed_with_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 8).unwrap();
+        let lines: Vec<(u64, u32)> = (0..3000).map(|i| (1_000_000_000_000 + i, 1)).collect();
+        let task = Task::ShopifyEditLines { lines: lines.clone(), refund: lines };
+        queue_one(&store, 7, task.clone());
+        let inline_max = store.inner.outbox.iter().map(|i| i.unwrap().1.len()).max().unwrap();
+        assert!(inline_max <= chunks::INLINE_MAX, "stored inline: {inline_max} bytes");
+        assert!(!store.inner.overflow.is_empty(), "the entry went to chunks");
+        let due = store.due_work(1, &HashSet::new(), 10).unwrap().due;
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].task, task, "read back whole");
+        let mut dead = due[0].clone();
+        dead.state = EntryState::Dead;
+        store.save_entry(&dead).unwrap();
+        assert_eq!(store.outbox_entries().unwrap(), vec![dead.clone()]);
+        store.finish_entry(&dead, |_| {}, &[]).unwrap();
+        assert!(store.inner.outbox.is_empty() && store.inner.overflow.is_empty(), "no chunk is left behind");
+        store.sync_state().await.unwrap();
+        let blobs = std::fs::read_dir(dir.path().join("db/blobs")).unwrap().count();
+        assert_eq!(blobs, 0, "sled wrote no blob file");
+    }
+
+    #[tokio::test]
+    async fn an_order_s_next_entry_made_due_by_a_recorded_outcome_waits_for_a_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 8).unwrap();
+        let p = &store.inner.pipeline;
+        let ahead = || p.unjournaled_outbox.load(Ordering::SeqCst) > p.synced_outbox.load(Ordering::SeqCst);
+        queue_one(&store, 1, Task::WmsCreate);
+        queue_one(&store, 1, Task::WmsCancel);
+        queue_one(&store, 2, Task::WmsCreate);
+        store.sync_state().await.unwrap();
+        assert!(!ahead());
+        let due = store.due_work(1, &HashSet::new(), 10).unwrap().due;
+        let (first, other) = (&due[0], &due[1]);
+        // The last entry of order 2 done: nothing becomes due on its strength.
+        store.finish_entry(other, |_| {}, &[]).unwrap();
+        assert!(!ahead(), "no checkpoint is owed for an order with nothing left");
+        // Order 1's creation done: its cancellation is due now, on the strength of that write.
+        store.finish_entry(first, |_| {}, &[]).unwrap();
+        assert!(ahead(), "the cancellation must not be sent before the outcome is durable");
+        assert_eq!(p.outbox_writes_in_progress.load(Ordering::SeqCst), 0);
+        store.sync_outbox().await.unwrap();
+        assert!(!ahead(), "sync_outbox checkpointed");
+    }
 }

@@ -12,7 +12,7 @@
 use sled::transaction::{ConflictableTransactionError as Abort, TransactionError, Transactional};
 
 use super::{be, chunks, codec, pair_key, split_pair, Result, Store, StoreError};
-use crate::flows::model::{OrderRecord, OutboxEntry, Task};
+use crate::flows::model::{OrderRecord, Task};
 use crate::flows::shipment::{ShipmentRecord, ShipmentState};
 
 fn tx_error(e: TransactionError<super::CodecError>) -> StoreError {
@@ -184,6 +184,7 @@ impl Store {
     /// Saves a shipment and queues `tasks` for its order, in one transaction.
     pub fn save_shipment(&self, s: &ShipmentRecord, tasks: &[Task], now_ms: i64) -> Result<()> {
         let i = &self.inner;
+        let write = self.outbox_write();
         (&i.shipments, &i.shipment_index, &i.outbox, &i.overflow)
             .transaction(|(shipments, index, outbox, overflow)| {
                 let bytes = codec::encode(s).map_err(Abort::Abort)?;
@@ -195,14 +196,12 @@ impl Store {
                     index.remove(unfinished_key(s))?;
                 }
                 for task in tasks {
-                    let seq = outbox.generate_id()?;
-                    let entry = OutboxEntry::new(seq, s.order_id, task.clone(), now_ms);
-                    outbox.insert(&pair_key(s.order_id, seq), codec::encode(&entry).map_err(Abort::Abort)?)?;
+                    super::outbox::queue(outbox, overflow, s.order_id, task, now_ms)?;
                 }
                 Ok(())
             })
             .map_err(tx_error)?;
-        self.outbox_written(tasks.len());
+        write.made_due(tasks.len());
         Ok(())
     }
 
@@ -246,6 +245,7 @@ impl Store {
         }
         let i = &self.inner;
         let trees = (&i.orders, &i.outbox, &i.order_counts, &i.personal, &i.overflow, &i.order_list);
+        let write = self.outbox_write();
         let result = trees.transaction(|(orders, outbox, counts, personal, overflow, list)| {
             let key = be(order_id);
             let Some(v) = chunks::get(orders, overflow, chunks::ORDERS, &key)? else { return Ok(None) };
@@ -257,16 +257,17 @@ impl Store {
             chunks::put(orders, overflow, chunks::ORDERS, &key, &bytes)?;
             super::order_index::reindex(counts, personal, list, Some(before), &rec)?;
             if let Some(task) = &task {
-                let seq = outbox.generate_id()?;
-                let entry = OutboxEntry::new(seq, order_id, task.clone(), now_ms);
-                let bytes = codec::encode(&entry).map_err(|e| Abort::Abort(Stop::Codec(e)))?;
-                outbox.insert(&pair_key(order_id, seq), bytes)?;
+                super::outbox::queue(outbox, overflow, order_id, task, now_ms).map_err(|e| match e {
+                    Abort::Abort(e) => Abort::Abort(Stop::Codec(e)),
+                    Abort::Storage(e) => Abort::Storage(e),
+                    Abort::Conflict => Abort::Conflict,
+                })?;
             }
             Ok(task)
         });
         match result {
             Ok(task) => {
-                self.outbox_written(usize::from(task.is_some()));
+                write.made_due(usize::from(task.is_some()));
                 Ok(Ok(task))
             }
             Err(TransactionError::Abort(Stop::Refused(e))) => Ok(Err(e)),
