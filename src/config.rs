@@ -142,6 +142,10 @@ pub struct Storage {
     /// state database must always find room for its own log. 0 = no check.
     #[serde(default = "d_min_free_mb")]
     pub min_free_mb: u64,
+    /// Size (MB) at which the journal starts a new segment file (it also starts one each day).
+    /// Retention removes whole segments, so smaller segments trim closer to `retention_days`.
+    #[serde(default = "d_journal_segment_mb")]
+    pub journal_segment_mb: u64,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -435,6 +439,9 @@ fn d_retention() -> u32 {
 fn d_min_free_mb() -> u64 {
     64
 }
+fn d_journal_segment_mb() -> u64 {
+    16
+}
 fn d_level() -> String {
     "info".into()
 }
@@ -632,6 +639,9 @@ impl Config {
             if l.wms_location_code.trim().is_empty() {
                 errs.push(format!("locations.wms_location_code: empty for {}", l.shopify_location_id));
             }
+        }
+        if !(1..=1024).contains(&self.storage.journal_segment_mb) {
+            errs.push("storage.journal_segment_mb: must be between 1 and 1024".into());
         }
         if !(1..=250).contains(&self.inventory.batch_size) {
             errs.push("inventory.batch_size: must be between 1 and 250".into());

@@ -72,6 +72,8 @@ pub(super) fn as_applier<T>(f: impl FnOnce() -> T) -> T {
 /// The most one batch carries, so a burst of large bodies does not make one huge write.
 const MAX_BATCH_RECORDS: usize = 4096;
 const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+/// Free space that counts as room again after a write failed for lack of it.
+const ROOM_AFTER_FULL: u64 = 1024 * 1024;
 /// How often sled's state is made durable when nothing asks sooner.
 pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 
@@ -282,6 +284,12 @@ fn room_to_write(store: &Weak<Inner>) -> std::io::Result<()> {
 }
 
 impl Pipeline {
+    /// After a write failed for lack of space: whether the disk has room again, at least
+    /// [`ROOM_AFTER_FULL`] or the free space the journal leaves, whichever is more.
+    pub fn has_room_after_full(&self) -> bool {
+        fs2::available_space(&self.journal_dir).is_ok_and(|free| free >= self.min_free_bytes.max(ROOM_AFTER_FULL))
+    }
+
     /// Whether the disk has the free space the journal leaves (see [`room_to_write`]).
     pub fn room_to_write(&self) -> std::io::Result<()> {
         let p = self;

@@ -69,6 +69,9 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> JournalError + '_ {
     move |source| JournalError::Io { path: path.to_path_buf(), source }
 }
 
+/// The default size at which a new segment starts (`storage.journal_segment_mb`).
+pub const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
+
 /// The writer's view: the segments, the one being appended to, and the next sequence number.
 pub struct Journal {
     dir: PathBuf,
@@ -117,11 +120,17 @@ impl Journal {
             active,
             synced_len,
             next_seq,
-            max_segment_bytes: 16 * 1024 * 1024,
+            max_segment_bytes: SEGMENT_BYTES,
             max_segment_age_ms: 86_400_000,
         };
         journal.segments.append(&mut segments);
         Ok(journal)
+    }
+
+    /// Segments of at most `bytes` (`storage.journal_segment_mb`).
+    pub fn with_segment_bytes(mut self, bytes: u64) -> Self {
+        self.max_segment_bytes = bytes.max(1);
+        self
     }
 
     /// Smaller segments (tests of rotation and retention).

@@ -107,17 +107,23 @@ pub struct OpenOptions {
     pub cache_capacity_mb: u64,
     /// Free space below which the journal refuses new records (0 = no check).
     pub min_free_mb: u64,
+    /// Size at which the journal starts a new segment.
+    pub journal_segment_bytes: u64,
 }
 
 impl OpenOptions {
     pub fn new(cache_capacity_mb: u64) -> Self {
-        Self { cache_capacity_mb, min_free_mb: 0 }
+        Self { cache_capacity_mb, min_free_mb: 0, journal_segment_bytes: journal::SEGMENT_BYTES }
     }
 }
 
 impl From<&crate::config::Storage> for OpenOptions {
     fn from(s: &crate::config::Storage) -> Self {
-        Self { cache_capacity_mb: s.cache_capacity_mb, min_free_mb: s.min_free_mb }
+        Self {
+            cache_capacity_mb: s.cache_capacity_mb,
+            min_free_mb: s.min_free_mb,
+            journal_segment_bytes: s.journal_segment_mb * 1_048_576,
+        }
     }
 }
 
@@ -203,7 +209,8 @@ impl Store {
         let meta = tree("meta")?;
         let applied = meta.get(META_APPLIED)?.and_then(|v| v.as_ref().try_into().ok()).map_or(0, u64::from_be_bytes);
         let journal_dir = path.join("journal");
-        let mut journal = journal::Journal::open(&journal_dir, applied + 1)?;
+        let mut journal =
+            journal::Journal::open(&journal_dir, applied + 1)?.with_segment_bytes(opts.journal_segment_bytes);
         let inner = Inner {
             orders: tree("orders")?,
             order_names: tree("order_names")?,
@@ -389,9 +396,13 @@ impl Store {
         if let Some(why) = health.fatal() {
             return Err(why);
         }
-        self.inner.pipeline.room_to_write().map_err(|e| e.to_string())?;
+        let pipeline = &self.inner.pipeline;
+        pipeline.room_to_write().map_err(|e| e.to_string())?;
         match health.journal_error() {
             Some((why, false)) => Err(why),
+            // The disk was full at the last write: taken as room again only once there is some
+            // (even with `storage.min_free_mb = 0`, when the check above checks nothing).
+            Some((why, true)) if !pipeline.has_room_after_full() => Err(why),
             _ => Ok(()),
         }
     }

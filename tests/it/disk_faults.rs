@@ -121,7 +121,7 @@ async fn a_failing_disk_refuses_with_503_loses_nothing_answered_200_and_recovers
     let addr = free_addr();
     let o = Options { routing: "wms", max_attempts: 100, ..Options::default() };
     let config = config_on(&fs, dir.path(), addr, &wms.url(), "http://127.0.0.1:9", &o);
-    let mut daemon = start(&config, addr).await;
+    let daemon = start(&config, addr).await;
     let intake = Intake::start(addr);
     until("some orders accepted", || intake.acked.lock().unwrap().len() >= 20).await;
 
@@ -133,9 +133,20 @@ async fn a_failing_disk_refuses_with_503_loses_nothing_answered_200_and_recovers
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{why}");
     }
     fs.set_faults(Faults::default());
+    recovers(daemon, &config, addr, intake, &wms).await;
+}
 
-    // Either the daemon takes requests again by itself, or it exited non-zero for systemd to
-    // restart it (its state database failed beyond repair within the process).
+/// Once the disk works again: either the daemon takes requests again by itself, or it exited
+/// non-zero for systemd to restart it (its state database failed beyond repair within the
+/// process) and the restart takes them. Then everything answered 200, and everything refused and
+/// sent again, reaches the WMS.
+async fn recovers(
+    mut daemon: tokio::process::Child,
+    config: &std::path::Path,
+    addr: std::net::SocketAddr,
+    intake: Intake,
+    wms: &FakeWms,
+) {
     let mut restarted = false;
     let acked_before = intake.acked.lock().unwrap().len();
     for _ in 0..1000 {
@@ -144,7 +155,7 @@ async fn a_failing_disk_refuses_with_503_loses_nothing_answered_200_and_recovers
         }
         if let Some(status) = daemon.try_wait().unwrap() {
             assert!(!status.success(), "a daemon that cannot recover exits non-zero, not {status}");
-            daemon = start(&config, addr).await;
+            daemon = start(config, addr).await;
             restarted = true;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -153,7 +164,32 @@ async fn a_failing_disk_refuses_with_503_loses_nothing_answered_200_and_recovers
     eprintln!("{} accepted, {} refused; restarted: {restarted}", acked.len(), refused.len());
     assert!(acked.len() >= acked_before + 20, "orders are accepted again after the fault");
     retry_refused(addr, &refused).await;
-    all_delivered(&config, &wms, &acked.union(&refused).copied().collect()).await;
+    all_delivered(config, wms, &acked.union(&refused).copied().collect()).await;
     daemon.start_kill().unwrap();
     let _ = daemon.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(has_fuse), ignore = "needs /dev/fuse: power-loss tests skipped")]
+async fn writes_failing_with_enospc_refuse_with_503_lose_nothing_answered_200_and_recover() {
+    let (fs, dir) = mounted();
+    let wms = FakeWms::start().await;
+    let addr = free_addr();
+    let o = Options { routing: "wms", max_attempts: 100, ..Options::default() };
+    let config = config_on(&fs, dir.path(), addr, &wms.url(), "http://127.0.0.1:9", &o);
+    // No free-space guard: the journal and sled meet ENOSPC from write(2) itself.
+    let text = std::fs::read_to_string(&config).unwrap().replacen("[storage]\n", "[storage]\nmin_free_mb = 0\n", 1);
+    std::fs::write(&config, text).unwrap();
+    let daemon = start(&config, addr).await;
+    let intake = Intake::start(addr);
+    until("some orders accepted", || intake.acked.lock().unwrap().len() >= 20).await;
+
+    fs.set_faults(Faults { capacity_bytes: Some(used(&fs) + 64 * 1024), ..Faults::default() });
+    let refused_before = intake.refused.lock().unwrap().len();
+    until("requests refused on the full disk", || intake.refused.lock().unwrap().len() >= refused_before + 20).await;
+    if let Some((status, why)) = readyz(addr).await {
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{why}");
+    }
+    fs.set_faults(Faults::default());
+    recovers(daemon, &config, addr, intake, &wms).await;
 }

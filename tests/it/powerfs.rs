@@ -45,6 +45,8 @@ pub struct Faults {
     /// The disk's size: a write or fallocate that would take the bytes in use over it fails with
     /// `ENOSPC`. statfs reports it.
     pub capacity_bytes: Option<u64>,
+    /// Every file fsync takes this long (a slow disk), holding up the filesystem meanwhile.
+    pub slow_syncs: Option<Duration>,
 }
 
 /// Counts of requests that reached the filesystem, over the whole life of the `PowerFs` (power cuts
@@ -769,6 +771,9 @@ impl Filesystem for Session {
     }
 
     fn fsync(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        if let Ok(Some(pause)) = self.with(|s| Ok(s.faults.slow_syncs)) {
+            std::thread::sleep(pause);
+        }
         reply_empty(reply, self.with(|s| s.fsync(ino.0)));
     }
 
