@@ -128,6 +128,9 @@ fn start_channeld(dir: &Path, wms: SocketAddr) -> (Child, SocketAddr) {
             r#"
 [server]
 listen = "127.0.0.1:{port}"
+# The open-loop runs keep up to 512 requests in flight: room for all of them.
+max_connections = 1024
+max_concurrent_requests = 1024
 [storage]
 path = "{}"
 [log]

@@ -30,6 +30,7 @@ mod shopify_errors;
 mod shopify_inventory_fake;
 mod systemd;
 mod updates;
+mod upgrade;
 mod webhooks;
 mod wms_cancel;
 mod wms_http;
