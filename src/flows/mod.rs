@@ -8,6 +8,7 @@
 //! - [`retry`]: backoff and `Retry-After`.
 //! - [`listings`], [`inventory`]: SKU ↔ inventory item mapping, WMS quantities, push batches.
 //! - [`seller_cancel`], [`shipment`], [`handover`]: what the WMS's fulfilment calls ask for.
+//! - [`returns`]: approved Shopify returns to the WMS, its QC results back to Shopify.
 //! - [`webhooks`], [`scopes`]: the subscriptions and access scopes channeld needs.
 
 pub mod handover;
@@ -17,6 +18,7 @@ pub mod listings;
 pub mod model;
 pub mod order_map;
 pub mod retry;
+pub mod returns;
 pub mod routing;
 pub mod scopes;
 pub mod seller_cancel;

@@ -75,3 +75,71 @@ pub struct CancelledItem {
     pub order_item_code: String,
     pub cancelled_quantity: u32,
 }
+
+/// `POST /return/return-orders` body (Create Return Order, CONTRACT.md §9.7): one item per unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateReturnOrder {
+    pub forward_order_code: String,
+    pub return_order_code: String,
+    pub location_code: String,
+    pub return_order_time: String,
+    pub order_type: String,
+    pub order_items: Vec<ReturnItem>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub awb_number: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub transporter: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReturnItem {
+    pub item_code: String,
+    pub channel_sku_code: String,
+    pub reason: String,
+}
+
+/// `PUT /wms/returns/acknowledgement` body (Return Order Acknowledgement, §9.5). Unknown fields are
+/// ignored; `returnItemCode` is taken for `itemCode`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReturnAckIn {
+    #[serde(default, deserialize_with = "crate::lenient::text")]
+    pub return_order_code: String,
+    #[serde(default, deserialize_with = "crate::lenient::text")]
+    pub forward_order_code: String,
+    #[serde(default, deserialize_with = "crate::lenient::text")]
+    pub location_code: String,
+    #[serde(default)]
+    pub order_items: Vec<ReturnAckItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReturnAckItem {
+    #[serde(default, deserialize_with = "crate::lenient::text")]
+    pub item_code: String,
+    #[serde(default, deserialize_with = "crate::lenient::text")]
+    pub return_item_code: String,
+    #[serde(default, deserialize_with = "crate::lenient::text")]
+    pub channel_sku_code: String,
+    #[serde(default, deserialize_with = "crate::lenient::text")]
+    pub qc_status: String,
+    #[serde(default)]
+    pub qc_reason: Option<String>,
+    #[serde(default)]
+    pub image_urls: Option<Vec<String>>,
+}
+
+impl ReturnAckItem {
+    /// The unit it names: `itemCode`, else `returnItemCode`.
+    pub fn code(&self) -> &str {
+        let code = self.item_code.trim();
+        if code.is_empty() {
+            self.return_item_code.trim()
+        } else {
+            code
+        }
+    }
+}
