@@ -9,6 +9,7 @@
 //! - [`listings`], [`inventory`]: SKU ↔ inventory item mapping, WMS quantities, push batches.
 //! - [`seller_cancel`], [`shipment`], [`handover`]: what the WMS's fulfilment calls ask for.
 //! - [`webhooks`], [`scopes`]: the subscriptions and access scopes channeld needs.
+//! - [`shopify_order`], [`wms_order`]: the order as Shopify sends it and as the WMS takes it.
 
 pub mod handover;
 pub mod intake;
@@ -23,6 +24,7 @@ pub mod seller_cancel;
 pub mod shipment;
 pub mod shopify_order;
 pub mod webhooks;
+pub mod wms_order;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
