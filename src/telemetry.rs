@@ -76,6 +76,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
+    use crate::source_scan::{code_only, rust_files};
 
     /// Log output captured in memory.
     #[derive(Clone, Default)]
@@ -112,67 +113,6 @@ mod tests {
             tracing::info!(target: "channeld::server", "listening");
         });
         out.text()
-    }
-
-    /// `src` with comments and the contents of string and char literals blanked (kept as spaces,
-    /// so positions and line numbers stay), for scanning code by eye-level patterns.
-    fn code_only(src: &str) -> String {
-        let b = src.as_bytes();
-        let mut out = b.to_vec();
-        let blank = |out: &mut Vec<u8>, from: usize, to: usize| {
-            for c in &mut out[from..to.min(b.len())] {
-                if *c != b'\n' {
-                    *c = b' ';
-                }
-            }
-        };
-        let mut i = 0;
-        while i < b.len() {
-            let rest = &b[i..];
-            if rest.starts_with(b"//") {
-                let end = rest.iter().position(|&c| c == b'\n').map_or(b.len(), |p| i + p);
-                blank(&mut out, i, end);
-                i = end;
-            } else if rest.starts_with(b"/*") {
-                let end = src[i + 2..].find("*/").map_or(b.len(), |p| i + 2 + p + 2);
-                blank(&mut out, i, end);
-                i = end;
-            } else if (rest.starts_with(b"r#") || rest.starts_with(b"r\""))
-                && (i == 0 || !b[i - 1].is_ascii_alphanumeric())
-            {
-                let hashes = rest[1..].iter().take_while(|&&c| c == b'#').count();
-                let close = format!("\"{}", "#".repeat(hashes));
-                let start = i + 1 + hashes + 1;
-                let end = src[start..].find(&close).map_or(b.len(), |p| start + p + close.len());
-                blank(&mut out, start, end - close.len());
-                i = end;
-            } else if rest[0] == b'"' {
-                let mut j = i + 1;
-                while j < b.len() && b[j] != b'"' {
-                    j += if b[j] == b'\\' { 2 } else { 1 };
-                }
-                blank(&mut out, i + 1, j);
-                i = j + 1;
-            } else if rest[0] == b'\'' {
-                // A char literal ('x', '\n', '\''), or a lifetime ('a), which is left alone.
-                let end = if rest.get(1) == Some(&b'\\') {
-                    src[i + 2..].find('\'').map(|p| i + 2 + p + 1)
-                } else {
-                    let ch = src[i + 1..].chars().next().map_or(1, char::len_utf8);
-                    (b.get(i + 1 + ch) == Some(&b'\'')).then_some(i + 1 + ch + 1)
-                };
-                match end {
-                    Some(end) => {
-                        blank(&mut out, i + 1, end - 1);
-                        i = end;
-                    }
-                    None => i += 1,
-                }
-            } else {
-                i += 1;
-            }
-        }
-        String::from_utf8_lossy(&out).into_owned()
     }
 
     /// The arguments of every tracing event macro in `code` (from [`code_only`]), split at
@@ -220,17 +160,6 @@ mod tests {
         let Some(rest) = field.strip_prefix("message") else { return false };
         let rest = rest.trim_start();
         rest.is_empty() || (rest.starts_with('=') && !rest.starts_with("==")) || rest.starts_with(':')
-    }
-
-    fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                rust_files(&path, out);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                out.push(path);
-            }
-        }
     }
 
     #[test]

@@ -50,8 +50,15 @@ pub async fn import(path: &Path, file: &Path) -> anyhow::Result<()> {
     })
     .await??;
     println!(
-        "{} record(s) imported: {} order(s), {} outbox entr(ies), {} shipment(s), {} handover(s), {} raw payload(s)",
-        report.records, report.orders, report.outbox, report.shipments, report.handovers, report.payloads
+        "{} record(s) imported: {} order(s), {} outbox entr(ies), {} shipment(s), {} handover(s), {} raw payload(s), \
+         {} pruned order(s) remembered",
+        report.records,
+        report.orders,
+        report.outbox,
+        report.shipments,
+        report.handovers,
+        report.payloads,
+        report.tombstones
     );
     Ok(())
 }

@@ -14,7 +14,7 @@ use super::order_map::{self, address_digest, items_of, properties, Evaluation};
 use super::{parse_time, OrderRules};
 use crate::config::Routing;
 use crate::flows::shopify_order::ShopifyOrder;
-use crate::wms::types::{CancelledItem, CreateOutwardOrder, CustomerCancellation, UpdateOrderProperties};
+use crate::flows::wms_order::{CancelledItem, CreateOutwardOrder, CustomerCancellation, UpdateOrderProperties};
 
 /// The three webhook topics channeld subscribes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -10,6 +10,7 @@
 //! - [`seller_cancel`], [`shipment`], [`handover`]: what the WMS's fulfilment calls ask for.
 //! - [`returns`]: approved Shopify returns to the WMS, its QC results back to Shopify.
 //! - [`webhooks`], [`scopes`]: the subscriptions and access scopes channeld needs.
+//! - [`shopify_order`], [`wms_order`]: the order as Shopify sends it and as the WMS takes it.
 
 pub mod handover;
 pub mod intake;
@@ -25,6 +26,7 @@ pub mod seller_cancel;
 pub mod shipment;
 pub mod shopify_order;
 pub mod webhooks;
+pub mod wms_order;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 

@@ -8,7 +8,7 @@ use super::{fmt_time, parse_time, round2, OrderRules};
 use crate::config::Routing;
 use crate::flows::model::SentItem;
 use crate::flows::shopify_order::{Address, LineItem, ShopifyOrder};
-use crate::wms::types::{CreateOutwardOrder, OrderItem, WmsAddress};
+use crate::flows::wms_order::{CreateOutwardOrder, OrderItem, WmsAddress};
 
 /// What to do with an order seen for the first time (or seen again after a rejection).
 #[derive(Debug, Clone, PartialEq)]

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::flows::model::OrderRecord;
-use crate::wms::types::{CreateReturnOrder, ReturnAckIn, ReturnItem};
+use crate::flows::wms_order::{CreateReturnOrder, ReturnAckIn, ReturnItem};
 
 /// The return webhook topics channeld subscribes to (§9.4), with their paths.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -732,7 +732,7 @@ pub fn ready_to_close(rec: &ReturnRecord, now: &ShopifyReturn) -> bool {
 mod tests {
     use super::*;
     use crate::flows::model::{OrderStatus, SentItem, WmsSnapshot};
-    use crate::wms::types::ReturnAckItem;
+    use crate::flows::wms_order::ReturnAckItem;
 
     fn order() -> OrderRecord {
         let mut o = OrderRecord::new(450789469, "#1001".into(), 0);

@@ -49,6 +49,36 @@ fn shipment_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D:
     }
 }
 
+/// The query of `GET /wms/invoice` and `GET /wms/shipping-label`: which shipment the WMS asks about.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShipmentQuery {
+    #[serde(default)]
+    pub order_code: String,
+    #[serde(default)]
+    pub shipment_code: String,
+    #[serde(default)]
+    pub shipment_id: String,
+}
+
+impl ShipmentQuery {
+    /// The order asked about: `None` when no `orderCode` is given (then the one order using the
+    /// shipment id is meant). An `orderCode` that is no order id names no order channeld sent, so
+    /// nothing can be found for it: the message says so.
+    pub fn order(&self) -> Result<Option<u64>, String> {
+        match self.order_code.trim() {
+            "" => Ok(None),
+            code => code.parse::<u64>().map(Some).map_err(|_| format!("unknown orderCode {code:?}")),
+        }
+    }
+
+    /// The shipment ids to look for, in order: `shipmentCode`, then `shipmentId` (those that are
+    /// numbers).
+    pub fn shipment_ids(&self) -> Vec<u64> {
+        [&self.shipment_code, &self.shipment_id].iter().filter_map(|c| c.trim().parse::<u64>().ok()).collect()
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Dimensions {
     #[serde(default)]
@@ -415,6 +445,20 @@ mod tests {
     use super::*;
     use crate::flows::intake::{apply, Topic};
     use crate::flows::tests::{fixture_order, rules};
+
+    #[test]
+    fn a_lookup_names_an_order_by_id_and_its_shipment_by_code_then_id() {
+        let q = |order: &str, code: &str, id: &str| ShipmentQuery {
+            order_code: order.into(),
+            shipment_code: code.into(),
+            shipment_id: id.into(),
+        };
+        assert_eq!(q(" 42 ", "7", "8").order(), Ok(Some(42)));
+        assert_eq!(q("", "7", "8").order(), Ok(None), "no orderCode: any order using the id");
+        assert_eq!(q("#1001", "", "").order(), Err("unknown orderCode \"#1001\"".to_string()));
+        assert_eq!(q("1", " 7 ", "8").shipment_ids(), vec![7, 8]);
+        assert_eq!(q("1", "S-7", "8").shipment_ids(), vec![8]);
+    }
 
     fn sent_order(cod: bool) -> OrderRecord {
         let mut o = fixture_order();

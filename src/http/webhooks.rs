@@ -4,6 +4,10 @@
 //! JSON with a numeric id (400); then the event is journaled, synced and applied, and only then 200.
 //! A store that cannot write answers 503 so Shopify retries; nothing is acknowledged that is not
 //! on disk.
+//!
+//! A handler checks where the delivery comes from ([`verified`]), hands it to
+//! `services::orders`, and answers. Every refusal is a [`WebhookError`], whose status, metric
+//! label and body are decided in one place ([`WebhookError::answer`]).
 
 use std::sync::Arc;
 
@@ -15,10 +19,11 @@ use axum::Json;
 use serde_json::json;
 
 use crate::app::App;
+use crate::config::Config;
 use crate::flows::intake::Topic;
 use crate::services::orders::{ingest_webhook, IngestError};
 use crate::shopify::webhook;
-use crate::store::Ingested;
+use crate::store::{Ingested, StoreError};
 
 pub async fn orders_create(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
     receive(&app, Topic::Create, &headers, &body).await
@@ -32,34 +37,134 @@ pub async fn orders_cancelled(State(app): State<Arc<App>>, headers: HeaderMap, b
     receive(&app, Topic::Cancelled, &headers, &body).await
 }
 
-async fn receive(app: &Arc<App>, topic: Topic, headers: &HeaderMap, body: &[u8]) -> Response {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").trim();
-    let s = &app.cfg.shopify;
-    let (status, result, message) = if !webhook::verify(
-        s.webhook_secret.expose(),
-        s.previous_webhook_secret.expose(),
-        body,
-        header("X-Shopify-Hmac-Sha256"),
-    ) {
-        (StatusCode::UNAUTHORIZED, "bad_signature", "invalid or missing X-Shopify-Hmac-Sha256")
-    } else if !header("X-Shopify-Shop-Domain").eq_ignore_ascii_case(&app.cfg.shop_domain()) {
-        (StatusCode::UNAUTHORIZED, "wrong_shop", "X-Shopify-Shop-Domain is not the configured shop")
-    } else {
-        let event_key =
-            [header("X-Shopify-Event-Id"), header("X-Shopify-Webhook-Id")].into_iter().find(|k| !k.is_empty());
-        match ingest_webhook(app, topic, event_key, body).await {
-            Ok(Ingested::Duplicate) => (StatusCode::OK, "duplicate", "already received"),
-            Ok(Ingested::Applied { outcome, .. }) => (StatusCode::OK, outcome, "ok"),
-            Err(IngestError::BadRequest(m)) => (StatusCode::BAD_REQUEST, "bad_request", m),
-            Err(IngestError::Store(e)) => {
-                tracing::error!(error = %e, topic = topic.as_str(), "could not store a webhook; answering 503 so Shopify retries");
+/// Why a delivery was not taken.
+#[derive(Debug)]
+pub enum WebhookError {
+    /// `X-Shopify-Hmac-Sha256` missing, or not the body's under either secret: nothing stored.
+    BadSignature,
+    /// `X-Shopify-Shop-Domain` is not the configured shop: nothing stored.
+    WrongShop,
+    /// Not JSON with a numeric id, or not UTF-8.
+    BadRequest(&'static str),
+    /// The store cannot write now: Shopify must retry (the cause goes to the log, not the body).
+    Store(StoreError),
+}
+
+impl WebhookError {
+    /// The one mapping: the status, the `result` label of `channeld_webhooks_total`, and the
+    /// message answered (`{"status": message}`) and logged.
+    fn answer(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            WebhookError::BadSignature => {
+                (StatusCode::UNAUTHORIZED, "bad_signature", "invalid or missing X-Shopify-Hmac-Sha256")
+            }
+            WebhookError::WrongShop => {
+                (StatusCode::UNAUTHORIZED, "wrong_shop", "X-Shopify-Shop-Domain is not the configured shop")
+            }
+            WebhookError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
+            WebhookError::Store(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "store_error", "temporarily unable to store the event")
             }
         }
-    };
-    metrics::counter!("channeld_webhooks_total", "topic" => topic.as_str(), "result" => result).increment(1);
-    if status != StatusCode::OK {
-        tracing::warn!(topic = topic.as_str(), status = status.as_u16(), reason = message, "webhook refused");
     }
-    (status, Json(json!({ "status": message }))).into_response()
+}
+
+impl From<IngestError> for WebhookError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::BadRequest(m) => WebhookError::BadRequest(m),
+            IngestError::Store(e) => WebhookError::Store(e),
+        }
+    }
+}
+
+impl IntoResponse for WebhookError {
+    fn into_response(self) -> Response {
+        let (status, _, message) = self.answer();
+        (status, Json(json!({ "status": message }))).into_response()
+    }
+}
+
+/// A delivery taken (stored, or already stored): 200, with the outcome as the metric's `result`.
+struct Accepted {
+    result: &'static str,
+    message: &'static str,
+}
+
+impl IntoResponse for Accepted {
+    fn into_response(self) -> Response {
+        (StatusCode::OK, Json(json!({ "status": self.message }))).into_response()
+    }
+}
+
+/// Counts every delivery by outcome, and logs each refusal.
+async fn receive(app: &Arc<App>, topic: Topic, headers: &HeaderMap, body: &[u8]) -> Response {
+    let result = accept(app, topic, headers, body).await;
+    let label = result.as_ref().map_or_else(|e| e.answer().1, |a| a.result);
+    metrics::counter!("channeld_webhooks_total", "topic" => topic.as_str(), "result" => label).increment(1);
+    match result {
+        Ok(accepted) => accepted.into_response(),
+        Err(e) => {
+            log_refusal(topic, &e);
+            e.into_response()
+        }
+    }
+}
+
+async fn accept(app: &Arc<App>, topic: Topic, headers: &HeaderMap, body: &[u8]) -> Result<Accepted, WebhookError> {
+    let event_key = verified(&app.cfg, headers, body)?;
+    Ok(match ingest_webhook(app, topic, event_key, body).await? {
+        Ingested::Duplicate => Accepted { result: "duplicate", message: "already received" },
+        Ingested::Applied { outcome, .. } => Accepted { result: outcome, message: "ok" },
+    })
+}
+
+/// Checks that the delivery is signed with the shop's webhook secret (or the previous one) and
+/// comes from the configured shop; returns its de-duplication key (`X-Shopify-Event-Id`, else
+/// `X-Shopify-Webhook-Id`), if any.
+fn verified<'h>(cfg: &Config, headers: &'h HeaderMap, body: &[u8]) -> Result<Option<&'h str>, WebhookError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").trim();
+    let s = &cfg.shopify;
+    let signature = header("X-Shopify-Hmac-Sha256");
+    if !webhook::verify(s.webhook_secret.expose(), s.previous_webhook_secret.expose(), body, signature) {
+        return Err(WebhookError::BadSignature);
+    }
+    if !header("X-Shopify-Shop-Domain").eq_ignore_ascii_case(&cfg.shop_domain()) {
+        return Err(WebhookError::WrongShop);
+    }
+    Ok([header("X-Shopify-Event-Id"), header("X-Shopify-Webhook-Id")].into_iter().find(|k| !k.is_empty()))
+}
+
+fn log_refusal(topic: Topic, e: &WebhookError) {
+    if let WebhookError::Store(cause) = e {
+        tracing::error!(error = %cause, topic = topic.as_str(), "could not store a webhook; answering 503 so Shopify retries");
+    }
+    let (status, _, message) = e.answer();
+    tracing::warn!(topic = topic.as_str(), status = status.as_u16(), reason = message, "webhook refused");
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+
+    /// CONTRACT §4.1: each refusal's status and body come from the one mapping.
+    #[tokio::test]
+    async fn each_refusal_answers_its_own_status_and_body() {
+        let cases = [
+            (WebhookError::BadSignature, 401, "invalid or missing X-Shopify-Hmac-Sha256"),
+            (WebhookError::WrongShop, 401, "X-Shopify-Shop-Domain is not the configured shop"),
+            (WebhookError::BadRequest("body is not UTF-8"), 400, "body is not UTF-8"),
+            (WebhookError::Store(StoreError::Stopped), 503, "temporarily unable to store the event"),
+        ];
+        for (refusal, status, message) in cases {
+            let answer = refusal.into_response();
+            assert_eq!(answer.status().as_u16(), status, "{message}");
+            let body = axum::body::to_bytes(answer.into_body(), 1024).await.unwrap();
+            assert_eq!(serde_json::from_slice::<Value>(&body).unwrap(), json!({ "status": message }));
+        }
+        let taken = Accepted { result: "queued", message: "ok" }.into_response();
+        assert_eq!(taken.status(), StatusCode::OK);
+    }
 }

@@ -25,9 +25,17 @@ use subtle::ConstantTimeEq;
 use super::limits::{self, Admission};
 use super::refusals::Refusals;
 use crate::app::App;
+use crate::flows::shipment::ShipmentQuery;
 use crate::services::{wms, ServiceError};
 
 /// A failure in the WMS's error convention.
+///
+/// What a call asked for and could not have (unknown order, bad body, conflict, not now, a store
+/// that cannot write) comes from a service as a [`ServiceError`] and gets its status in one place,
+/// `From<ServiceError>` below. Only the surface itself answers otherwise, before or beside any
+/// service: credentials missing or wrong (401, checked before a request slot is taken or the body
+/// read), an endpoint that does not exist or that channeld does not serve for Shopify (404, 400,
+/// decided by the route), and axum's and the limits' own refusals rewritten by [`wms_format`].
 #[derive(Debug)]
 pub struct WmsError {
     status: StatusCode,
@@ -35,7 +43,7 @@ pub struct WmsError {
 }
 
 impl WmsError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self { status, message: message.into() }
     }
 }
@@ -137,9 +145,11 @@ async fn authenticate(State(guard): State<Arc<Guard>>, req: Request, next: Next)
         metrics::counter!("channeld_wms_auth_delayed_total").increment(1);
         tokio::time::sleep(verdict.delay).await;
     }
+    // The surface's own answer: no service has been reached (see [`WmsError`]).
     WmsError::new(StatusCode::UNAUTHORIZED, "authUsername / authPassword missing or wrong").into_response()
 }
 
+/// A path under `/wms` the contract does not name: decided by the router, no service involved.
 async fn no_such_endpoint(req: Request) -> WmsError {
     WmsError::new(StatusCode::NOT_FOUND, format!("no such endpoint: {}", req.uri().path()))
 }
@@ -181,6 +191,8 @@ fn describe(status: StatusCode, method: &Method, path: &str, text: String) -> St
     }
 }
 
+/// Endpoints of the WMS's contract that have no meaning for a Shopify channel: decided by the route,
+/// whatever the request, so no service is asked.
 async fn unsupported(what: &str) -> WmsError {
     WmsError::new(StatusCode::BAD_REQUEST, format!("{what} is not supported for Shopify"))
 }
@@ -198,35 +210,14 @@ async fn post_shipment(State(app): State<Arc<App>>, body: Bytes) -> Answer {
     Ok(Json(wms::pack(&app, &body).await?.answer()))
 }
 
-#[derive(Debug, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ShipmentQuery {
-    #[serde(default)]
-    order_code: String,
-    #[serde(default)]
-    shipment_code: String,
-    #[serde(default)]
-    shipment_id: String,
-}
-
-impl ShipmentQuery {
-    async fn find(&self, app: &App) -> Result<Option<crate::flows::shipment::ShipmentRecord>, WmsError> {
-        Ok(wms::find_shipment(app, &self.order_code, [&self.shipment_code, &self.shipment_id]).await?)
-    }
-}
-
 /// `GET /wms/invoice`: the invoice the pack call sent (Clickpost), or Shiprocket's.
 async fn get_invoice(State(app): State<Arc<App>>, Query(q): Query<ShipmentQuery>) -> Answer {
-    let not_yet = || WmsError::new(StatusCode::NOT_FOUND, "no invoice is known for this shipment yet");
-    let s = q.find(&app).await?.ok_or_else(not_yet)?;
-    Ok(Json(s.invoice_answer().ok_or_else(not_yet)?))
+    Ok(Json(wms::invoice(&app, &q).await?))
 }
 
 /// `GET /wms/shipping-label`: AWB, transporter and label URL once known.
 async fn get_label(State(app): State<Arc<App>>, Query(q): Query<ShipmentQuery>) -> Answer {
-    let not_yet = || WmsError::new(StatusCode::NOT_FOUND, "no shipping label is available for this shipment yet");
-    let s = q.find(&app).await?.ok_or_else(not_yet)?;
-    Ok(Json(s.label_answer().ok_or_else(not_yet)?))
+    Ok(Json(wms::label(&app, &q).await?))
 }
 
 /// `POST /wms/handover`: recorded durably; the archive job closes the orders on Shopify.

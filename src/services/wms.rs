@@ -5,12 +5,14 @@
 
 use std::sync::Arc;
 
+use serde_json::Value;
+
 use crate::app::{now_ms, App};
 use crate::flows::handover::{entries, HandoverIn};
 use crate::flows::inventory::{check_atp, AtpIn, AtpVerdict, MAX_ATP_ROWS};
 use crate::flows::model::OrderRecord;
 use crate::flows::seller_cancel::{plan, SellerCancelError, SellerCancelIn};
-use crate::flows::shipment::{new_shipment, Booked, PackError, PackIn, ShipmentRecord, ShipmentState};
+use crate::flows::shipment::{new_shipment, Booked, PackError, PackIn, ShipmentQuery, ShipmentRecord, ShipmentState};
 use crate::store::{Inbound, StoreError, WmsCall};
 
 use super::ServiceError;
@@ -273,23 +275,24 @@ fn apply_handover(app: &App, req: &HandoverIn, orders: &[(u64, String)], receive
 
 // --- lookups ------------------------------------------------------------------------------------
 
+/// `GET /wms/invoice`: the invoice the pack call sent (Clickpost), or Shiprocket's; not found
+/// while none is known.
+pub async fn invoice(app: &App, query: &ShipmentQuery) -> Result<Value, ServiceError> {
+    let not_yet = || ServiceError::NotFound("no invoice is known for this shipment yet".into());
+    find_shipment(app, query).await?.ok_or_else(not_yet)?.invoice_answer().ok_or_else(not_yet)
+}
+
+/// `GET /wms/shipping-label`: AWB, transporter and label URL; not found while any is missing.
+pub async fn label(app: &App, query: &ShipmentQuery) -> Result<Value, ServiceError> {
+    let not_yet = || ServiceError::NotFound("no shipping label is available for this shipment yet".into());
+    find_shipment(app, query).await?.ok_or_else(not_yet)?.label_answer().ok_or_else(not_yet)
+}
+
 /// The shipment a Get Invoice / Get Shipping Label call names: the order's shipment under
 /// `shipmentCode`, then `shipmentId`. Without an `orderCode`, the one order using that id.
-pub async fn find_shipment(
-    app: &App,
-    order_code: &str,
-    codes: [&str; 2],
-) -> Result<Option<ShipmentRecord>, ServiceError> {
-    let order = order_code.trim();
-    let order = if order.is_empty() {
-        None
-    } else {
-        match order.parse::<u64>() {
-            Ok(id) => Some(id),
-            Err(_) => return Ok(None),
-        }
-    };
-    let ids: Vec<u64> = codes.iter().filter_map(|c| c.trim().parse::<u64>().ok()).collect();
+async fn find_shipment(app: &App, query: &ShipmentQuery) -> Result<Option<ShipmentRecord>, ServiceError> {
+    let order = query.order().map_err(ServiceError::NotFound)?;
+    let ids = query.shipment_ids();
     let found = app
         .store
         .call(move |s| {

@@ -54,7 +54,7 @@ use tokio::sync::oneshot;
 
 pub use codec::{CodecError, FORMAT_VERSION};
 pub use commit::Health;
-pub use export::Imported;
+pub use export::{Imported, RawTrees};
 pub use handovers::HandoverRecord;
 pub use inbound::{Inbound, WmsCall};
 pub use inventory::{JobStatus, ListingsChange};

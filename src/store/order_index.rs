@@ -21,7 +21,7 @@ const SHARDS: u64 = 16;
 /// Set in `meta` once the indexes cover every order (the second marker for `order_list`, which came
 /// later).
 pub(super) const META_INDEXED: &[u8] = b"order_indexes";
-const META_LISTED: &[u8] = b"order_list_index";
+pub(super) const META_LISTED: &[u8] = b"order_list_index";
 
 /// A status's stored code. Never renumber: the codes are on disk.
 fn code(s: OrderStatus) -> u8 {
@@ -41,6 +41,21 @@ fn count_key(s: OrderStatus, order_id: u64) -> [u8; 2] {
 
 fn read_count(v: Option<&[u8]>) -> i64 {
     v.and_then(|b| b.try_into().ok()).map_or(0, i64::from_be_bytes)
+}
+
+/// Adds `delta` to a counter. A counter back at zero is removed: the tree then holds exactly what
+/// the orders give, so a store restored from an export (which rebuilds the counters) is the same
+/// tree for tree.
+fn add_count(
+    counts: &TransactionalTree,
+    key: [u8; 2],
+    delta: i64,
+) -> std::result::Result<(), UnabortableTransactionError> {
+    match read_count(counts.get(key)?.as_deref()) + delta {
+        0 => counts.remove(&key)?,
+        n => counts.insert(&key, &n.to_be_bytes())?,
+    };
+    Ok(())
 }
 
 /// Whether the order keeps personal data (the mapped addresses) that pruning must clear later.
@@ -127,13 +142,9 @@ pub(super) fn reindex(
     }
     if before.map(|b| b.status) != Some(after.status) {
         if let Some(b) = before {
-            let k = count_key(b.status, b.id);
-            let n = read_count(counts.get(k)?.as_deref());
-            counts.insert(&k, &(n - 1).to_be_bytes())?;
+            add_count(counts, count_key(b.status, b.id), -1)?;
         }
-        let k = count_key(after.status, after.id);
-        let n = read_count(counts.get(k)?.as_deref());
-        counts.insert(&k, &(n + 1).to_be_bytes())?;
+        add_count(counts, count_key(after.status, after.id), 1)?;
     }
     if holds_personal(after) && !before.is_some_and(|b| b.personal) {
         personal.insert(&personal_key(after), &[])?;
@@ -150,9 +161,7 @@ pub(super) fn unindex(
 ) -> std::result::Result<(), UnabortableTransactionError> {
     list.remove(list_key(None, rec.first_seen_ms, rec.id))?;
     list.remove(list_key(Some(rec.status), rec.first_seen_ms, rec.id))?;
-    let k = count_key(rec.status, rec.id);
-    let n = read_count(counts.get(k)?.as_deref());
-    counts.insert(&k, &(n - 1).to_be_bytes())?;
+    add_count(counts, count_key(rec.status, rec.id), -1)?;
     personal.remove(&personal_key(rec))?;
     Ok(())
 }
@@ -341,6 +350,7 @@ mod tests {
         store.update_order(2, |r| r.status = OrderStatus::Cancelled).unwrap();
         let counted: Vec<_> = store.order_counts().unwrap().into_iter().filter(|(_, n)| *n > 0).collect();
         assert_eq!(counted, vec![(OrderStatus::Queued, 1), (OrderStatus::Sent, 1), (OrderStatus::Cancelled, 1)]);
+        assert_eq!(store.inner.order_counts.len(), 3, "counters back at zero are removed");
 
         // Retention cut at day 2.5. Order 1 was sent at day 1 but never handed over: a pack call
         // still needs its drop address and prices, so it keeps them. Order 2 is cancelled but has

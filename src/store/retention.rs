@@ -39,6 +39,28 @@ impl Store {
         Ok(names.get(tombstone(id))?.is_some())
     }
 
+    /// Every tombstone: the pruned order's id and when it was pruned (export).
+    pub(super) fn each_tombstone(&self, mut f: impl FnMut(u64, i64) -> Result<()>) -> Result<()> {
+        for item in self.inner.order_names.scan_prefix([0u8]) {
+            let (k, v) = item?;
+            let id = k.get(1..9).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
+            let at = v.as_ref().try_into().ok().map(i64::from_be_bytes);
+            if let (Some(id), Some(at)) = (id, at) {
+                f(id, at)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Restores the tombstone of an order pruned at `at_ms`, with its place in the expiry order
+    /// (import).
+    pub(super) fn put_tombstone(&self, id: u64, at_ms: i64) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        batch.insert(&tombstone(id), &at_ms.to_be_bytes());
+        batch.insert(tombstone_by_age(at_ms, id), &[]);
+        Ok(self.inner.order_names.apply_batch(batch)?)
+    }
+
     /// Forgets tombstones older than [`TOMBSTONE_DAYS`] before `now_ms`. Returns how many.
     pub(super) fn prune_tombstones(&self, now_ms: i64) -> Result<usize> {
         let names = &self.inner.order_names;

@@ -23,9 +23,9 @@ fn tx_error(e: TransactionError<super::CodecError>) -> StoreError {
 }
 
 /// Set in `meta` once `shipment_index` covers every shipment (in its first layout).
-const META_SHIPMENTS_INDEXED: &[u8] = b"shipment_index";
+pub(super) const META_SHIPMENTS_INDEXED: &[u8] = b"shipment_index";
 /// Set in `meta` once every shipment is keyed by order ‖ shipment and indexed as above.
-const META_SHIPMENTS_BY_ORDER: &[u8] = b"shipments_by_order";
+pub(super) const META_SHIPMENTS_BY_ORDER: &[u8] = b"shipments_by_order";
 
 /// `meta` key of a courier partner's name: `courier_name:{courier}:{partner id}`.
 fn courier_name_key(courier: &str, partner: u64) -> Vec<u8> {

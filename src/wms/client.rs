@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 
-use super::types::{CreateOutwardOrder, CustomerCancellation};
 use crate::config;
+use crate::flows::wms_order::{CreateOutwardOrder, CustomerCancellation};
 use crate::remote::{self, CallError};
 
 /// Whether an answer's body contains `pattern` (already lower-case), ignoring case.

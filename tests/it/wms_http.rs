@@ -1,6 +1,7 @@
 //! `/wms/*` at the HTTP level: every answer in the WMS's error format, axum's own rejections
 //! included (#16); a store that cannot take a call answers 503, never a 404 or a 200 (#11); failed
-//! authentications are logged per address and slowed down (#14).
+//! authentications are logged per address and slowed down (#14); lookups say what they did not find,
+//! decided by the service (#33).
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -84,6 +85,24 @@ async fn axum_rejections_on_wms_paths_answer_in_the_wms_format() {
 }
 
 /// `PUT /wms/inventory` with a chunked body over `max_body_bytes` (64 KiB here).
+/// Get Invoice and Get Shipping Label: "not found" is the service's answer, through the one
+/// mapping, and says what is missing: an `orderCode` that is no order id, or a shipment not known.
+#[tokio::test]
+async fn lookups_of_an_unknown_order_or_shipment_answer_404_saying_what_is_missing() {
+    let t = TestApp::spawn().await;
+    for (path, says) in [
+        ("/wms/invoice?orderCode=%231001&shipmentCode=1", "unknown orderCode \"#1001\""),
+        ("/wms/shipping-label?orderCode=abc&shipmentId=1", "unknown orderCode \"abc\""),
+        ("/wms/invoice?orderCode=1&shipmentCode=1", "no invoice is known for this shipment yet"),
+        ("/wms/shipping-label?shipmentId=1", "no shipping label is available for this shipment yet"),
+    ] {
+        let (status, body, _) = call_raw(&t, Method::GET, path, Vec::new()).await;
+        assert_wms_error(path, status, StatusCode::NOT_FOUND, &body);
+        assert_eq!(body["errorMessage"], says, "{path}");
+    }
+    t.stop().await;
+}
+
 async fn chunked_oversize(t: &TestApp) -> (StatusCode, Value) {
     let mut s = tokio::net::TcpStream::connect(t.addr).await.unwrap();
     let head = "PUT /wms/inventory HTTP/1.1\r\nHost: channeld\r\nauthUsername: in-user\r\nauthPassword: in-pass\r\n\

@@ -1,5 +1,10 @@
-//! Increff Standard API payloads channeld sends to the WMS (Create Outward Order, Update Order
-//! Properties, Customer Cancellation). Plain serde types, no I/O.
+//! Increff Standard API payloads exchanged with the WMS (Create Outward Order, Update Order
+//! Properties, Customer Cancellation, Create Return Order, and the Return Order Acknowledgement it
+//! sends). Plain serde types, no I/O.
+//!
+//! They live here, where intake and order mapping build them, rather than beside the client that
+//! sends them (`wms::client`): `flows` imports nothing with I/O, and the client depends on the
+//! rules' types, never the other way round.
 
 use serde::{Deserialize, Serialize};
 
