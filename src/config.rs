@@ -89,6 +89,8 @@ pub struct Config {
     pub handover: Handover,
     #[serde(default)]
     pub jobs: Jobs,
+    #[serde(default)]
+    pub returns: Returns,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -384,6 +386,35 @@ pub struct Handover {
     pub archive: bool,
 }
 
+/// `[returns]` (CONTRACT.md §9.3): approved Shopify returns to the WMS, QC results back.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Returns {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Increff `orderType`: `CUSTOMER_RETURN` or `SELF_SHIP`.
+    #[serde(default = "d_return_order_type")]
+    pub order_type: String,
+    /// The WMS location receiving every return; empty = where each unit shipped from.
+    #[serde(default)]
+    pub location: String,
+    #[serde(default)]
+    pub wait_for_tracking: bool,
+    #[serde(default = "d_true")]
+    pub restock: bool,
+    /// Shopify location for restocks; 0 = mapped from the acknowledgement's locationCode.
+    #[serde(default)]
+    pub restock_location_id: u64,
+    #[serde(default = "d_true")]
+    pub refund: bool,
+    #[serde(default)]
+    pub refund_cod: bool,
+    #[serde(default)]
+    pub notify_customer: bool,
+    #[serde(default = "d_stale_after_days")]
+    pub stale_after_days: u32,
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Jobs {
@@ -526,6 +557,12 @@ fn d_reconcile_schedule() -> String {
 fn d_overlap() -> u32 {
     60
 }
+fn d_return_order_type() -> String {
+    "CUSTOMER_RETURN".into()
+}
+fn d_stale_after_days() -> u32 {
+    30
+}
 
 macro_rules! section_default {
     ($($t:ty),*) => {$(
@@ -537,7 +574,19 @@ macro_rules! section_default {
         }
     )*};
 }
-section_default!(Log, Orders, Inventory, Outbox, Cancellation, Shipping, Clickpost, Shiprocket, Handover, Jobs);
+section_default!(
+    Log,
+    Orders,
+    Inventory,
+    Outbox,
+    Cancellation,
+    Shipping,
+    Clickpost,
+    Shiprocket,
+    Handover,
+    Jobs,
+    Returns
+);
 
 impl Default for Server {
     fn default() -> Self {
@@ -639,6 +688,15 @@ impl Config {
             if l.wms_location_code.trim().is_empty() {
                 errs.push(format!("locations.wms_location_code: empty for {}", l.shopify_location_id));
             }
+        }
+        if !["CUSTOMER_RETURN", "SELF_SHIP"].contains(&self.returns.order_type.as_str()) {
+            errs.push(format!("returns.order_type: {:?} is not CUSTOMER_RETURN or SELF_SHIP", self.returns.order_type));
+        }
+        if self.returns.enabled && self.returns.restock_location_id == 0 && self.locations.is_empty() {
+            errs.push(
+                "returns.restock_location_id: 0 maps restocks through [[locations]], but there are none: set one"
+                    .into(),
+            );
         }
         if !(1..=1024).contains(&self.storage.journal_segment_mb) {
             errs.push("storage.journal_segment_mb: must be between 1 and 1024".into());
@@ -750,6 +808,11 @@ impl Config {
         } else {
             format!("{shop}.myshopify.com")
         }
+    }
+
+    /// The Shopify location of a WMS location code (the first `[[locations]]` entry naming it).
+    pub fn shopify_location_for(&self, wms_location_code: &str) -> Option<u64> {
+        self.locations.iter().find(|l| l.wms_location_code == wms_location_code).map(|l| l.shopify_location_id)
     }
 
     pub fn wms_location_for(&self, shopify_location_id: u64) -> Option<&str> {

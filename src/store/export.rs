@@ -129,6 +129,7 @@ pub struct Imported {
     pub outbox: usize,
     pub shipments: usize,
     pub handovers: usize,
+    pub returns: usize,
     pub payloads: usize,
     /// Orders pruned by retention, remembered so they are never taken in again.
     pub tombstones: usize,
@@ -170,6 +171,7 @@ impl Store {
             let h: HandoverRecord = codec::decode(&item?.1)?;
             put(line("handovers", json!(h.order_id), json!(h)))?;
         }
+        self.each_return(|r| put(line("returns", json!(r.id), json!(r))))?;
         self.each_inbound(|seq, event| match event.webhook_body() {
             Some((topic, body)) => {
                 let value = json!({ "topic": topic, "received_ms": event.received_ms(), "body": body });
@@ -205,7 +207,7 @@ impl Store {
     /// Whether the store holds no record a restore could clash with.
     pub fn is_empty(&self) -> bool {
         let i = &self.inner;
-        [&i.orders, &i.order_names, &i.outbox, &i.shipments, &i.handovers, &i.listings, &i.inventory]
+        [&i.orders, &i.order_names, &i.outbox, &i.shipments, &i.handovers, &i.returns, &i.listings, &i.inventory]
             .iter()
             .all(|t| t.is_empty())
     }
@@ -293,6 +295,13 @@ impl Store {
                 let Ok(h) = serde_json::from_value::<HandoverRecord>(value) else { return typed() };
                 self.inner.handovers.insert(be(h.order_id), codec::encode(&h)?)?;
                 report.handovers += 1;
+            }
+            "returns" => {
+                let Ok(r) = serde_json::from_value::<crate::flows::returns::ReturnRecord>(value) else {
+                    return typed();
+                };
+                self.restore_return(&r)?;
+                report.returns += 1;
             }
             "payloads" => {
                 let text = |k: &str| value[k].as_str().map(str::to_string);

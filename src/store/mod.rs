@@ -15,8 +15,10 @@
 //! - `handovers`: order id (BE) → handover and whether the order was archived on Shopify
 //! - `shipments`: order id (BE) ‖ shipment id (BE) → shipment (booking state, AWB, label,
 //!   invoice); indexed by shipment id and by unfinished work in `shipment_index` (see `shipments.rs`)
-//! - `overflow`: the chunks of orders and shipments too large to keep inline (`chunks.rs`: sled
-//!   would put them in blob files it never syncs)
+//! - `returns`: Shopify return id (BE) → [`ReturnRecord`](crate::flows::returns::ReturnRecord),
+//!   indexed by WMS return code, name and order in `return_index` (see `returns.rs`)
+//! - `overflow`: the chunks of orders, shipments, outbox entries and returns too large to keep
+//!   inline (`chunks.rs`: sled would put them in blob files it never syncs)
 //! - `meta`: store format, first start, the last applied journal record, job statuses and other
 //!   single values
 //!
@@ -44,6 +46,7 @@ mod order_index;
 mod orders;
 mod outbox;
 mod retention;
+mod returns;
 mod shipments;
 
 use std::path::{Path, PathBuf};
@@ -61,6 +64,7 @@ pub use inventory::{JobStatus, ListingsChange};
 pub use order_index::OrderCursor;
 pub use orders::Ingested;
 pub use outbox::{DueWork, Replay};
+pub use returns::{ReturnChange, ReturnWrite};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -150,6 +154,9 @@ struct Inner {
     handovers: sled::Tree,
     shipments: sled::Tree,
     shipment_index: sled::Tree,
+    /// Returns, and their index by code, name and order (see `returns.rs`).
+    returns: sled::Tree,
+    return_index: sled::Tree,
     /// Chunks of values too large to keep inline (see `chunks.rs`).
     overflow: sled::Tree,
     meta: sled::Tree,
@@ -224,6 +231,8 @@ impl Store {
             handovers: tree("handovers")?,
             shipments: tree("shipments")?,
             shipment_index: tree("shipment_index")?,
+            returns: tree("returns")?,
+            return_index: tree("return_index")?,
             overflow: tree("overflow")?,
             meta,
             pipeline: commit::Pipeline::new(&journal, journal_dir, applied, opts.min_free_mb * 1_048_576),
@@ -456,6 +465,7 @@ impl Store {
         removed += self.prune_personal(payloads_before_ms)?;
         removed += self.prune_finished(payloads_before_ms, archive)?;
         removed += self.prune_tombstones(now_ms())?;
+        removed += self.prune_returns(payloads_before_ms)?;
         Ok(removed)
     }
 

@@ -35,7 +35,7 @@ pub enum Ingested {
 
 /// The `webhook_ids` key of a delivery: topic ‖ 0 ‖ event id. Shopify's ids are short; a longer
 /// header (anyone with the secret can send one) is keyed by its SHA-256, so no key grows large.
-fn dedupe_key(topic: &str, event_id: &str) -> Vec<u8> {
+pub(super) fn dedupe_key(topic: &str, event_id: &str) -> Vec<u8> {
     use sha2::Digest;
     const MAX_ID: usize = 128;
     let id = if event_id.len() > MAX_ID {
