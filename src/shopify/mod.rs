@@ -5,12 +5,14 @@
 //! - [`queries`]: every GraphQL document channeld sends, and the answers' shapes.
 //! - [`graphql`]: the transport with cost-based pacing; [`token`]: where its token comes from.
 //! - [`job`]: following the asynchronous jobs some mutations start (`orderCancel`).
+//! - [`returns`]: reading returns, `returnProcess` and `returnClose` (CONTRACT.md §9.8).
 //!
 //! [`ShopifyClient`] is the typed facade the rest of channeld calls.
 
 pub mod graphql;
 pub mod job;
 pub mod queries;
+pub mod returns;
 pub mod token;
 pub mod webhook;
 

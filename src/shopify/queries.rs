@@ -399,6 +399,9 @@ pub fn all() -> Vec<(&'static Document, Value)> {
                     "fulfillmentOrderLineItems": [{ "id": "gid://shopify/FulfillmentOrderLineItem/2", "quantity": 1 }] }] } }),
         ),
     ]
+    .into_iter()
+    .chain(super::returns::documents())
+    .collect()
 }
 
 /// The `@idempotent` key of the refund an outbox entry makes: derived from the stored entry (its
