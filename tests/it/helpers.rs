@@ -268,6 +268,16 @@ impl TestApp {
         wms_request(&self.http, self.addr, method, path, body).await
     }
 
+    /// The value of one series in `/metrics` (`name` or `name{label="value"}`, exactly as
+    /// rendered); 0 when absent. The recorder is shared by every server in the test process, so
+    /// compare a value before and after, never with a constant.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.http.get(self.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .map_or(0.0, |v| v.trim().parse().unwrap())
+    }
+
     /// Waits until the outbox is empty: after that, nothing more will be sent.
     pub async fn drained(&self) {
         eventually("the outbox to drain", || {
