@@ -297,6 +297,12 @@ impl TestApp {
         run_cli(&self.config_path, &args).await
     }
 
+    /// Waits (at most `within`) for a server that stops by itself, and returns how `run` ended.
+    pub async fn stopped_by_itself(mut self, within: Duration) -> anyhow::Result<()> {
+        let handle = self.handle.take().unwrap();
+        tokio::time::timeout(within, handle).await.expect("the server should have stopped by itself").unwrap()
+    }
+
     pub async fn stop(mut self) -> TempDir {
         self.shutdown.cancel();
         if let Some(h) = self.handle.take() {

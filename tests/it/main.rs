@@ -33,3 +33,4 @@ mod updates;
 mod webhooks;
 mod wms_cancel;
 mod wms_http;
+mod workers;
