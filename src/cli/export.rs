@@ -45,7 +45,10 @@ pub async fn import(path: &Path, file: &Path) -> anyhow::Result<()> {
     let app = super::admin_cmd::open_app(cfg).await?;
     let report = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let report = app.store.import(std::io::BufReader::new(input).lines());
+        // Import writes outbox entries only: index them by when they were queued.
+        let indexed = app.store.index_outbox_queue();
         app.store.close()?;
+        indexed?;
         Ok(report?)
     })
     .await??;

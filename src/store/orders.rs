@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
 use super::order_index::{reindex, Indexed};
-use super::{be, chunks, codec, pair_key, Result, Store, StoreError};
+use super::{be, chunks, codec, Result, Store, StoreError};
 use crate::flows::intake::Change;
 use crate::flows::model::{OrderRecord, OrderStatus, OutboxEntry};
 
@@ -48,17 +48,19 @@ impl Store {
         let seen_at = codec::encode(&now_ms)?;
         let dedupe_key = event_key.map(|k| [topic.as_bytes(), &[0], k.as_bytes()].concat());
         let dead_creations = self.dead_creations(order_id)?;
+        let queued = self.queued_tree()?;
         let trees = (
             &i.orders,
             &i.order_names,
             &i.outbox,
+            &queued,
             &i.webhook_ids,
             &i.order_counts,
             &i.personal,
             &i.overflow,
             &i.order_list,
         );
-        let result = trees.transaction(|(orders, names, outbox, ids, counts, personal, overflow, list)| {
+        let result = trees.transaction(|(orders, names, outbox, queued, ids, counts, personal, overflow, list)| {
             if let Some(k) = &dedupe_key {
                 if ids.get(k)?.is_some() {
                     return Ok(Ingested::Duplicate);
@@ -86,13 +88,19 @@ impl Store {
             reindex(counts, personal, list, before, &change.record)?;
             let rec = codec::encode(&change.record).map_err(ConflictableTransactionError::Abort)?;
             chunks::put(orders, overflow, chunks::ORDERS, &be(order_id), &rec)?;
-            let tasks =
-                super::outbox::settle_dead_creations(outbox, &dead_creations, &change.record, &change.tasks, now_ms)?;
+            let tasks = super::outbox::settle_dead_creations(
+                outbox,
+                queued,
+                &dead_creations,
+                &change.record,
+                &change.tasks,
+                now_ms,
+            )?;
             for task in &tasks {
                 let seq = outbox.generate_id()?;
                 let entry = OutboxEntry::new(seq, order_id, task.clone(), now_ms);
                 let v = codec::encode(&entry).map_err(ConflictableTransactionError::Abort)?;
-                outbox.insert(&pair_key(order_id, seq), v)?;
+                super::outbox::put_entry(outbox, queued, &entry, &v)?;
             }
             Ok(Ingested::Applied {
                 status: change.record.status,

@@ -1,12 +1,61 @@
 //! The outbox tree: queued outbound calls, keyed order id ‖ seq so that each order's entries are
 //! contiguous and in the order they were queued.
+//!
+//! Beside it, the `outbox_queued` index: queued at (ms, BE) ‖ order id ‖ seq → (), the same
+//! entries in the order they were queued, so `outbox list --since` reads one page from a time on
+//! instead of the whole queue. Every transaction that adds or removes an entry changes the index
+//! with it ([`put_entry`], [`take_entry`]). A store written before the index existed, or restored by
+//! `import` (which writes entries only), is indexed once ([`Store::index_outbox_queue`]).
 
 use std::collections::HashSet;
+use std::ops::Bound;
 
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree, UnabortableTransactionError};
 
 use super::{be, chunks, codec, pair_key, split_pair, CodecError, Result, Store, StoreError};
 use crate::flows::model::{EntryState, OrderRecord, OrderStatus, OutboxEntry, Task};
+
+/// The index of entries by when they were queued (opened by name: the store's list of trees is
+/// not this file's).
+const QUEUED: &str = "outbox_queued";
+/// Set in `meta` once `outbox_queued` covers every entry.
+const META_QUEUED: &[u8] = b"outbox_queued_index";
+
+/// Where an entry sits in `outbox_queued`.
+fn queued_key(created_ms: i64, order_id: u64, seq: u64) -> [u8; 24] {
+    let mut k = [0u8; 24];
+    k[..8].copy_from_slice(&be(created_ms.max(0) as u64));
+    k[8..].copy_from_slice(&pair_key(order_id, seq));
+    k
+}
+
+fn split_queued(k: &[u8]) -> Option<(u64, u64)> {
+    split_pair(k.get(8..)?)
+}
+
+/// Queues an entry (already encoded as `bytes`) in the outbox and the index, inside the caller's
+/// transaction.
+pub(super) fn put_entry(
+    outbox: &TransactionalTree,
+    queued: &TransactionalTree,
+    entry: &OutboxEntry,
+    bytes: &[u8],
+) -> std::result::Result<(), UnabortableTransactionError> {
+    outbox.insert(&pair_key(entry.order_id, entry.seq), bytes)?;
+    queued.insert(&queued_key(entry.created_ms, entry.order_id, entry.seq), &[])?;
+    Ok(())
+}
+
+/// Removes an entry from the outbox and the index, inside the caller's transaction.
+pub(super) fn take_entry(
+    outbox: &TransactionalTree,
+    queued: &TransactionalTree,
+    entry: &OutboxEntry,
+) -> std::result::Result<(), UnabortableTransactionError> {
+    outbox.remove(&pair_key(entry.order_id, entry.seq))?;
+    queued.remove(&queued_key(entry.created_ms, entry.order_id, entry.seq))?;
+    Ok(())
+}
 
 /// What the worker should do next.
 #[derive(Debug, Default)]
@@ -87,9 +136,10 @@ impl Store {
     ) -> Result<()> {
         use sled::transaction::{ConflictableTransactionError as Abort, TransactionError, Transactional};
         let i = &self.inner;
-        (&i.outbox, &i.orders, &i.order_counts, &i.personal, &i.overflow, &i.order_list)
-            .transaction(|(outbox, orders, counts, personal, overflow, list)| {
-                outbox.remove(&pair_key(entry.order_id, entry.seq))?;
+        let queued = self.queued_tree()?;
+        (&i.outbox, &queued, &i.orders, &i.order_counts, &i.personal, &i.overflow, &i.order_list)
+            .transaction(|(outbox, queued, orders, counts, personal, overflow, list)| {
+                take_entry(outbox, queued, entry)?;
                 let key = be(entry.order_id);
                 if let Some(v) = chunks::get(orders, overflow, chunks::ORDERS, &key)? {
                     let mut rec: OrderRecord = codec::decode(&v).map_err(Abort::Abort)?;
@@ -101,7 +151,7 @@ impl Store {
                 for task in follow_ups {
                     let seq = outbox.generate_id()?;
                     let next = OutboxEntry::new(seq, entry.order_id, task.clone(), entry.next_attempt_ms);
-                    outbox.insert(&pair_key(entry.order_id, seq), codec::encode(&next).map_err(Abort::Abort)?)?;
+                    put_entry(outbox, queued, &next, &codec::encode(&next).map_err(Abort::Abort)?)?;
                 }
                 Ok(())
             })
@@ -170,9 +220,57 @@ impl Store {
         Ok(self.inner.outbox.scan_prefix(be(order_id)).next().transpose()?.is_some())
     }
 
+    /// The `outbox_queued` index (see the module's note).
+    pub(super) fn queued_tree(&self) -> Result<sled::Tree> {
+        Ok(self.inner.db.open_tree(QUEUED)?)
+    }
+
+    /// At most `limit` entries queued at or after `since_ms`, in the order they were queued, after
+    /// `after` (queued at, order id, seq: the last of the previous page). Reads the index from
+    /// there and the page's entries only.
+    pub fn outbox_since(
+        &self,
+        since_ms: i64,
+        after: Option<(i64, u64, u64)>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>> {
+        if self.inner.meta.get(META_QUEUED)?.is_none() {
+            self.index_outbox_queue()?;
+        }
+        let from = queued_key(since_ms, 0, 0);
+        let start = match after.map(|(at, order, seq)| queued_key(at, order, seq)) {
+            Some(past) if past >= from => Bound::Excluded(past),
+            _ => Bound::Included(from),
+        };
+        let mut page = Vec::with_capacity(limit.min(1024));
+        for item in self.queued_tree()?.range((start, Bound::Unbounded)) {
+            if page.len() >= limit {
+                break;
+            }
+            let Some((order_id, seq)) = split_queued(&item?.0) else { continue };
+            // A key whose entry is gone was left by an index build racing a finishing call.
+            if let Some(v) = self.inner.outbox.get(pair_key(order_id, seq))? {
+                page.push(codec::decode(&v)?);
+            }
+        }
+        Ok(page)
+    }
+
+    /// Builds `outbox_queued` over every stored entry and marks it complete: once for a store from
+    /// before the index, and after `import`. Entries finished while it runs may leave a key behind,
+    /// which reads skip.
+    pub fn index_outbox_queue(&self) -> Result<()> {
+        let queued = self.queued_tree()?;
+        for item in self.inner.outbox.iter() {
+            let entry: OutboxEntry = codec::decode(&item?.1)?;
+            queued.insert(queued_key(entry.created_ms, entry.order_id, entry.seq), &[])?;
+        }
+        self.inner.meta.insert(META_QUEUED, &[1])?;
+        Ok(())
+    }
+
     /// At most `limit` queued entries in queue order, after the entry `after` (order id, seq).
     pub fn outbox_page(&self, after: Option<(u64, u64)>, limit: usize) -> Result<Vec<OutboxEntry>> {
-        use std::ops::Bound;
         let start = after.map_or(Bound::Unbounded, |(o, s)| Bound::Excluded(pair_key(o, s).to_vec()));
         self.inner
             .outbox
@@ -235,6 +333,7 @@ impl Store {
 ///   back in line, sending the order as it is now, instead of a second creation stuck behind it.
 pub(super) fn settle_dead_creations(
     outbox: &TransactionalTree,
+    queued: &TransactionalTree,
     dead: &[[u8; 16]],
     record: &OrderRecord,
     tasks: &[Task],
@@ -248,7 +347,7 @@ pub(super) fn settle_dead_creations(
             continue;
         }
         if record.cancelled {
-            outbox.remove(key)?;
+            take_entry(outbox, queued, &entry)?;
         } else if let Some(at) = tasks.iter().position(|t| *t == Task::WmsCreate) {
             tasks.remove(at);
             (entry.state, entry.attempts, entry.next_attempt_ms) = (EntryState::Pending, 0, now_ms);
@@ -274,4 +373,73 @@ pub enum Replay {
     One(u64),
     AllDead,
     DeadOfOrder(u64),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flows::intake::{apply, Topic};
+    use crate::flows::tests::{fixture_order, rules};
+
+    /// Stores the fixture order under `id` as a webhook at `at_ms` would: its creation is queued.
+    fn ingest(store: &Store, id: u64, at_ms: i64) {
+        let mut order = fixture_order();
+        (order.id, order.name) = (id, format!("#{id}"));
+        store
+            .record_event("orders/create", Some(&format!("e{id}")), id, at_ms, |existing| {
+                apply(existing, Topic::Create, id, Ok(&order), &rules(), at_ms)
+            })
+            .unwrap();
+    }
+
+    fn since(store: &Store, at: i64, after: Option<(i64, u64, u64)>, limit: usize) -> Vec<u64> {
+        store.outbox_since(at, after, limit).unwrap().iter().map(|e| e.order_id).collect()
+    }
+
+    fn indexed(store: &Store) -> usize {
+        store.queued_tree().unwrap().len()
+    }
+
+    #[test]
+    fn the_queued_index_follows_every_entry_and_pages_from_a_time_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 8).unwrap();
+        // Order ids against the time order: the outbox's own key order is not the queue's.
+        for (id, at) in [(30, 1_000), (10, 2_000), (20, 3_000)] {
+            ingest(&store, id, at);
+        }
+        assert_eq!(indexed(&store), 3);
+        assert_eq!(since(&store, 0, None, 10), vec![30, 10, 20], "in the order queued");
+        assert_eq!(since(&store, 2_000, None, 10), vec![10, 20], "at or after the time");
+        let first = store.outbox_since(1_500, None, 1).unwrap();
+        assert_eq!(first.iter().map(|e| e.order_id).collect::<Vec<_>>(), vec![10]);
+        let cursor = (first[0].created_ms, first[0].order_id, first[0].seq);
+        assert_eq!(since(&store, 1_500, Some(cursor), 10), vec![20], "the next page");
+
+        // A finished call leaves the index with it, and its follow-up joins it.
+        let entry = store.outbox_entries().unwrap().into_iter().find(|e| e.order_id == 10).unwrap();
+        let follow_up = Task::WmsUpdate { body: "{}".into() };
+        store.finish_entry(&entry, |_| {}, std::slice::from_ref(&follow_up)).unwrap();
+        assert_eq!(indexed(&store), 3);
+        let listed = store.outbox_since(0, None, 10).unwrap();
+        assert_eq!(listed.len(), 3);
+        assert!(listed.iter().any(|e| e.order_id == 10 && e.task == follow_up));
+        let follow = listed.iter().find(|e| e.order_id == 10).unwrap().clone();
+        store.finish_entry(&follow, |_| {}, &[]).unwrap();
+        assert_eq!((indexed(&store), since(&store, 0, None, 10)), (2, vec![30, 20]));
+    }
+
+    #[test]
+    fn a_store_without_the_index_is_indexed_once_when_first_listed_by_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 8).unwrap();
+        ingest(&store, 7, 5_000);
+        ingest(&store, 8, 6_000);
+        // As a store from before the index (or restored by import) is: entries only.
+        store.queued_tree().unwrap().clear().unwrap();
+        store.inner.meta.remove(META_QUEUED).unwrap();
+        assert_eq!(since(&store, 5_500, None, 10), vec![8]);
+        assert_eq!(indexed(&store), 2);
+        assert!(store.inner.meta.get(META_QUEUED).unwrap().is_some(), "built once");
+    }
 }

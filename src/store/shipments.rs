@@ -184,8 +184,9 @@ impl Store {
     /// Saves a shipment and queues `tasks` for its order, in one transaction.
     pub fn save_shipment(&self, s: &ShipmentRecord, tasks: &[Task], now_ms: i64) -> Result<()> {
         let i = &self.inner;
-        (&i.shipments, &i.shipment_index, &i.outbox, &i.overflow)
-            .transaction(|(shipments, index, outbox, overflow)| {
+        let queued = self.queued_tree()?;
+        (&i.shipments, &i.shipment_index, &i.outbox, &queued, &i.overflow)
+            .transaction(|(shipments, index, outbox, queued, overflow)| {
                 let bytes = codec::encode(s).map_err(Abort::Abort)?;
                 chunks::put(shipments, overflow, chunks::SHIPMENTS, &key_of(s), &bytes)?;
                 index.insert(by_id(s), &[])?;
@@ -197,7 +198,7 @@ impl Store {
                 for task in tasks {
                     let seq = outbox.generate_id()?;
                     let entry = OutboxEntry::new(seq, s.order_id, task.clone(), now_ms);
-                    outbox.insert(&pair_key(s.order_id, seq), codec::encode(&entry).map_err(Abort::Abort)?)?;
+                    super::outbox::put_entry(outbox, queued, &entry, &codec::encode(&entry).map_err(Abort::Abort)?)?;
                 }
                 Ok(())
             })
@@ -245,8 +246,9 @@ impl Store {
             Refused(E),
         }
         let i = &self.inner;
-        let trees = (&i.orders, &i.outbox, &i.order_counts, &i.personal, &i.overflow, &i.order_list);
-        let result = trees.transaction(|(orders, outbox, counts, personal, overflow, list)| {
+        let queued = self.queued_tree()?;
+        let trees = (&i.orders, &i.outbox, &queued, &i.order_counts, &i.personal, &i.overflow, &i.order_list);
+        let result = trees.transaction(|(orders, outbox, queued, counts, personal, overflow, list)| {
             let key = be(order_id);
             let Some(v) = chunks::get(orders, overflow, chunks::ORDERS, &key)? else { return Ok(None) };
             let mut rec: OrderRecord = codec::decode(&v).map_err(|e| Abort::Abort(Stop::Codec(e)))?;
@@ -260,7 +262,7 @@ impl Store {
                 let seq = outbox.generate_id()?;
                 let entry = OutboxEntry::new(seq, order_id, task.clone(), now_ms);
                 let bytes = codec::encode(&entry).map_err(|e| Abort::Abort(Stop::Codec(e)))?;
-                outbox.insert(&pair_key(order_id, seq), bytes)?;
+                super::outbox::put_entry(outbox, queued, &entry, &bytes)?;
             }
             Ok(task)
         });

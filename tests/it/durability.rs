@@ -199,5 +199,11 @@ async fn an_export_imported_into_an_empty_store_round_trips_every_record() {
         assert!(a.iter().any(|r| r.contains(&format!("\"tree\":\"{tree}\""))), "the export has {tree}");
     }
     assert_eq!(a, b, "every record comes back as it was");
+    // The restored calls are listed by when they were queued too (that index is not exported).
+    let (ok, out, err) = run_cli(&config, &["outbox", "list", "--since", "2000-01-01T00:00:00Z", "--json"]).await;
+    assert!(ok, "{err}");
+    let restored_calls: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(restored_calls.len(), a.iter().filter(|r| r.contains("\"tree\":\"outbox\"")).count(), "{out}");
+    assert!(!restored_calls.is_empty());
     drop(dir);
 }
