@@ -1,14 +1,16 @@
 //! The shared application context: configuration, the store, the clients of every external
 //! party, and what the workers share. The operations built on it are in `services`.
 //!
-//! [`App`] is created once and shared as `Arc<App>`; it owns no background task itself, so the
-//! same context serves `serve` and a one-shot CLI command that opened the store directly.
+//! [`App`] is created once and shared as `Arc<App>`; it owns no background task itself (`serve`
+//! starts them, and hands it the scheduler's handle), so the same context serves `serve` and a
+//! one-shot CLI command that opened the store directly.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{watch, Mutex, Notify};
+use tokio_cron_scheduler::JobScheduler;
 
 use crate::config::Config;
 use crate::courier::Couriers;
@@ -31,6 +33,9 @@ pub struct App {
     pub outbox_wake: Notify,
     /// Set once the server listens and its workers run (`/readyz`).
     pub ready: AtomicBool,
+    /// The job scheduler, once `serve` started it. Stopping it stops every scheduled job, and its
+    /// watcher then stops the daemon (`jobs::Scheduler::watch_loop`).
+    pub scheduler: OnceLock<JobScheduler>,
     /// Why a worker that must run is not running (it panicked or ended): not ready.
     stopped_worker: std::sync::Mutex<Option<String>>,
     /// The WMS refused our credentials and the alert for `doctor` is raised.
@@ -65,6 +70,7 @@ impl App {
             store,
             outbox_wake: Notify::new(),
             ready: AtomicBool::new(false),
+            scheduler: OnceLock::new(),
             stopped_worker: std::sync::Mutex::new(None),
             wms_auth_alert: AtomicBool::new(store_alert),
             gauges_at: AtomicI64::new(0),

@@ -114,8 +114,9 @@ pub struct Server {
     /// default 40; more than `shipping.answer_within_seconds`, so a pack call answers first).
     #[serde(default = "d_request_timeout")]
     pub request_timeout_seconds: u64,
-    /// Connections open at once; more wait in the kernel's backlog until one closes (added key;
-    /// default 512: keep it well under the open-file limit).
+    /// Connections open at once; one arriving at the limit closes the connection idle the longest,
+    /// and waits in the kernel's backlog only while every connection is busy (added key; default
+    /// 512: keep it well under the open-file limit).
     #[serde(default = "d_max_connections")]
     pub max_connections: usize,
     /// Requests handled at once; more are answered 503 with `Retry-After` (added key; default 256).

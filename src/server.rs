@@ -19,6 +19,9 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{now_ms, App};
 use crate::{admin, http, jobs, outbox, systemd, telemetry};
 
+/// How long a daemon whose worker stopped stays up, answering `/readyz` 503, before it stops: a
+/// health checker or load balancer sees it unready first, then systemd restarts it.
+const UNREADY_BEFORE_STOP: Duration = Duration::from_secs(2);
 /// How often webhook ids and expired payloads are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Webhook ids are kept at least this long for de-duplication (CONTRACT.md §4.1).
@@ -27,7 +30,7 @@ const DEDUPE_DAYS: i64 = 7;
 pub async fn run(app: Arc<App>, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     telemetry::install_metrics();
     let admin_listener = admin::socket::bind(&app.cfg.storage.path)?;
-    let workers = [
+    let mut workers = vec![
         supervised(&app, &shutdown, "outbox", outbox::worker_loop(app.clone(), shutdown.clone())),
         supervised(
             &app,
@@ -37,7 +40,9 @@ pub async fn run(app: Arc<App>, listener: TcpListener, shutdown: CancellationTok
         ),
         supervised(&app, &shutdown, "pruning", prune_loop(app.clone(), shutdown.clone())),
     ];
-    let mut scheduler = jobs::start(app.clone()).await?;
+    let scheduler = jobs::start(app.clone()).await?;
+    let _ = app.scheduler.set(scheduler.handle());
+    workers.push(supervised(&app, &shutdown, "job scheduler", scheduler.watch_loop(shutdown.clone())));
     // Bookings interrupted by a stop or a crash finish now (the courier recognises a repeat).
     crate::services::shipments::resume_bookings(&app).await?;
     app.ready.store(true, Ordering::Release);
@@ -57,9 +62,7 @@ pub async fn run(app: Arc<App>, listener: TcpListener, shutdown: CancellationTok
     .await;
     shutdown.cancel();
     app.ready.store(false, Ordering::Release);
-    if let Err(e) = scheduler.shutdown().await {
-        tracing::warn!(error = %e, "job scheduler did not stop cleanly");
-    }
+    // The scheduler's watcher stops it on the same token.
     for w in workers {
         let _ = w.await;
     }
@@ -79,8 +82,9 @@ pub async fn run(app: Arc<App>, listener: TcpListener, shutdown: CancellationTok
 }
 
 /// Runs a worker that must live as long as the server. If it ends before shutdown (a panic, an
-/// early return), `/readyz` says so at once and the server stops, so that `serve` exits non-zero and
-/// systemd restarts it: a daemon without its outbox worker would acknowledge and never deliver.
+/// early return), `/readyz` says so at once and, [`UNREADY_BEFORE_STOP`] later, the server stops,
+/// so that `serve` exits non-zero and systemd restarts it: a daemon without its outbox worker would
+/// acknowledge and never deliver. (Meanwhile what it acknowledges is durable, as ever.)
 fn supervised(
     app: &Arc<App>,
     shutdown: &CancellationToken,
@@ -101,6 +105,10 @@ fn supervised(
         };
         tracing::error!(worker = name, reason = %why, "a worker stopped: not ready, shutting down for a restart");
         app.worker_stopped(why);
+        tokio::select! {
+            _ = tokio::time::sleep(UNREADY_BEFORE_STOP) => {}
+            _ = shutdown.cancelled() => {}
+        }
         shutdown.cancel();
     })
 }
@@ -159,9 +167,13 @@ mod tests {
         assert!(app.readiness().is_ok());
         let shutdown = CancellationToken::new();
         let watcher = supervised(&app, &shutdown, "outbox", async { panic!("a bug") });
-        watcher.await.unwrap();
+        while app.stopped_worker().is_none() {
+            tokio::task::yield_now().await;
+        }
         let why = app.readiness().unwrap_err();
         assert!(why.contains("outbox worker panicked"), "{why}");
+        assert!(!shutdown.is_cancelled(), "unready first, for health checkers to see");
+        watcher.await.unwrap();
         assert!(shutdown.is_cancelled(), "the server stops for a restart");
     }
 

@@ -37,8 +37,11 @@ pub enum Request {
     OrdersRetry {
         id: String,
     },
-    /// One page, in queue order (by order, then by when queued).
+    /// One page, in queue order (by order, then by when queued); with `since_ms`, only entries
+    /// queued at or after it, oldest first.
     OutboxList {
+        #[serde(default)]
+        since_ms: Option<i64>,
         #[serde(default)]
         after: Option<String>,
         #[serde(default = "default_limit")]
@@ -135,6 +138,9 @@ pub struct EntryView {
     pub call: String,
     pub state: String,
     pub attempts: u32,
+    /// When it was queued.
+    #[serde(default)]
+    pub queued: String,
     pub next_attempt: String,
     pub last_error: Option<String>,
 }
@@ -189,7 +195,18 @@ fn execute_blocking(app: &App, req: Request) -> Response {
             None => Err(format!("no order {id} is stored")),
         },
         Request::OrdersRetry { .. } => Err("orders retry runs in the async path".into()),
-        Request::OutboxList { after, limit } => {
+        Request::OutboxList { since_ms: Some(since_ms), after, limit } => {
+            let after = match after.as_deref() {
+                Some(c) => {
+                    Some(parse_triple(c).ok_or_else(|| format!("--after {c:?} is not a page cursor of --since"))?)
+                }
+                None => None,
+            };
+            let rows = store.outbox_since(since_ms, after, limit + 1).map_err(err)?;
+            let page = Page::of(rows, limit, |e| format!("{}:{}:{}", e.created_ms, e.order_id, e.seq));
+            to_json(&Page { items: page.items.iter().map(entry_view).collect::<Vec<_>>(), next: page.next })
+        }
+        Request::OutboxList { since_ms: None, after, limit } => {
             let after = match after.as_deref() {
                 Some(c) => Some(parse_pair(c).ok_or_else(|| format!("--after {c:?} is not a page cursor"))?),
                 None => None,
@@ -237,6 +254,13 @@ fn parse_pair(s: &str) -> Option<(u64, u64)> {
     Some((a.parse().ok()?, b.parse().ok()?))
 }
 
+/// An outbox cursor of `--since`: `{queued at ms}:{order id}:{entry id}`.
+fn parse_triple(s: &str) -> Option<(i64, u64, u64)> {
+    let mut parts = s.trim().split(':');
+    let cursor = (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
+    parts.next().is_none().then_some(cursor)
+}
+
 fn to_json<T: Serialize>(v: &T) -> Response {
     serde_json::to_value(v).map_err(|e| e.to_string())
 }
@@ -280,6 +304,7 @@ fn entry_view(e: &OutboxEntry) -> EntryView {
         }
         .to_string(),
         attempts: e.attempts,
+        queued: time(e.created_ms),
         next_attempt: time(e.next_attempt_ms),
         last_error: e.last_error.clone(),
     }

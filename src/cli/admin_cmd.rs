@@ -20,14 +20,7 @@ pub async fn orders(path: &Path, cmd: OrdersCmd) -> anyhow::Result<()> {
     match cmd {
         OrdersCmd::List { status, since, before, page, out } => {
             let status = status.as_deref().and_then(OrderStatus::parse);
-            let since_ms = match since.as_deref() {
-                Some(t) => Some(
-                    crate::flows::parse_time(t)
-                        .ok_or_else(|| anyhow!("--since {t:?} is not an RFC 3339 time"))?
-                        .timestamp_millis(),
-                ),
-                None => None,
-            };
+            let since_ms = since_ms(since.as_deref())?;
             let v = call(cfg, Request::OrdersList { status, since_ms, before, limit: page.limit }).await?;
             let (items, next) = page_of(v)?;
             print_orders(serde_json::from_value(items.clone())?, &items, out)?;
@@ -44,14 +37,22 @@ pub async fn orders(path: &Path, cmd: OrdersCmd) -> anyhow::Result<()> {
 pub async fn outbox(path: &Path, cmd: OutboxCmd) -> anyhow::Result<()> {
     let cfg = Config::load(path)?;
     match cmd {
-        OutboxCmd::List { after, page, out } => {
-            let v = call(cfg, Request::OutboxList { after, limit: page.limit }).await?;
+        OutboxCmd::List { since, after, page, out } => {
+            let since_ms = since_ms(since.as_deref())?;
+            let v = call(cfg, Request::OutboxList { since_ms, after, limit: page.limit }).await?;
             let (items, next) = page_of(v)?;
             print_entries(serde_json::from_value(items.clone())?, &items, out)?;
             print_next(next, "--after")
         }
         OutboxCmd::Retry { id, .. } => print_message(call(cfg, Request::OutboxRetry { seq: id }).await?),
     }
+}
+
+/// `--since TIME` in unix ms.
+fn since_ms(since: Option<&str>) -> anyhow::Result<Option<i64>> {
+    let Some(t) = since else { return Ok(None) };
+    let at = crate::flows::parse_time(t).ok_or_else(|| anyhow!("--since {t:?} is not an RFC 3339 time"))?;
+    Ok(Some(at.timestamp_millis()))
 }
 
 /// How long a command waits for a daemon that holds the store but does not answer yet (starting
@@ -181,14 +182,14 @@ fn print_entries(entries: Vec<EntryView>, raw: &Value, out: Output) -> anyhow::R
         return print_json(raw);
     }
     println!(
-        "{:<8} {:<16} {:<12} {:<8} {:<8} {:<24} LAST ERROR",
-        "ID", "ORDER", "CALL", "STATE", "ATTEMPTS", "NEXT ATTEMPT"
+        "{:<8} {:<16} {:<12} {:<8} {:<8} {:<24} {:<24} LAST ERROR",
+        "ID", "ORDER", "CALL", "STATE", "ATTEMPTS", "QUEUED", "NEXT ATTEMPT"
     );
     for e in &entries {
         let err = e.last_error.as_deref().unwrap_or("");
         println!(
-            "{:<8} {:<16} {:<12} {:<8} {:<8} {:<24} {err}",
-            e.id, e.order_id, e.call, e.state, e.attempts, e.next_attempt
+            "{:<8} {:<16} {:<12} {:<8} {:<8} {:<24} {:<24} {err}",
+            e.id, e.order_id, e.call, e.state, e.attempts, e.queued, e.next_attempt
         );
     }
     eprintln!("{} call(s) queued", entries.len());

@@ -146,6 +146,9 @@ enum OrdersCmd {
 enum OutboxCmd {
     /// List pending and dead-lettered calls with attempts and last error, one page at a time
     List {
+        /// Only calls queued at or after this time (RFC 3339, e.g. 2026-11-30T00:00:00Z), oldest first
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
         /// Continue after the previous page (the cursor it printed)
         #[arg(long, value_name = "CURSOR")]
         after: Option<String>,

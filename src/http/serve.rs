@@ -9,11 +9,15 @@
 //!   its first byte: closed (a slow-loris client);
 //! - a request under way is bounded by the router's request timeout, not here.
 //!
-//! At most `max_connections` are open: further ones wait in the kernel's backlog, costing no file
-//! handle, until one closes. Shutdown: stop accepting, let every connection finish the request it
-//! has and close; those still open `shutdown_timeout` later are closed there and then. Nothing is
-//! lost by that: an answer 200 is only given once the request is durable, so a request cut off is
-//! one its sender was not told succeeded and sends again.
+//! At most `max_connections` are open. A connection that arrives at the limit makes room: the
+//! connection idle the longest (no request under way, none begun) is closed, as nginx reuses idle
+//! keep-alive connections, so idle sockets, however many, cannot keep a webhook out until their
+//! idle timeout. Only when every connection is busy do new ones wait in the kernel's backlog
+//! (costing no file handle) until one closes; one more is held accepted meanwhile. Shutdown: stop
+//! accepting, let every connection finish the request it has and close; those still open
+//! `shutdown_timeout` later are closed there and then. Nothing is lost by that: an answer 200 is
+//! only given once the request is durable, so a request cut off is one its sender was not told
+//! succeeded and sends again.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -73,18 +77,11 @@ pub async fn serve(listener: TcpListener, router: Router, limits: ConnLimits, st
     warn_if_few_file_handles(limits.max_connections);
     let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     let slots = Arc::new(Semaphore::new(all as usize));
+    let open = OpenConns::default();
     let (graceful, force) = (CancellationToken::new(), CancellationToken::new());
     let mut stop = pin!(stop);
     let mut warned = Warned::default();
     loop {
-        if slots.available_permits() == 0 {
-            warned.once(|| tracing::warn!(max = all, "server.max_connections reached: new connections wait"));
-        }
-        let slot = tokio::select! {
-            // The semaphore is never closed, so acquiring only waits.
-            slot = slots.clone().acquire_owned() => slot.expect("the connection semaphore is never closed"),
-            () = &mut stop => break,
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -96,7 +93,34 @@ pub async fn serve(listener: TcpListener, router: Router, limits: ConnLimits, st
             },
             () = &mut stop => break,
         };
-        let conn = Conn { router: router.clone(), peer, limits, graceful: graceful.clone(), force: force.clone() };
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                if !open.close_idlest() {
+                    warned.once(|| {
+                        tracing::warn!(
+                            max = all,
+                            "server.max_connections reached and every connection busy: new connections wait"
+                        )
+                    });
+                }
+                tokio::select! {
+                    // The semaphore is never closed, so acquiring only waits.
+                    slot = slots.clone().acquire_owned() => slot.expect("the connection semaphore is never closed"),
+                    () = &mut stop => break,
+                }
+            }
+        };
+        let activity = Arc::new(Activity::new());
+        let conn = Conn {
+            router: router.clone(),
+            peer,
+            limits,
+            activity: activity.clone(),
+            make_room: open.register(activity),
+            graceful: graceful.clone(),
+            force: force.clone(),
+        };
         tokio::spawn(conn.run(stream, slot));
     }
     drop(listener);
@@ -128,6 +152,9 @@ struct Conn {
     router: Router,
     peer: SocketAddr,
     limits: ConnLimits,
+    activity: Arc<Activity>,
+    /// Close once idle: another connection needs the slot (see [`OpenConns::close_idlest`]).
+    make_room: Registered,
     /// Finish the request under way, then close.
     graceful: CancellationToken,
     /// Close now (the shutdown deadline passed).
@@ -136,24 +163,30 @@ struct Conn {
 
 impl Conn {
     async fn run(self, stream: TcpStream, _slot: OwnedSemaphorePermit) {
-        let activity = Arc::new(Activity::new());
+        let activity = self.activity;
         let io = TokioIo::new(Tracked { inner: stream, activity: activity.clone() });
         let service = ConnService { router: self.router, peer: self.peer, activity: activity.clone() };
         let builder = auto::Builder::new(TokioExecutor::new()).http1_only();
         let mut conn = pin!(builder.serve_connection(io, TowerToHyperService::new(service)));
         let mut watchdog = pin!(activity.expired(self.limits));
-        let mut closing = false;
+        let (mut closing, mut made_room) = (false, false);
         let closed_by = loop {
             tokio::select! {
                 served = conn.as_mut() => {
                     if let Err(e) = served {
                         tracing::debug!(peer = %self.peer, error = %e, "connection ended with an error");
                     }
-                    break None;
+                    break made_room.then_some("max_connections");
                 }
                 why = &mut watchdog => break Some(why),
+                // Either way hyper closes an idle connection at once, and a busy one (a request
+                // begun since it was picked) after its answer.
                 () = self.graceful.cancelled(), if !closing => {
                     closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                () = self.make_room.token.cancelled(), if !closing => {
+                    (closing, made_room) = (true, true);
                     conn.as_mut().graceful_shutdown();
                 }
                 () = self.force.cancelled() => break Some("shutdown_deadline"),
@@ -162,6 +195,67 @@ impl Conn {
         if let Some(why) = closed_by {
             tracing::debug!(peer = %self.peer, reason = why, "connection closed");
             metrics::counter!("channeld_http_connections_closed_total", "reason" => why).increment(1);
+        }
+    }
+}
+
+/// The open connections, so that one arriving at the limit can close the one idle the longest.
+#[derive(Clone, Default)]
+struct OpenConns(Arc<std::sync::Mutex<OpenTable>>);
+
+#[derive(Default)]
+struct OpenTable {
+    next_id: u64,
+    conns: std::collections::HashMap<u64, (Arc<Activity>, CancellationToken)>,
+}
+
+/// A connection's place in [`OpenConns`], given up when the connection ends.
+struct Registered {
+    id: u64,
+    token: CancellationToken,
+    open: OpenConns,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut t) = self.open.0.lock() {
+            t.conns.remove(&self.id);
+        }
+    }
+}
+
+impl OpenConns {
+    fn register(&self, activity: Arc<Activity>) -> Registered {
+        let token = CancellationToken::new();
+        let id = match self.0.lock() {
+            Ok(mut t) => {
+                t.next_id += 1;
+                let id = t.next_id;
+                t.conns.insert(id, (activity, token.clone()));
+                id
+            }
+            // A poisoned table only means no connection is picked to make room.
+            Err(_) => 0,
+        };
+        Registered { id, token, open: self.clone() }
+    }
+
+    /// Asks the connection idle the longest to close; `false` when none is idle (all are busy, or
+    /// the one picked already closing). Its client loses nothing: no request of it is under way,
+    /// and it connects again when it has one.
+    fn close_idlest(&self) -> bool {
+        let Ok(t) = self.0.lock() else { return false };
+        let idlest = t
+            .conns
+            .values()
+            .filter(|(a, token)| a.is_idle() && !token.is_cancelled())
+            .min_by_key(|(a, _)| a.last_active());
+        match idlest {
+            Some((_, token)) => {
+                token.cancel();
+                true
+            }
+            None => false,
         }
     }
 }
@@ -191,6 +285,16 @@ impl Activity {
 
     fn touched(&self) {
         self.last_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// No request under way and none begun: closing it loses nothing.
+    fn is_idle(&self) -> bool {
+        self.busy.load(Ordering::Relaxed) == 0 && self.head_ms.load(Ordering::Relaxed) == NO_HEAD
+    }
+
+    /// When something last happened on the connection.
+    fn last_active(&self) -> Instant {
+        self.opened + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
     }
 
     /// Bytes arrived: with no request under way, they begin the head of the next one.
@@ -391,6 +495,30 @@ mod tests {
         assert_eq!(a.head_ms.load(Ordering::Relaxed), NO_HEAD);
         a.read_some();
         assert_ne!(a.head_ms.load(Ordering::Relaxed), NO_HEAD);
+    }
+
+    #[test]
+    fn the_connection_idle_the_longest_makes_room_and_busy_ones_never_do() {
+        let open = OpenConns::default();
+        let conn = |last_ms: u64| {
+            let a = Arc::new(Activity::new());
+            a.last_ms.store(last_ms, Ordering::Relaxed);
+            (open.register(a.clone()), a)
+        };
+        let (busy, busy_a) = conn(0);
+        let _busy_request = busy_a.begin();
+        let (mid_head, mid_head_a) = conn(0);
+        mid_head_a.read_some();
+        let (recent, _) = conn(5_000);
+        let (oldest, _) = conn(1_000);
+        assert!(open.close_idlest());
+        assert!(oldest.token.is_cancelled(), "idle the longest");
+        assert!(!recent.token.is_cancelled() && !busy.token.is_cancelled() && !mid_head.token.is_cancelled());
+        assert!(open.close_idlest());
+        assert!(recent.token.is_cancelled(), "the next idle one; the one already closing is not picked again");
+        assert!(!open.close_idlest(), "a request under way or begun is never cut off to make room");
+        drop(oldest);
+        assert_eq!(open.0.lock().unwrap().conns.len(), 3, "a closed connection leaves the table");
     }
 
     #[test]

@@ -2,7 +2,14 @@
 //!
 //! Each job is one async function `run(&App) -> Result<String>`; the wiring here guarantees that a
 //! job never runs twice at once (a tick that finds it still running is skipped), records its last
-//! run and result (store, metrics, logs), and leaves retrying to the next tick.
+//! run and result (store, metrics, logs; a run that panics is a failed run), and leaves retrying to
+//! the next tick.
+//!
+//! The scheduler runs in tasks of its own that nothing can join, so it is watched instead: a
+//! heartbeat job of its own beats every second, and [`Scheduler::watch_loop`], supervised like the
+//! other workers (`server::supervised`), ends when the beats stop, which makes the daemon unready
+//! and stops it for a restart. Without that, a dead scheduler would leave a daemon that looks
+//! healthy and never pushes inventory, reconciles or archives again.
 
 pub mod archive;
 pub mod inventory_push;
@@ -10,11 +17,14 @@ pub mod reconcile;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::Mutex;
 use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_util::sync::CancellationToken;
 
 use crate::app::{now_ms, App};
 use crate::store::JobStatus;
@@ -40,9 +50,63 @@ fn jobs(app: &App) -> Vec<(&'static str, &'static str, String, JobFn)> {
     ]
 }
 
-/// Creates the scheduler with every job and starts it.
-pub async fn start(app: Arc<App>) -> anyhow::Result<JobScheduler> {
+/// The heartbeat job's schedule: every second.
+const HEARTBEAT: &str = "* * * * * *";
+/// How often [`Scheduler::watch_loop`] looks for a new beat.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// Checks in a row without a beat after which the scheduler counts as stopped. Counted in checks,
+/// not in wall time: a process starved of CPU delays the checks as much as the beats, so only a
+/// scheduler that stopped while the rest of the daemon runs misses this many.
+const MISSED_CHECKS: u32 = 10;
+
+/// The running scheduler and its heartbeat.
+pub struct Scheduler {
+    jobs: JobScheduler,
+    /// How many times the heartbeat job ran.
+    beats: Arc<AtomicU64>,
+}
+
+impl Scheduler {
+    /// A handle on the scheduler itself; stopping it stops every job.
+    pub fn handle(&self) -> JobScheduler {
+        self.jobs.clone()
+    }
+
+    /// Runs until `shutdown`, then stops the scheduler. Returns before that when the scheduler no
+    /// longer runs its heartbeat: under `server::supervised`, the daemon then turns unready and
+    /// stops, so that a restart brings the jobs back.
+    pub async fn watch_loop(mut self, shutdown: CancellationToken) {
+        let (mut seen, mut missed) = (self.beats.load(Ordering::Relaxed), 0);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(CHECK_EVERY) => {}
+                _ = shutdown.cancelled() => break,
+            }
+            let beats = self.beats.load(Ordering::Relaxed);
+            missed = if beats == seen { missed + 1 } else { 0 };
+            seen = beats;
+            if missed >= MISSED_CHECKS {
+                tracing::error!(missed_checks = missed, "the job scheduler stopped running jobs");
+                break;
+            }
+        }
+        if let Err(e) = self.jobs.shutdown().await {
+            tracing::warn!(error = %e, "job scheduler did not stop cleanly");
+        }
+    }
+}
+
+/// Creates the scheduler with every job and its heartbeat, and starts it.
+pub async fn start(app: Arc<App>) -> anyhow::Result<Scheduler> {
     let sched = JobScheduler::new().await.context("could not create the job scheduler")?;
+    let beats = Arc::new(AtomicU64::new(0));
+    let beat = beats.clone();
+    let heartbeat = Job::new_async(HEARTBEAT, move |_, _| {
+        beat.fetch_add(1, Ordering::Relaxed);
+        Box::pin(async {})
+    })
+    .context("the scheduler's heartbeat")?;
+    sched.add(heartbeat).await.context("could not schedule the heartbeat")?;
     for (name, key, schedule, run) in jobs(&app) {
         let guard = Arc::new(Mutex::new(()));
         // The scheduler may outlive `serve` inside one process (tests): it must not keep the app
@@ -63,7 +127,7 @@ pub async fn start(app: Arc<App>) -> anyhow::Result<JobScheduler> {
         sched.add(job).await.with_context(|| format!("could not schedule {name}"))?;
     }
     sched.start().await.context("could not start the job scheduler")?;
-    Ok(sched)
+    Ok(Scheduler { jobs: sched, beats })
 }
 
 /// Runs a job once and records the outcome.

@@ -65,6 +65,11 @@ async fn run(app: &App, order_id: u64, shipment_id: u64) -> Booked {
         Err(CallError::Refused { message }) => Booked::Refused(message),
         Err(e) => Booked::Later(e.to_string()),
     };
+    if let Booked::Later(why) = &outcome {
+        // The WMS hears only "try again" (no internal text leaves the daemon); the operator reads
+        // the cause here, without credentials (the clients strip URLs and scrub secrets).
+        tracing::warn!(shipment = shipment_id, error = %why, "the courier could not book the shipment now; the WMS's next pack call tries again");
+    }
     if let Booked::Refused(message) = &outcome {
         tracing::warn!(shipment = shipment_id, reason = %message, "courier refused the booking");
         let why = message.clone();

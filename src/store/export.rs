@@ -44,8 +44,15 @@ pub const EXPORT_VERSION: u64 = 2;
 
 /// `meta` keys that belong to the store that wrote them: a position in its journal, and the
 /// markers of one-time layout upgrades, which a new store sets itself when it is created.
-const STORE_OWN_META: [&[u8]; 6] =
-    [META_APPLIED, META_CHUNKED, META_INDEXED, META_LISTED, META_SHIPMENTS_INDEXED, META_SHIPMENTS_BY_ORDER];
+const STORE_OWN_META: [&[u8]; 7] = [
+    META_APPLIED,
+    META_CHUNKED,
+    META_INDEXED,
+    META_LISTED,
+    META_SHIPMENTS_INDEXED,
+    META_SHIPMENTS_BY_ORDER,
+    super::outbox::META_QUEUED,
+];
 
 /// How a `meta` value travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,6 +7,8 @@
 //!   tombstones of orders removed by retention (`retention.rs`)
 //! - `outbox`: order id (BE) ‖ seq (BE) → [`OutboxEntry`](crate::flows::model::OutboxEntry); the key
 //!   order makes "the first entry of each order" a forward scan
+//! - `outbox_queued`: queued at ‖ order id ‖ seq → nothing: the outbox in the order it was queued
+//!   (`outbox list --since`)
 //! - `webhook_ids`: topic ‖ 0 ‖ event id → when it was accepted (de-duplication, kept ≥ 7 days)
 //! - `order_counts`, `personal`, `order_list`: indexes over `orders` written in the same
 //!   transactions (see `order_index.rs`): orders per status, which orders still hold addresses
@@ -144,6 +146,8 @@ struct Inner {
     orders: sled::Tree,
     order_names: sled::Tree,
     outbox: sled::Tree,
+    /// The outbox's entries by when they were queued (see `outbox.rs`).
+    outbox_queued: sled::Tree,
     webhook_ids: sled::Tree,
     order_counts: sled::Tree,
     personal: sled::Tree,
@@ -222,6 +226,7 @@ impl Store {
             orders: tree("orders")?,
             order_names: tree("order_names")?,
             outbox: tree("outbox")?,
+            outbox_queued: tree("outbox_queued")?,
             webhook_ids: tree("webhook_ids")?,
             order_counts: tree("order_counts")?,
             personal: tree("personal")?,
@@ -489,6 +494,9 @@ impl Store {
         self.index_orders()?;
         self.index_order_list()?;
         self.index_shipments()?;
+        if i.meta.get(outbox::META_QUEUED)?.is_none() {
+            self.index_outbox_queue()?;
+        }
         if i.meta.get(META_CHUNKED)?.is_none() {
             let n = chunks::rechunk(&i.orders, &i.overflow, chunks::ORDERS)?
                 + chunks::rechunk(&i.shipments, &i.overflow, chunks::SHIPMENTS)?;

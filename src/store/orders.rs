@@ -66,13 +66,14 @@ impl Store {
             &i.orders,
             &i.order_names,
             &i.outbox,
+            &i.outbox_queued,
             &i.webhook_ids,
             &i.order_counts,
             &i.personal,
             &i.overflow,
             &i.order_list,
         );
-        let result = trees.transaction(|(orders, names, outbox, ids, counts, personal, overflow, list)| {
+        let result = trees.transaction(|(orders, names, outbox, queued, ids, counts, personal, overflow, list)| {
             if let Some(k) = &dedupe_key {
                 if ids.get(k)?.is_some() {
                     return Ok(Ingested::Duplicate);
@@ -102,6 +103,7 @@ impl Store {
             chunks::put(orders, overflow, chunks::ORDERS, &be(order_id), &rec)?;
             let tasks = super::outbox::settle_dead_creations(
                 outbox,
+                queued,
                 overflow,
                 &dead_creations,
                 &change.record,
@@ -109,7 +111,7 @@ impl Store {
                 now_ms,
             )?;
             for task in &tasks {
-                super::outbox::queue(outbox, overflow, order_id, task, now_ms)?;
+                super::outbox::queue(outbox, queued, overflow, order_id, task, now_ms)?;
             }
             Ok(Ingested::Applied {
                 status: change.record.status,

@@ -1,12 +1,47 @@
 //! The outbox tree: queued outbound calls, keyed order id ‖ seq so that each order's entries are
-//! contiguous and in the order they were queued.
+//! contiguous and in the order they were queued; an entry too large to keep inline is stored in
+//! chunks (`chunks.rs`).
+//!
+//! Beside it, the `outbox_queued` index: queued at (ms, BE) ‖ order id ‖ seq → (), the same
+//! entries in the order they were queued, so `outbox list --since` reads one page from a time on
+//! instead of the whole queue. Every transaction that adds or removes an entry changes the index
+//! with it ([`queue`], [`take_entry`]). A store written before the index existed is indexed once
+//! ([`Store::index_outbox_queue`]).
 
 use std::collections::HashSet;
+use std::ops::Bound;
 
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree, UnabortableTransactionError};
 
 use super::{be, chunks, codec, pair_key, split_pair, CodecError, Result, Store, StoreError};
 use crate::flows::model::{EntryState, OrderRecord, OrderStatus, OutboxEntry, Task};
+
+/// Set in `meta` once `outbox_queued` covers every entry.
+pub(super) const META_QUEUED: &[u8] = b"outbox_queued_index";
+
+/// Where an entry sits in `outbox_queued`.
+fn queued_key(created_ms: i64, order_id: u64, seq: u64) -> [u8; 24] {
+    let mut k = [0u8; 24];
+    k[..8].copy_from_slice(&be(created_ms.max(0) as u64));
+    k[8..].copy_from_slice(&pair_key(order_id, seq));
+    k
+}
+
+fn split_queued(k: &[u8]) -> Option<(u64, u64)> {
+    split_pair(k.get(8..)?)
+}
+
+/// Removes an entry, its chunks and its index entry, inside the caller's transaction.
+pub(super) fn take_entry(
+    outbox: &TransactionalTree,
+    queued: &TransactionalTree,
+    overflow: &TransactionalTree,
+    entry: &OutboxEntry,
+) -> std::result::Result<(), UnabortableTransactionError> {
+    chunks::remove(outbox, overflow, chunks::OUTBOX, &pair_key(entry.order_id, entry.seq))?;
+    queued.remove(&queued_key(entry.created_ms, entry.order_id, entry.seq))?;
+    Ok(())
+}
 
 /// What the worker should do next.
 #[derive(Debug, Default)]
@@ -90,9 +125,9 @@ impl Store {
         use sled::transaction::{ConflictableTransactionError as Abort, TransactionError, Transactional};
         let i = &self.inner;
         let write = self.outbox_write();
-        (&i.outbox, &i.orders, &i.order_counts, &i.personal, &i.overflow, &i.order_list)
-            .transaction(|(outbox, orders, counts, personal, overflow, list)| {
-                chunks::remove(outbox, overflow, chunks::OUTBOX, &pair_key(entry.order_id, entry.seq))?;
+        (&i.outbox, &i.outbox_queued, &i.orders, &i.order_counts, &i.personal, &i.overflow, &i.order_list)
+            .transaction(|(outbox, queued, orders, counts, personal, overflow, list)| {
+                take_entry(outbox, queued, overflow, entry)?;
                 let key = be(entry.order_id);
                 if let Some(v) = chunks::get(orders, overflow, chunks::ORDERS, &key)? {
                     let mut rec: OrderRecord = codec::decode(&v).map_err(Abort::Abort)?;
@@ -102,7 +137,7 @@ impl Store {
                     super::order_index::reindex(counts, personal, list, Some(before), &rec)?;
                 }
                 for task in follow_ups {
-                    queue(outbox, overflow, entry.order_id, task, entry.next_attempt_ms)?;
+                    queue(outbox, queued, overflow, entry.order_id, task, entry.next_attempt_ms)?;
                 }
                 Ok(())
             })
@@ -196,6 +231,46 @@ impl Store {
             .collect()
     }
 
+    /// At most `limit` entries queued at or after `since_ms`, in the order they were queued, after
+    /// the entry `after` (queued at, order id, seq) when given: one page through the index.
+    pub fn outbox_since(
+        &self,
+        since_ms: i64,
+        after: Option<(i64, u64, u64)>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>> {
+        if self.inner.meta.get(META_QUEUED)?.is_none() {
+            self.index_outbox_queue()?;
+        }
+        let from = queued_key(since_ms, 0, 0);
+        let start = match after.map(|(at, order, seq)| queued_key(at, order, seq)) {
+            Some(past) if past >= from => Bound::Excluded(past),
+            _ => Bound::Included(from),
+        };
+        let mut page = Vec::with_capacity(limit.min(1024));
+        for item in self.inner.outbox_queued.range((start, Bound::Unbounded)) {
+            if page.len() >= limit {
+                break;
+            }
+            let Some((order_id, seq)) = split_queued(&item?.0) else { continue };
+            let key = pair_key(order_id, seq);
+            if let Some(stored) = self.inner.outbox.get(key)? {
+                page.extend(self.read_entry(&key, stored)?);
+            }
+        }
+        Ok(page)
+    }
+
+    /// Builds `outbox_queued` from the entries, once (a store from before the index; a new store
+    /// is marked at its first open, with nothing to index).
+    pub(super) fn index_outbox_queue(&self) -> Result<()> {
+        for entry in self.outbox_entries()? {
+            self.inner.outbox_queued.insert(queued_key(entry.created_ms, entry.order_id, entry.seq), &[])?;
+        }
+        self.inner.meta.insert(META_QUEUED, &[1])?;
+        Ok(())
+    }
+
     /// Every queued entry, pending and dead, in queue order.
     pub fn outbox_entries(&self) -> Result<Vec<OutboxEntry>> {
         self.inner
@@ -248,12 +323,15 @@ impl Store {
     pub(super) fn restore_entry(&self, entry: &OutboxEntry) -> Result<()> {
         use sled::transaction::{TransactionError, Transactional};
         let i = &self.inner;
-        (&i.outbox, &i.overflow).transaction(|(outbox, overflow)| put_entry(outbox, overflow, entry)).map_err(|e| {
-            match e {
+        (&i.outbox, &i.outbox_queued, &i.overflow)
+            .transaction(|(outbox, queued, overflow)| {
+                queued.insert(&queued_key(entry.created_ms, entry.order_id, entry.seq), &[])?;
+                put_entry(outbox, overflow, entry)
+            })
+            .map_err(|e| match e {
                 TransactionError::Abort(e) => StoreError::Codec(e),
                 TransactionError::Storage(e) => StoreError::Sled(e),
-            }
-        })
+            })
     }
 
     /// The entry stored under `key` as read by an iteration (`stored`), reassembled from its
@@ -270,13 +348,17 @@ impl Store {
 /// Queues `task` as the newest entry of its order, due at `due_ms`, in a transaction.
 pub(super) fn queue(
     outbox: &TransactionalTree,
+    queued: &TransactionalTree,
     overflow: &TransactionalTree,
     order_id: u64,
     task: &Task,
     due_ms: i64,
 ) -> std::result::Result<(), ConflictableTransactionError<CodecError>> {
     let seq = outbox.generate_id()?;
-    put_entry(outbox, overflow, &OutboxEntry::new(seq, order_id, task.clone(), due_ms))
+    let entry = OutboxEntry::new(seq, order_id, task.clone(), due_ms);
+    put_entry(outbox, overflow, &entry)?;
+    queued.insert(&queued_key(entry.created_ms, order_id, seq), &[])?;
+    Ok(())
 }
 
 /// Stores `entry` under its key in a transaction: inline, or in chunks when large (a seller
@@ -300,6 +382,7 @@ pub(super) fn put_entry(
 ///   back in line, sending the order as it is now, instead of a second creation stuck behind it.
 pub(super) fn settle_dead_creations(
     outbox: &TransactionalTree,
+    queued: &TransactionalTree,
     overflow: &TransactionalTree,
     dead: &[[u8; 16]],
     record: &OrderRecord,
@@ -314,7 +397,7 @@ pub(super) fn settle_dead_creations(
             continue;
         }
         if record.cancelled {
-            chunks::remove(outbox, overflow, chunks::OUTBOX, key)?;
+            take_entry(outbox, queued, overflow, &entry)?;
         } else if let Some(at) = tasks.iter().position(|t| *t == Task::WmsCreate) {
             tasks.remove(at);
             (entry.state, entry.attempts, entry.next_attempt_ms) = (EntryState::Pending, 0, now_ms);
@@ -347,11 +430,15 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use super::*;
+    use crate::flows::intake::{apply, Topic};
+    use crate::flows::tests::{fixture_order, rules};
 
     fn queue_one(store: &Store, order_id: u64, task: Task) {
         use sled::transaction::Transactional;
         let i = &store.inner;
-        (&i.outbox, &i.overflow).transaction(|(outbox, overflow)| queue(outbox, overflow, order_id, &task, 0)).unwrap();
+        (&i.outbox, &i.outbox_queued, &i.overflow)
+            .transaction(|(outbox, queued, overflow)| queue(outbox, queued, overflow, order_id, &task, 0))
+            .unwrap();
     }
 
     #[tokio::test]
@@ -400,5 +487,67 @@ mod tests {
         assert_eq!(p.outbox_writes_in_progress.load(Ordering::SeqCst), 0);
         store.sync_outbox().await.unwrap();
         assert!(!ahead(), "sync_outbox checkpointed");
+    }
+
+    /// Stores the fixture order under `id` as a webhook at `at_ms` would: its creation is queued.
+    fn ingest(store: &Store, id: u64, at_ms: i64) {
+        let mut order = fixture_order();
+        (order.id, order.name) = (id, format!("#{id}"));
+        store
+            .record_event("orders/create", Some(&format!("e{id}")), id, at_ms, |existing| {
+                apply(existing, Topic::Create, id, Ok(&order), &rules(), at_ms)
+            })
+            .unwrap();
+    }
+
+    fn since(store: &Store, at: i64, after: Option<(i64, u64, u64)>, limit: usize) -> Vec<u64> {
+        store.outbox_since(at, after, limit).unwrap().iter().map(|e| e.order_id).collect()
+    }
+
+    fn indexed(store: &Store) -> usize {
+        store.inner.outbox_queued.len()
+    }
+
+    #[test]
+    fn the_queued_index_follows_every_entry_and_pages_from_a_time_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 8).unwrap();
+        // Order ids against the time order: the outbox's own key order is not the queue's.
+        for (id, at) in [(30, 1_000), (10, 2_000), (20, 3_000)] {
+            ingest(&store, id, at);
+        }
+        assert_eq!(indexed(&store), 3);
+        assert_eq!(since(&store, 0, None, 10), vec![30, 10, 20], "in the order queued");
+        assert_eq!(since(&store, 2_000, None, 10), vec![10, 20], "at or after the time");
+        let first = store.outbox_since(1_500, None, 1).unwrap();
+        assert_eq!(first.iter().map(|e| e.order_id).collect::<Vec<_>>(), vec![10]);
+        let cursor = (first[0].created_ms, first[0].order_id, first[0].seq);
+        assert_eq!(since(&store, 1_500, Some(cursor), 10), vec![20], "the next page");
+
+        // A finished call leaves the index with it, and its follow-up joins it.
+        let entry = store.outbox_entries().unwrap().into_iter().find(|e| e.order_id == 10).unwrap();
+        let follow_up = Task::WmsUpdate { body: "{}".into() };
+        store.finish_entry(&entry, |_| {}, std::slice::from_ref(&follow_up)).unwrap();
+        assert_eq!(indexed(&store), 3);
+        let listed = store.outbox_since(0, None, 10).unwrap();
+        assert_eq!(listed.len(), 3);
+        assert!(listed.iter().any(|e| e.order_id == 10 && e.task == follow_up));
+        let follow = listed.iter().find(|e| e.order_id == 10).unwrap().clone();
+        store.finish_entry(&follow, |_| {}, &[]).unwrap();
+        assert_eq!((indexed(&store), since(&store, 0, None, 10)), (2, vec![30, 20]));
+    }
+
+    #[test]
+    fn a_store_without_the_index_is_indexed_once_when_first_listed_by_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 8).unwrap();
+        ingest(&store, 7, 5_000);
+        ingest(&store, 8, 6_000);
+        // As a store from before the index (or restored by import) is: entries only.
+        store.inner.outbox_queued.clear().unwrap();
+        store.inner.meta.remove(META_QUEUED).unwrap();
+        assert_eq!(since(&store, 5_500, None, 10), vec![8]);
+        assert_eq!(indexed(&store), 2);
+        assert!(store.inner.meta.get(META_QUEUED).unwrap().is_some(), "built once");
     }
 }

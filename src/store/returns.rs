@@ -146,8 +146,8 @@ impl Store {
         let seen_key = dedupe.map(|(topic, event)| super::orders::dedupe_key(topic, event));
         let seen_at = codec::encode(&now_ms)?;
         let write = self.outbox_write();
-        let trees = (&i.returns, &i.return_index, &i.outbox, &i.overflow, &i.webhook_ids);
-        let result = trees.transaction(|(returns, index, outbox, overflow, ids)| {
+        let trees = (&i.returns, &i.return_index, &i.outbox, &i.outbox_queued, &i.overflow, &i.webhook_ids);
+        let result = trees.transaction(|(returns, index, outbox, queued, overflow, ids)| {
             if let Some(k) = &seen_key {
                 if ids.get(k)?.is_some() {
                     return Ok(None);
@@ -165,11 +165,13 @@ impl Store {
                 let bytes = codec::encode(&rec).map_err(codec_err)?;
                 chunks::put(returns, overflow, chunks::RETURNS, &be(id), &bytes)?;
                 for task in &decision.tasks {
-                    super::outbox::queue(outbox, overflow, rec.order_id, task, now_ms).map_err(|e| match e {
-                        Abort::Abort(e) => Abort::Abort(Stop::Codec(e)),
-                        Abort::Storage(e) => Abort::Storage(e),
-                        Abort::Conflict => Abort::Conflict,
-                    })?;
+                    super::outbox::queue(outbox, queued, overflow, rec.order_id, task, now_ms).map_err(
+                        |e| match e {
+                            Abort::Abort(e) => Abort::Abort(Stop::Codec(e)),
+                            Abort::Storage(e) => Abort::Storage(e),
+                            Abort::Conflict => Abort::Conflict,
+                        },
+                    )?;
                 }
             }
             Ok(Some((decision.answer, decision.tasks.len())))

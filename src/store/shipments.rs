@@ -185,8 +185,8 @@ impl Store {
     pub fn save_shipment(&self, s: &ShipmentRecord, tasks: &[Task], now_ms: i64) -> Result<()> {
         let i = &self.inner;
         let write = self.outbox_write();
-        (&i.shipments, &i.shipment_index, &i.outbox, &i.overflow)
-            .transaction(|(shipments, index, outbox, overflow)| {
+        (&i.shipments, &i.shipment_index, &i.outbox, &i.outbox_queued, &i.overflow)
+            .transaction(|(shipments, index, outbox, queued, overflow)| {
                 let bytes = codec::encode(s).map_err(Abort::Abort)?;
                 chunks::put(shipments, overflow, chunks::SHIPMENTS, &key_of(s), &bytes)?;
                 index.insert(by_id(s), &[])?;
@@ -196,7 +196,7 @@ impl Store {
                     index.remove(unfinished_key(s))?;
                 }
                 for task in tasks {
-                    super::outbox::queue(outbox, overflow, s.order_id, task, now_ms)?;
+                    super::outbox::queue(outbox, queued, overflow, s.order_id, task, now_ms)?;
                 }
                 Ok(())
             })
@@ -244,9 +244,9 @@ impl Store {
             Refused(E),
         }
         let i = &self.inner;
-        let trees = (&i.orders, &i.outbox, &i.order_counts, &i.personal, &i.overflow, &i.order_list);
+        let trees = (&i.orders, &i.outbox, &i.outbox_queued, &i.order_counts, &i.personal, &i.overflow, &i.order_list);
         let write = self.outbox_write();
-        let result = trees.transaction(|(orders, outbox, counts, personal, overflow, list)| {
+        let result = trees.transaction(|(orders, outbox, queued, counts, personal, overflow, list)| {
             let key = be(order_id);
             let Some(v) = chunks::get(orders, overflow, chunks::ORDERS, &key)? else { return Ok(None) };
             let mut rec: OrderRecord = codec::decode(&v).map_err(|e| Abort::Abort(Stop::Codec(e)))?;
@@ -257,7 +257,7 @@ impl Store {
             chunks::put(orders, overflow, chunks::ORDERS, &key, &bytes)?;
             super::order_index::reindex(counts, personal, list, Some(before), &rec)?;
             if let Some(task) = &task {
-                super::outbox::queue(outbox, overflow, order_id, task, now_ms).map_err(|e| match e {
+                super::outbox::queue(outbox, queued, overflow, order_id, task, now_ms).map_err(|e| match e {
                     Abort::Abort(e) => Abort::Abort(Stop::Codec(e)),
                     Abort::Storage(e) => Abort::Storage(e),
                     Abort::Conflict => Abort::Conflict,

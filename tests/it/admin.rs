@@ -138,3 +138,94 @@ async fn lists_come_a_page_at_a_time_with_a_cursor_to_the_next() {
     assert_eq!(orders, vec![1, 2, 3, 4, 5], "every queued call once, in queue order");
     t.stop().await;
 }
+
+/// `--since` as the CLI takes it: an RFC 3339 time, to the millisecond.
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn listed_ids(out: &str, field: &str) -> Vec<u64> {
+    serde_json::from_str::<Vec<Value>>(out).unwrap().iter().map(|o| o[field].as_u64().unwrap()).collect()
+}
+
+/// The cursor `more: continue with --after CURSOR` names on stderr, if any.
+fn next_cursor(err: &str) -> Option<String> {
+    let more = err.lines().find(|l| l.starts_with("more: continue with"))?;
+    more.rsplit(' ').next().map(str::to_string)
+}
+
+#[tokio::test]
+async fn orders_and_outbox_list_since_show_only_what_came_from_then_on() {
+    let o = crate::helpers::Options { routing: "wms", max_attempts: 1_000, ..Default::default() };
+    let t = TestApp::spawn_with(o).await;
+    t.wms.set(|b| b.fail_next = u32::MAX); // every creation stays queued, retried
+    let deliver = |id: u64| {
+        let t = &t;
+        async move { t.deliver("orders/create", &crate::helpers::order_numbered(id), &format!("s{id}")).await }
+    };
+    assert_eq!(deliver(1).await, StatusCode::OK);
+    let first_seen = t.app.store.order(1).unwrap().unwrap().first_seen_ms;
+    // Orders 2 and 3 come strictly later than order 1 (to the millisecond the filter reads).
+    eventually("the clock past order 1", || chrono::Utc::now().timestamp_millis() > first_seen).await;
+    for id in [2, 3] {
+        assert_eq!(deliver(id).await, StatusCode::OK);
+    }
+    let since = rfc3339(first_seen + 1);
+
+    let (ok, out, err) = t.cli(&["orders", "list", "--since", &since, "--json"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(listed_ids(&out, "id"), vec![3, 2], "only the later orders, newest first");
+    let (_, out, _) = t.cli(&["orders", "list", "--since", &rfc3339(first_seen), "--json"]).await;
+    assert_eq!(listed_ids(&out, "id"), vec![3, 2, 1], "at or after: order 1 itself is in");
+
+    // The outbox by when calls were queued: oldest first, a page at a time.
+    let (ok, out, err) = t.cli(&["outbox", "list", "--since", &since, "--limit", "1", "--json"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(listed_ids(&out, "order_id"), vec![2]);
+    let cursor = next_cursor(&err).expect("a next page");
+    let (_, out, err) =
+        t.cli(&["outbox", "list", "--since", &since, "--limit", "1", "--json", "--after", &cursor]).await;
+    assert_eq!((listed_ids(&out, "order_id"), next_cursor(&err)), (vec![3], None), "the last page: {err}");
+    let (ok, _, err) = t.cli(&["outbox", "list", "--since", "yesterday"]).await;
+    assert!(!ok && err.contains("RFC 3339"), "{err}");
+
+    // Delivered calls leave the list.
+    t.wms.set(|b| b.fail_next = 0);
+    t.drained().await;
+    let (_, out, _) = t.cli(&["outbox", "list", "--since", &rfc3339(0), "--json"]).await;
+    assert_eq!(listed_ids(&out, "order_id"), Vec::<u64>::new());
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn listings_list_comes_a_page_at_a_time_by_sku() {
+    let t = TestApp::spawn().await;
+    let listings: Vec<_> = ["SKU-E", "SKU-A", "SKU-C", "SKU-B", "SKU-D"]
+        .iter()
+        .zip(1u64..)
+        .map(|(sku, item_id)| channeld::flows::listings::Listing { sku: sku.to_string(), item_id })
+        .collect();
+    t.app.store.replace_listings(&listings).unwrap();
+    let skus = |out: &str| -> Vec<String> {
+        serde_json::from_str::<Vec<Value>>(out)
+            .unwrap()
+            .iter()
+            .map(|l| l["sku"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..3 {
+        let mut args = vec!["listings", "list", "--limit", "2", "--json"];
+        if let Some(a) = &after {
+            args.extend(["--after", a.as_str()]);
+        }
+        let (ok, out, err) = t.cli(&args).await;
+        assert!(ok, "{err}");
+        seen.push(skus(&out));
+        after = next_cursor(&err);
+    }
+    assert_eq!(seen, vec![vec!["SKU-A", "SKU-B"], vec!["SKU-C", "SKU-D"], vec!["SKU-E"]], "by SKU, two a page");
+    assert_eq!(after, None, "the last page says no more");
+    t.stop().await;
+}

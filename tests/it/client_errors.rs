@@ -1,14 +1,25 @@
 //! What the outbound clients' errors may say: never a credential. Clickpost's API key rides in
 //! the query string, and reqwest writes the URL into its error text; any party may echo a
-//! credential back in an error body.
+//! credential back in an error body. And what the daemon passes on of such an error: nothing of
+//! its text to the WMS, nothing of the key to its log.
+
+use std::process::Stdio;
+use std::time::Duration;
 
 use channeld::config;
 use channeld::courier::clickpost::ClickpostClient;
 use channeld::remote::CallError;
 use channeld::wms::client::WmsClient;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
+use tokio::io::AsyncReadExt;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::crash::{free_addr, post_order, start_with_logs};
+use crate::fakes::FakeWms;
+use crate::helpers::{eventually, wms_request, write_config, Options};
+use crate::shopify_admin_fake::AdminShopify;
 
 const KEY: &str = "cp-live-key-4f1d9c";
 const WMS_PASSWORD: &str = "wms-pass-8e2b71";
@@ -77,4 +88,52 @@ async fn a_wms_connection_error_names_no_credential() {
     let err = WmsClient::new(&cfg).unwrap().update_order("1", "{}").await.unwrap_err();
     assert!(matches!(err, CallError::Transient { .. }), "{err:?}");
     assert_clean(&err, WMS_PASSWORD);
+}
+
+/// The path end to end, with the real binary: a pack call whose Clickpost booking meets a
+/// real connection error (a closed port) is answered 503 with a fixed text, and neither that answer
+/// nor anything the daemon logs (JSON, at debug) carries the key.
+#[tokio::test]
+async fn a_pack_call_meeting_a_clickpost_connection_error_answers_503_and_no_log_line_has_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wms, shop) = (FakeWms::start().await, AdminShopify::start().await);
+    let (addr, courier_port) = (free_addr(), closed_port());
+    let o = Options {
+        routing: "wms",
+        shopify_url: Some(shop.url()),
+        courier_url: Some(format!("http://127.0.0.1:{courier_port}")),
+        clickpost_api_key: KEY,
+        log_level: "debug",
+        log_format: "json",
+        ..Options::default()
+    };
+    let config = write_config(dir.path(), addr, &wms.url(), &shop.url(), &o);
+    let mut daemon = start_with_logs(&config, addr, Stdio::piped()).await;
+    // Read the log as it comes, so the daemon never blocks on a full pipe.
+    let mut stderr = daemon.stderr.take().unwrap();
+    let log = tokio::spawn(async move {
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).await.map(|_| text)
+    });
+    let client = reqwest::Client::new();
+    assert!(post_order(&client, addr, 4343).await);
+    eventually("the order at the WMS", || !wms.created().is_empty()).await;
+
+    let pack = json!({ "orderCode": "4343", "locationCode": "WH-1", "shipmentId": 777 });
+    let (status, body) = wms_request(&client, addr, Method::POST, "/wms/shipments", &pack).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["hasError"], true);
+    // A fixed text: nothing of the error itself (its address, its cause), let alone the key.
+    assert_eq!(body["errorMessage"], "the courier could not book it now; try again", "{body}");
+    assert!(!body.to_string().contains(KEY) && !body.to_string().contains(&courier_port.to_string()), "{body}");
+
+    let pid = daemon.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let exited = tokio::time::timeout(Duration::from_secs(15), daemon.wait()).await.expect("channeld stops").unwrap();
+    assert!(exited.success(), "{exited:?}");
+    let log = log.await.unwrap().unwrap();
+    let failed: Vec<&str> = log.lines().filter(|l| l.contains("could not book the shipment now")).collect();
+    assert_eq!(failed.len(), 1, "the failed booking is logged once, for the operator: {log}");
+    assert!(failed[0].contains("could not be reached"), "with what went wrong: {}", failed[0]);
+    assert!(!log.contains(KEY), "the log carries the Clickpost key: {log}");
 }

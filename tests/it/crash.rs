@@ -25,11 +25,17 @@ pub(crate) fn free_addr() -> std::net::SocketAddr {
 }
 
 pub(crate) async fn start(config: &Path, addr: std::net::SocketAddr) -> Child {
+    let logs = if std::env::var_os("TEST_SHOW_DAEMON_LOGS").is_some() { Stdio::inherit() } else { Stdio::null() };
+    start_with_logs(config, addr, logs).await
+}
+
+/// Starts `channeld serve` with its stderr (its log) going to `logs`; returns once it is ready.
+pub(crate) async fn start_with_logs(config: &Path, addr: std::net::SocketAddr, logs: Stdio) -> Child {
     let child = Command::new(crate::helpers::channeld_bin())
         .args(["serve", "--config"])
         .arg(config)
         .stdout(Stdio::null())
-        .stderr(if std::env::var_os("TEST_SHOW_DAEMON_LOGS").is_some() { Stdio::inherit() } else { Stdio::null() })
+        .stderr(logs)
         .kill_on_drop(true)
         .spawn()
         .unwrap();

@@ -2,7 +2,7 @@
 
 use channeld::flows::model::{EntryState, OrderStatus};
 
-use crate::helpers::{eventually, fixture_order, order_numbered, Options, TestApp};
+use crate::helpers::{eventually, fixture_order, order_numbered, LogCapture, Options, TestApp};
 
 #[tokio::test]
 async fn three_server_errors_then_success_delivers_once() {
@@ -116,7 +116,11 @@ async fn a_refused_creation_shows_as_rejected_with_the_wms_message_and_is_sent_a
 
 #[tokio::test]
 async fn the_wms_refusing_our_credentials_pauses_wms_work_raises_an_alert_and_resumes() {
+    // The log the operator gets: this (current-thread) test's tasks are the server's.
+    let (log, _logs) = LogCapture::start("info");
     let t = TestApp::spawn_with(Options { routing: "wms", ..Options::default() }).await;
+    const FAILURES: &str = "channeld_wms_auth_failures_total";
+    let failures_before = t.metric(FAILURES).await;
     t.wms.set(|b| b.refuse = Some((401, "bad credentials".into())));
     t.deliver("orders/create", &order_numbered(1), "c1").await;
     let alerted =
@@ -139,6 +143,16 @@ async fn the_wms_refusing_our_credentials_pauses_wms_work_raises_an_alert_and_re
 
     let (_, out, err) = t.cli(&["doctor"]).await;
     assert!(out.contains("the WMS refused channeld's credentials"), "doctor names it: {out}{err}");
+    // Logged as an error naming the keys to fix and the WMS's answer, and counted.
+    let refused = log.lines_with("the WMS refused channeld's credentials");
+    assert!(!refused.is_empty(), "{}", log.text());
+    let line: serde_json::Value = serde_json::from_str(&refused[0]).unwrap();
+    assert_eq!(line["level"], "ERROR", "{line}");
+    let reason = line["fields"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("401") && reason.contains("bad credentials"), "{line}");
+    assert!(line["fields"]["message"].as_str().unwrap().contains("wms.auth_username"), "{line}");
+    // Other tests share the process's recorder: ours added at least this one.
+    assert!(t.metric(FAILURES).await >= failures_before + 1.0, "{FAILURES} counts the refusal");
 
     // Fixed: after the pause every order goes out and the alert clears.
     t.wms.set(|b| b.refuse = None);

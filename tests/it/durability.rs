@@ -263,5 +263,11 @@ async fn an_export_imported_into_an_empty_store_round_trips_every_record() {
     let bodies = bodies_of(&original);
     assert_eq!(bodies.len(), 8, "six creations, a cancellation, an update");
     assert_eq!(bodies, bodies_of(&copy), "every raw body comes back as it was");
+    // The restored calls are listed by when they were queued too.
+    let (ok, out, err) = run_cli(&config, &["outbox", "list", "--since", "2000-01-01T00:00:00Z", "--json"]).await;
+    assert!(ok, "{err}");
+    let restored_calls: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(restored_calls.len(), a["outbox"].len(), "{out}");
+    assert!(!restored_calls.is_empty());
     drop(dir);
 }

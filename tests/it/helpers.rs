@@ -48,6 +48,12 @@ pub struct Options {
     /// that fail authentication on purpose stay fast.
     pub auth_failure_delay_ms: u64,
     pub auth_failure_max_delay_ms: u64,
+    /// `clickpost.api_key`: a distinctive one lets a test look for it in answers and logs.
+    pub clickpost_api_key: &'static str,
+    /// `[log]`: what the real binary writes to stderr (in-process servers log through the test's
+    /// subscriber instead, see [`LogCapture`]).
+    pub log_level: &'static str,
+    pub log_format: &'static str,
 }
 
 impl Default for Options {
@@ -68,6 +74,9 @@ impl Default for Options {
             server_extra: String::new(),
             auth_failure_delay_ms: 1,
             auth_failure_max_delay_ms: 5,
+            clickpost_api_key: "cp-key",
+            log_level: "warn",
+            log_format: "plain",
         }
     }
 }
@@ -87,7 +96,8 @@ path = "{store}"
 cache_capacity_mb = 16
 
 [log]
-level = "warn"
+level = "{log_level}"
+format = "{log_format}"
 
 [shopify]
 shop = "{SHOP}"
@@ -129,7 +139,7 @@ answer_within_seconds = {answer_within}
 
 [clickpost]
 username = "cp-user"
-api_key = "cp-key"
+api_key = "{clickpost_api_key}"
 base_url = "{courier}"
 courier_partner = 3
 
@@ -165,6 +175,9 @@ max_backoff_seconds = 1
         courier = o.courier_url.clone().unwrap_or_else(|| wms.to_string()),
         reconcile_schedule = o.reconcile_schedule,
         archive_schedule = o.archive_schedule,
+        clickpost_api_key = o.clickpost_api_key,
+        log_level = o.log_level,
+        log_format = o.log_format,
     );
     let path = dir.join("channeld.toml");
     std::fs::write(&path, toml).unwrap();
@@ -255,6 +268,16 @@ impl TestApp {
         wms_request(&self.http, self.addr, method, path, body).await
     }
 
+    /// The value of one series in `/metrics` (`name` or `name{label="value"}`, exactly as
+    /// rendered); 0 when absent. The recorder is shared by every server in the test process, so
+    /// compare a value before and after, never with a constant.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.http.get(self.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .map_or(0.0, |v| v.trim().parse().unwrap())
+    }
+
     /// Waits until the outbox is empty: after that, nothing more will be sent.
     pub async fn drained(&self) {
         eventually("the outbox to drain", || {
@@ -272,6 +295,12 @@ impl TestApp {
     pub async fn cli_owned(&self, args: Vec<String>) -> (bool, String, String) {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         run_cli(&self.config_path, &args).await
+    }
+
+    /// Waits (at most `within`) for a server that stops by itself, and returns how `run` ended.
+    pub async fn stopped_by_itself(mut self, within: Duration) -> anyhow::Result<()> {
+        let handle = self.handle.take().unwrap();
+        tokio::time::timeout(within, handle).await.expect("the server should have stopped by itself").unwrap()
     }
 
     pub async fn stop(mut self) -> TempDir {
@@ -348,4 +377,41 @@ pub fn order_numbered(id: u64) -> Value {
     o["id"] = id.into();
     o["name"] = format!("#{id}").into();
     o
+}
+
+/// Log output captured in memory, as JSON lines, exactly as the daemon's subscriber writes them.
+#[derive(Clone, Default)]
+pub struct LogCapture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogCapture {
+    /// Captures this thread's events through channeld's own JSON subscriber with `directives`
+    /// until the guard drops. Use it in a current-thread test (the default): the in-process
+    /// server's tasks then run on this thread and log here.
+    pub fn start(directives: &str) -> (Self, tracing::subscriber::DefaultGuard) {
+        let out = Self::default();
+        let writer = out.clone();
+        let filter = channeld::telemetry::log_filter(directives).unwrap();
+        let subscriber =
+            channeld::telemetry::subscriber(channeld::config::LogFormat::Json, filter, move || writer.clone());
+        (out, tracing::subscriber::set_default(subscriber))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// The captured lines that contain `needle`.
+    pub fn lines_with(&self, needle: &str) -> Vec<String> {
+        self.text().lines().filter(|l| l.contains(needle)).map(str::to_string).collect()
+    }
 }

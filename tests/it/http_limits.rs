@@ -1,6 +1,7 @@
 //! The HTTP server's limits (#13): idle and slow connections are closed after their timeouts,
-//! requests beyond the concurrency limit and bodies beyond the body budget are refused unread, and
-//! SIGTERM ends the real binary within 10 s with a pack call waiting and a client sending slowly.
+//! idle connections make room for new ones at `max_connections`, requests beyond the concurrency
+//! limit and bodies beyond the body budget are refused unread, and SIGTERM ends the real binary
+//! within 10 s with a pack call waiting and a client sending slowly.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -112,6 +113,54 @@ async fn idle_and_slow_loris_connections_are_closed_after_their_timeouts_but_upl
     let (_, kept_closed) = kept.await.unwrap();
     // (The answer left the server a moment before it was read here.)
     assert!(kept_closed - answered >= Duration::from_millis(1500), "idle counts from the last answer");
+    t.stop().await;
+}
+
+/// How many connections to `server` this process has accepted and holds open (Linux: its sockets
+/// whose local end is the server's address). Connections still in the kernel's backlog hold no
+/// file handle and are not counted; neither are the test's own client ends.
+fn held_connections(server: SocketAddr) -> usize {
+    let local = format!(":{:04X}", server.port());
+    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let inodes: std::collections::HashSet<String> = tcp
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        // Established (01), local end on the server's port: an accepted connection.
+        .filter(|f| f[1].ends_with(&local) && f[3] == "01")
+        .map(|f| f[9].to_string())
+        .collect();
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| target.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(str::to_string))
+        .filter(|inode| inodes.contains(inode))
+        .count()
+}
+
+/// The reported failure: idle sockets by the thousand took every file handle and no webhook got
+/// in. Here they stay idle far longer than the test (the idle timeout is a minute): the limit
+/// bounds what they hold, and a webhook arriving at the limit gets the slot of the connection
+/// idle the longest.
+#[tokio::test]
+async fn idle_connections_beyond_max_connections_hold_no_more_and_make_room_for_a_signed_webhook() {
+    let t = TestApp::spawn_with(limits("max_connections = 4")).await;
+    let mut idle = Vec::new();
+    for _ in 0..12 {
+        idle.push(connect(t.addr).await);
+    }
+    eventually("every slot taken by an idle connection", || held_connections(t.addr) == 4).await;
+
+    let delivered = tokio::time::timeout(Duration::from_secs(10), t.deliver("orders/create", &fixture_order(), "full"))
+        .await
+        .expect("a signed webhook is served while idle connections fill the limit");
+    assert_eq!(delivered, StatusCode::OK);
+    assert!(held_connections(t.addr) <= 5, "at most the limit, and one waiting for its slot");
+    // The first idle connections made room, long before their idle timeout.
+    let (oldest, _oldest_w) = idle.remove(0);
+    let (got, _) = until_closed(oldest, Duration::from_secs(5)).await;
+    assert!(got.is_empty(), "closed without an answer: it had asked nothing");
+    eventually("the limit held", || held_connections(t.addr) == 4).await;
     t.stop().await;
 }
 

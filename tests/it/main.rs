@@ -34,3 +34,4 @@ mod upgrade;
 mod webhooks;
 mod wms_cancel;
 mod wms_http;
+mod workers;

@@ -1,4 +1,5 @@
-//! `Type=notify`: the daemon tells systemd when it is ready and when it begins to stop.
+//! The systemd units: `Type=notify` (the daemon tells systemd when it is ready and when it begins
+//! to stop) and the open-file limit they give it.
 
 use std::os::unix::net::UnixDatagram;
 use std::process::Stdio;
@@ -43,4 +44,26 @@ async fn serve_sends_ready_then_stopping_to_notify_socket() {
     let stopping = tokio::task::spawn_blocking(move || recv(&sock)).await.unwrap();
     assert_eq!(stopping, "STOPPING=1");
     assert!(child.wait_with_output().await.unwrap().status.success());
+}
+
+/// Every open connection is a file handle: under the distribution's default limit (often 1,024),
+/// idle sockets once took them all (#13). Both units raise the soft limit above the default
+/// `server.max_connections` plus the room `serve` wants for the store and outbound calls (it
+/// warns below that).
+#[test]
+fn both_units_raise_the_open_file_limit_above_what_max_connections_needs() {
+    const STORE_AND_CALLS: u64 = 128;
+    let needed = channeld::config::Server::default().max_connections as u64 + STORE_AND_CALLS;
+    for unit in ["channeld.service", "channeld@.service"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd").join(unit);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let service = text.split("[Service]").nth(1).expect("a [Service] section");
+        let service = service.split("\n[").next().unwrap();
+        let values: Vec<&str> =
+            service.lines().filter_map(|l| l.trim().strip_prefix("LimitNOFILE=")).map(str::trim).collect();
+        assert_eq!(values.len(), 1, "{unit}: one LimitNOFILE= in [Service]");
+        // `soft:hard`, or one value for both.
+        let soft: u64 = values[0].split(':').next().unwrap().parse().unwrap();
+        assert!(soft >= needed, "{unit}: LimitNOFILE={soft} is under {needed}");
+    }
 }

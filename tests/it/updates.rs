@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{eventually, fixture_order, Options, TestApp};
+use crate::helpers::{eventually, fixture_order, LogCapture, Options, TestApp};
 
 #[tokio::test]
 async fn hold_tag_is_forwarded_note_and_stale_updates_are_not() {
@@ -35,6 +35,40 @@ async fn hold_tag_is_forwarded_note_and_stale_updates_are_not() {
     assert_eq!(updates[0].body["onHold"], true);
     assert_eq!(updates[0].body["dispatchByTime"], "2008-01-12T16:00:00.000Z");
     assert_eq!(updates[0].body["startProcessingTime"], "2008-01-10T16:00:00.000Z");
+    t.stop().await;
+}
+
+/// CONTRACT §5.1: a change the WMS is not told about is logged, counted and shown on the order,
+/// once (#24).
+#[tokio::test]
+async fn an_address_changed_after_creation_is_not_forwarded_but_logged_counted_and_flagged_once() {
+    let (log, _logs) = LogCapture::start("info");
+    let t = TestApp::spawn().await;
+    t.deliver("orders/create", &fixture_order(), "c1").await;
+    t.drained().await;
+    const NOT_FORWARDED: &str = "channeld_order_changes_not_forwarded_total{change=\"address\"}";
+    let counted_before = t.metric(NOT_FORWARDED).await;
+
+    let mut moved = fixture_order();
+    moved["shipping_address"]["address1"] = "1 Other Street".into();
+    moved["updated_at"] = "2008-01-10T12:00:00-05:00".into();
+    assert_eq!(t.deliver("orders/updated", &moved, "u1").await, StatusCode::OK);
+    // Delivered again under another event id (Shopify does): already flagged, not reported again.
+    assert_eq!(t.deliver("orders/updated", &moved, "u2").await, StatusCode::OK);
+    t.drained().await;
+    assert!(t.wms.calls_to("PUT", "/orders/450789469").is_empty(), "nothing is sent for an address");
+
+    let warned = log.lines_with("this change is not forwarded to the WMS");
+    assert_eq!(warned.len(), 1, "{}", log.text());
+    let line: serde_json::Value = serde_json::from_str(&warned[0]).unwrap();
+    assert_eq!(line["level"], "WARN", "{line}");
+    assert_eq!(
+        (line["fields"]["order"].as_u64(), line["fields"]["change"].as_str()),
+        (Some(450789469), Some("address"))
+    );
+    assert_eq!(t.metric(NOT_FORWARDED).await, counted_before + 1.0, "counted once, as an address change");
+    let (ok, out, err) = t.cli(&["orders", "show", "450789469"]).await;
+    assert!(ok && out.contains("flag       address changed on Shopify after creation (not forwarded"), "{out}{err}");
     t.stop().await;
 }
 

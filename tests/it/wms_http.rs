@@ -250,9 +250,8 @@ async fn refused_authentications_are_logged_with_the_peer_at_most_once_a_minute(
     let dir = tempfile::tempdir().unwrap();
     let wms = FakeWms::start().await;
     let addr = free_addr();
-    let config = write_config(dir.path(), addr, &wms.url(), "http://127.0.0.1:9", &Options::default());
-    let text = std::fs::read_to_string(&config).unwrap().replace("[log]\n", "[log]\nformat = \"json\"\n");
-    std::fs::write(&config, text).unwrap();
+    let o = Options { log_format: "json", ..Options::default() };
+    let config = write_config(dir.path(), addr, &wms.url(), "http://127.0.0.1:9", &o);
     let daemon = tokio::process::Command::new(env!("CARGO_BIN_EXE_channeld"))
         .args(["serve", "--config"])
         .arg(&config)
