@@ -9,7 +9,7 @@
 //! - once a creation may have reached the WMS (an attempt that did not end in a clear answer,
 //!   [`CREATION_UNCONFIRMED`](super::model::CREATION_UNCONFIRMED)), a cancellation is always sent.
 
-use super::model::{OrderRecord, OrderStatus, Placement, Task, WmsSnapshot};
+use super::model::{OrderRecord, OrderStatus, Placement, Task, WmsSnapshot, CLOSED_ON_SHOPIFY};
 use super::order_map::{self, address_digest, items_of, properties, Evaluation};
 use super::{parse_time, OrderRules};
 use crate::config::Routing;
@@ -188,6 +188,13 @@ fn update(mut rec: OrderRecord, order: &ShopifyOrder, rules: &OrderRules, now_ms
     }
     rec.last_updated_ms = updated_ms.or(rec.last_updated_ms);
     rec.changed_ms = now_ms;
+    // Closed (archived) on Shopify: fulfilment is over there, so what it needed may be pruned
+    // after the retention (reopened: needed again).
+    if order.closed_at.is_empty() {
+        rec.unflag(CLOSED_ON_SHOPIFY);
+    } else {
+        rec.flag(CLOSED_ON_SHOPIFY.to_string());
+    }
     let (Some(snap), Some(props)) = (rec.wms.as_mut(), properties(order, rules)) else {
         return Change { record: rec, tasks: Vec::new(), outcome: "ignored", not_forwarded: Vec::new() };
     };

@@ -128,6 +128,11 @@ pub struct OrderRecord {
 pub const CREATION_UNCONFIRMED: &str = "a creation was sent to the WMS without a clear answer (timeout, network \
      error, 5xx or a crash): the WMS may hold the order, so a cancellation is always sent to it";
 
+/// The flag of an order closed (archived) on Shopify: nothing will fulfil it any more, so its
+/// addresses and prices, and after the retention the order itself, may go (retention). A flag,
+/// like [`CREATION_UNCONFIRMED`], so the stored record keeps its shape.
+pub const CLOSED_ON_SHOPIFY: &str = "closed on Shopify";
+
 impl OrderRecord {
     /// What the WMS holds of this order, when a WMS call about it is acceptable: its creation was
     /// acknowledged, or is in flight — the WMS naming the order proves the creation arrived even
@@ -141,6 +146,11 @@ impl OrderRecord {
     /// ([`CREATION_UNCONFIRMED`]).
     pub fn creation_unconfirmed(&self) -> bool {
         self.flags.iter().any(|f| f == CREATION_UNCONFIRMED)
+    }
+
+    /// Closed on Shopify ([`CLOSED_ON_SHOPIFY`]).
+    pub fn closed_on_shopify(&self) -> bool {
+        self.flags.iter().any(|f| f == CLOSED_ON_SHOPIFY)
     }
 
     /// The WMS has the order, or may have it: a cancellation must reach it.

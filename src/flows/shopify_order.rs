@@ -23,6 +23,9 @@ pub struct ShopifyOrder {
     pub updated_at: String,
     #[serde(deserialize_with = "text")]
     pub cancelled_at: String,
+    /// Set when the order is closed (archived) on Shopify.
+    #[serde(deserialize_with = "text")]
+    pub closed_at: String,
     #[serde(deserialize_with = "flag")]
     pub test: bool,
     #[serde(deserialize_with = "text")]

@@ -80,7 +80,7 @@ pub const ORDER: Document = Document {
     text: concat!(
         r#"query Order($id: ID!) {
   order(id: $id) {
-    legacyResourceId name createdAt updatedAt cancelledAt test email phone tags
+    legacyResourceId name createdAt updatedAt cancelledAt closedAt test email phone tags
     customAttributes { key value }
     paymentGatewayNames taxesIncluded
     totalPriceSet { shopMoney { amount } }
@@ -576,6 +576,7 @@ pub fn order_from_graphql(order: &Value) -> Option<ShopifyOrder> {
         "created_at": order["createdAt"],
         "updated_at": order["updatedAt"],
         "cancelled_at": order["cancelledAt"],
+        "closed_at": order["closedAt"],
         "test": order["test"],
         "email": order["email"],
         "phone": order["phone"],

@@ -267,8 +267,8 @@ impl Store {
     /// Clears the addresses of finished orders that last changed before `before_ms`, reading only
     /// the personal-data index up to that age. Returns how many orders were cleared. An order is
     /// finished once nothing will need its addresses or prices again: cancelled, skipped, rejected,
-    /// or handed over (a pack call for an order merely sent still books with its drop address and
-    /// invoice value).
+    /// handed over, or closed on Shopify (a pack call for an order merely sent still books with its
+    /// drop address and invoice value).
     pub(super) fn prune_personal(&self, before_ms: i64) -> Result<usize> {
         let i = &self.inner;
         let mut cleared = 0;
@@ -280,6 +280,7 @@ impl Store {
                 continue;
             };
             let finished = rec.cancelled
+                || rec.closed_on_shopify()
                 || matches!(rec.status, OrderStatus::Skipped | OrderStatus::Rejected)
                 || i.handovers.contains_key(be(id))?;
             if !holds_personal(&rec) {

@@ -97,7 +97,10 @@ impl Store {
     }
 
     fn is_finished(&self, rec: &OrderRecord, archive: bool) -> Result<bool> {
-        if rec.cancelled || matches!(rec.status, OrderStatus::Skipped | OrderStatus::Rejected) {
+        if rec.cancelled
+            || rec.closed_on_shopify()
+            || matches!(rec.status, OrderStatus::Skipped | OrderStatus::Rejected)
+        {
             return Ok(true);
         }
         Ok(match self.inner.handovers.get(be(rec.id))? {
@@ -236,5 +239,36 @@ mod tests {
         // Tombstones expire after a year: the order is then as unknown as any.
         assert_eq!(store.prune_tombstones(10 * DAY + (TOMBSTONE_DAYS + 1) * DAY).unwrap(), 3);
         assert!(matches!(ingest(&store, 1, 500 * DAY), Ingested::Applied { outcome: "queued", .. }));
+    }
+
+    #[test]
+    fn an_order_closed_on_shopify_is_finished_and_goes_after_the_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 8).unwrap();
+        for id in [1, 2] {
+            ingest(&store, id, DAY);
+            deliver(&store, id);
+        }
+        // Order 1 was fulfilled and closed on Shopify without a handover through channeld.
+        let mut closed = crate::flows::tests::fixture_order();
+        (closed.id, closed.name) = (1, "#1".into());
+        closed.closed_at = "2026-11-30T10:00:00Z".into();
+        closed.updated_at = "2099-01-01T00:00:00Z".into();
+        store
+            .record_event("orders/updated", Some("u1"), 1, DAY, |existing| {
+                crate::flows::intake::apply(
+                    existing,
+                    crate::flows::intake::Topic::Updated,
+                    1,
+                    Ok(&closed),
+                    &crate::flows::tests::rules(),
+                    DAY,
+                )
+            })
+            .unwrap();
+        assert!(store.order(1).unwrap().unwrap().closed_on_shopify());
+        assert_eq!(store.prune_personal(10 * DAY).unwrap(), 1, "its addresses go, order 2's stay");
+        assert_eq!(store.prune_finished(10 * DAY, true).unwrap(), 1);
+        assert!(store.order(1).unwrap().is_none() && store.order(2).unwrap().is_some());
     }
 }
