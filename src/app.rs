@@ -126,12 +126,34 @@ impl App {
             metrics::gauge!("channeld_inventory_rows", "state" => "pushed")
                 .set(count(&|r| r.pushed == Some(r.desired)));
         }
+        if self.cfg.returns.enabled {
+            self.return_gauges(now);
+        }
         if let Ok(jobs) = self.store.job_statuses() {
             for (job, s) in jobs {
                 metrics::gauge!("channeld_job_last_run_timestamp_seconds", "job" => job.clone())
                     .set(s.last_run_ms as f64 / 1000.0);
                 metrics::gauge!("channeld_job_last_success", "job" => job).set(if s.ok { 1.0 } else { 0.0 });
             }
+        }
+    }
+
+    /// `channeld_returns{status}` and `channeld_returns_stale` (returns are few: one pass).
+    fn return_gauges(&self, now: i64) {
+        let mut by_status = std::collections::HashMap::new();
+        let mut stale = 0;
+        let days = self.cfg.returns.stale_after_days;
+        let counted = self.store.each_return(|r| {
+            *by_status.entry(r.status).or_insert(0u64) += 1;
+            stale += u64::from(r.is_stale(days, now));
+            Ok(())
+        });
+        if counted.is_ok() {
+            for status in crate::flows::returns::ReturnStatus::ALL {
+                let n = by_status.get(&status).copied().unwrap_or(0);
+                metrics::gauge!("channeld_returns", "status" => status.as_str()).set(n as f64);
+            }
+            metrics::gauge!("channeld_returns_stale").set(stale as f64);
         }
     }
 }

@@ -1,10 +1,12 @@
-//! Admin commands (`orders`, `outbox`, `listings`, `inventory`) and how they reach the store.
+//! Admin commands (`orders`, `outbox`, `listings`, `inventory`, `returns`) and how they reach the
+//! store.
 //!
 //! sled allows one process per database. While `serve` runs, commands are sent over the unix
 //! socket `{storage.path}/admin.sock` (mode 0660, never on the network) as one JSON line each way
 //! and executed inside the daemon; when nothing answers there, the CLI opens the store itself
 //! and executes the same [`execute`] function. Both paths therefore give the same answers.
 
+pub mod returns;
 pub mod socket;
 
 use std::sync::Arc;
@@ -70,6 +72,23 @@ pub enum Request {
     JobStatuses,
     /// Alerts raised for the operator (e.g. the WMS refusing channeld's credentials).
     Alerts,
+    /// One page of returns, newest first.
+    ReturnsList {
+        status: Option<crate::flows::returns::ReturnStatus>,
+        #[serde(default)]
+        before: Option<String>,
+        #[serde(default = "default_limit")]
+        limit: usize,
+    },
+    ReturnsShow {
+        id: String,
+    },
+    ReturnsRelease {
+        id: String,
+    },
+    ReturnsRetry {
+        id: String,
+    },
 }
 
 /// How many rows a list answers when not told.
@@ -121,6 +140,9 @@ pub struct OrderView {
     pub items: Vec<ItemView>,
     pub first_seen: String,
     pub changed: String,
+    /// The order's returns (`orders show` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub returns: Vec<returns::ReturnSummary>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -158,7 +180,11 @@ pub async fn execute(app: &Arc<App>, req: Request) -> Response {
             Err(e) => Err(e.to_string()),
         },
         req => {
-            let (app, wake) = (app.clone(), matches!(req, Request::OutboxRetry { .. }));
+            let wake = matches!(
+                req,
+                Request::OutboxRetry { .. } | Request::ReturnsRelease { .. } | Request::ReturnsRetry { .. }
+            );
+            let app = app.clone();
             let answer = tokio::task::spawn_blocking({
                 let app = app.clone();
                 move || execute_blocking(&app, req)
@@ -191,7 +217,7 @@ fn execute_blocking(app: &App, req: Request) -> Response {
             to_json(&Page { items: page.items.iter().map(order_view).collect::<Vec<_>>(), next: page.next })
         }
         Request::OrdersShow { id } => match store.find_order(&id).map_err(err)? {
-            Some(rec) => to_json(&order_view(&rec)),
+            Some(rec) => to_json(&OrderView { returns: returns::of_order(app, rec.id), ..order_view(&rec) }),
             None => Err(format!("no order {id} is stored")),
         },
         Request::OrdersRetry { .. } => Err("orders retry runs in the async path".into()),
@@ -245,6 +271,10 @@ fn execute_blocking(app: &App, req: Request) -> Response {
             let n = store.resync_inventory().map_err(err)?;
             changed(Ok(serde_json::Value::String(format!("{n} row(s) will be pushed again at the next run"))))
         }
+        Request::ReturnsList { status, before, limit } => returns::list(app, status, before.as_deref(), limit),
+        Request::ReturnsShow { id } => returns::show(app, &id),
+        Request::ReturnsRelease { id } => returns::release(app, &id),
+        Request::ReturnsRetry { id } => returns::retry(app, &id),
     }
 }
 
@@ -290,6 +320,7 @@ fn order_view(r: &OrderRecord) -> OrderView {
             .collect(),
         first_seen: time(r.first_seen_ms),
         changed: time(r.changed_ms),
+        returns: Vec::new(),
     }
 }
 

@@ -174,6 +174,24 @@ fn print_order(o: OrderView, raw: &Value, out: Output) -> anyhow::Result<()> {
     for i in &o.items {
         println!("item       {} x{} (orderItemCode {})", i.sku, i.quantity, i.order_item_code);
     }
+    for r in &o.returns {
+        let mut line = format!(
+            "return     {} {} {}: {} pass, {} fail, {} awaiting QC",
+            r.id,
+            r.name,
+            r.status.as_str(),
+            r.pass,
+            r.fail,
+            r.awaiting
+        );
+        if !r.refunded.is_empty() {
+            line.push_str(&format!("; refunded {}", r.refunded.join(" + ")));
+        }
+        if !r.flags.is_empty() {
+            line.push_str(&format!("; flags: {}", r.flags.join(", ")));
+        }
+        println!("{line}");
+    }
     Ok(())
 }
 

@@ -75,7 +75,7 @@ async fn check_shopify(r: &mut Report, cfg: &Config, shopify: &ShopifyClient) ->
         }
     };
     r.ok(format!("Shopify reachable, token accepted ({}, API {})", cfg.shop_domain(), cfg.shopify.api_version));
-    let missing = scopes::missing(&granted);
+    let missing = scopes::missing(&granted, cfg.returns.enabled);
     if missing.is_empty() {
         r.ok("every access scope channeld needs is granted");
     }
@@ -111,6 +111,17 @@ async fn check_locations(r: &mut Report, cfg: &Config, shopify: &ShopifyClient) 
             ),
         }
     }
+    let restock_at = cfg.returns.restock_location_id;
+    if cfg.returns.enabled && cfg.returns.restock && restock_at > 0 {
+        let fix = "set returns.restock_location_id to an active Shopify location (or 0: the one mapped from the WMS location)";
+        match known.iter().find(|(id, _, _)| *id == restock_at) {
+            Some((_, name, true)) => r.ok(format!("returns restock at location {restock_at} ({name}), active")),
+            Some((_, name, false)) => {
+                r.fail(format!("returns.restock_location_id {restock_at} ({name}) is not active"), fix)
+            }
+            None => r.fail(format!("returns.restock_location_id {restock_at} does not exist on Shopify"), fix),
+        }
+    }
 }
 
 async fn check_webhooks(r: &mut Report, cfg: &Config, shopify: &ShopifyClient) {
@@ -119,7 +130,7 @@ async fn check_webhooks(r: &mut Report, cfg: &Config, shopify: &ShopifyClient) {
     }
     match shopify.webhook_subscriptions().await {
         Ok(subs) => {
-            let plan = webhooks::plan(&cfg.server.public_url, &subs);
+            let plan = webhooks::plan(&cfg.server.public_url, cfg.returns.enabled, &subs);
             if plan.is_empty() {
                 r.ok(format!("webhook subscriptions point at {} with no field filter", cfg.server.public_url));
             } else {

@@ -6,6 +6,7 @@ mod doctor;
 mod export;
 mod inventory;
 mod listings;
+mod returns;
 mod serve;
 mod store;
 mod webhook;
@@ -63,9 +64,40 @@ enum Command {
     /// Inventory rows: pending, quarantined, release, resync
     #[command(subcommand)]
     Inventory(InventoryCmd),
+    /// Returns: approved Shopify returns sent to the WMS, and the QC results executed on Shopify
+    #[command(subcommand)]
+    Returns(ReturnsCmd),
     /// The store itself: rebuild its state from the journal
     #[command(subcommand)]
     Store(StoreCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum ReturnsCmd {
+    /// List returns, newest first, one page at a time
+    List {
+        /// Only returns with this status
+        #[arg(long, value_parser = ["held", "waiting", "queued", "sent", "partial", "done", "cancelled", "skipped"])]
+        status: Option<String>,
+        /// Continue after the previous page (the cursor it printed)
+        #[arg(long, value_name = "CURSOR")]
+        before: Option<String>,
+        #[command(flatten)]
+        page: PageSize,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Show one return: every unit with its location, QC result, reason, images and disposition,
+    /// the refund, every flag (ID = Shopify return id, #name like #1001-R1, or returnOrderCode)
+    Show {
+        id: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Send a held return to the WMS (you vouch that the WMS knows its order under that orderCode)
+    Release { id: String },
+    /// Read the return from Shopify again and run its pending steps (a no-op for steps done)
+    Retry { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -203,6 +235,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Webhook(WebhookCmd::Send(args)) => webhook::send(&path, args).await,
         Command::Listings(cmd) => listings::run(&path, cmd).await,
         Command::Inventory(cmd) => inventory::run(&path, cmd).await,
+        Command::Returns(cmd) => returns::run(&path, cmd).await,
         Command::Store(StoreCmd::Rebuild) => store::rebuild(&path).await,
     };
     match outcome {

@@ -8,12 +8,17 @@ use clap::Args;
 
 use crate::config::Config;
 use crate::flows::intake::Topic;
+use crate::flows::returns::ReturnTopic;
 use crate::shopify::webhook::sign;
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
-    /// orders/create, orders/updated or orders/cancelled
-    #[arg(long, value_parser = ["orders/create", "orders/updated", "orders/cancelled"])]
+    /// orders/create, orders/updated or orders/cancelled; with returns on, also returns/approve,
+    /// returns/update, returns/cancel or reverse_deliveries/attach_deliverable
+    #[arg(long, value_parser = [
+        "orders/create", "orders/updated", "orders/cancelled",
+        "returns/approve", "returns/update", "returns/cancel", "reverse_deliveries/attach_deliverable",
+    ])]
     topic: String,
     /// The JSON payload (a bare order, or Shopify's {"order": {...}} wrapper, which is unwrapped)
     #[arg(long)]
@@ -28,15 +33,20 @@ pub struct SendArgs {
 
 pub async fn send(path: &Path, args: SendArgs) -> anyhow::Result<()> {
     let cfg = Config::load(path)?;
-    let topic = Topic::parse(&args.topic).context("unknown topic")?;
+    let (name, path) = match (Topic::parse(&args.topic), ReturnTopic::parse(&args.topic)) {
+        (Some(t), _) => (t.as_str(), t.path()),
+        (None, Some(t)) if cfg.returns.enabled => (t.as_str(), t.path()),
+        (None, Some(_)) => bail!("{} is a return topic: set returns.enabled = true first", args.topic),
+        (None, None) => bail!("unknown topic {}", args.topic),
+    };
     let raw = std::fs::read(&args.file).with_context(|| format!("could not read {}", args.file.display()))?;
     let body = unwrap_order(&raw).with_context(|| format!("{} is not JSON", args.file.display()))?;
-    let url = args.url.unwrap_or_else(|| format!("http://{}{}", cfg.server.listen, topic.path()));
+    let url = args.url.unwrap_or_else(|| format!("http://{}{path}", cfg.server.listen));
     let event_id = args.event_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let resp = reqwest::Client::new()
         .post(&url)
         .header("Content-Type", "application/json")
-        .header("X-Shopify-Topic", topic.as_str())
+        .header("X-Shopify-Topic", name)
         .header("X-Shopify-Hmac-Sha256", sign(cfg.shopify.webhook_secret.expose(), &body))
         .header("X-Shopify-Shop-Domain", cfg.shop_domain())
         .header("X-Shopify-Event-Id", &event_id)
@@ -49,7 +59,7 @@ pub async fn send(path: &Path, args: SendArgs) -> anyhow::Result<()> {
         .with_context(|| format!("could not POST to {url}"))?;
     let status = resp.status();
     let text = resp.text().await.unwrap_or_default();
-    println!("{} {status} (event id {event_id})", topic.as_str());
+    println!("{name} {status} (event id {event_id})");
     println!("{text}");
     if !status.is_success() {
         bail!("the endpoint answered {status}");

@@ -18,7 +18,7 @@ pub async fn register(path: &Path) -> anyhow::Result<()> {
         eprintln!("warning: server.public_url is not https; Shopify only delivers webhooks over HTTPS");
     }
     let shopify = ShopifyClient::new(&cfg)?;
-    let p = plan(&cfg.server.public_url, &shopify.webhook_subscriptions().await?);
+    let p = plan(&cfg.server.public_url, cfg.returns.enabled, &shopify.webhook_subscriptions().await?);
     // Create first, then delete: there is never a moment without a subscription for a topic.
     for (topic, uri) in &p.create {
         shopify.create_webhook(topic, uri).await?;
@@ -36,7 +36,7 @@ pub async fn list(path: &Path) -> anyhow::Result<()> {
     let cfg = Config::load(path)?;
     let shopify = ShopifyClient::new(&cfg)?;
     let subs = shopify.webhook_subscriptions().await?;
-    let p = plan(&cfg.server.public_url, &subs);
+    let p = plan(&cfg.server.public_url, cfg.returns.enabled, &subs);
     for s in &subs {
         let state = if p.keep.contains(&s.id) {
             "ours".to_string()

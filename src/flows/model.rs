@@ -211,6 +211,13 @@ pub enum Task {
     ShopifyRefund { transactions: String },
     /// Tell Shopify a shipment left: `fulfillmentCreate` with its tracking number.
     ShopifyFulfill { shipment_id: u64 },
+    /// Create Return Order at the WMS for each receiving location of a Shopify return (built from
+    /// the return as first read; retries resend it unchanged).
+    WmsReturn { return_id: u64 },
+    /// `returnProcess` on Shopify for the units QC'd by acknowledgement `ack` (and any earlier).
+    ShopifyProcessReturn { return_id: u64, ack: u32 },
+    /// `returnClose` once every unit passed and is processed.
+    ShopifyCloseReturn { return_id: u64 },
 }
 
 impl Task {
@@ -223,6 +230,9 @@ impl Task {
             Task::ShopifyEditLines { .. } => "shopify_edit",
             Task::ShopifyRefund { .. } => "shopify_refund",
             Task::ShopifyFulfill { .. } => "shopify_fulfill",
+            Task::WmsReturn { .. } => "wms_return",
+            Task::ShopifyProcessReturn { .. } => "shopify_return_process",
+            Task::ShopifyCloseReturn { .. } => "shopify_return_close",
         }
     }
 }

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::flows::model::OrderRecord;
+use crate::flows::model::{OrderRecord, Task};
 use crate::flows::wms_order::{CreateReturnOrder, ReturnAckIn, ReturnItem};
 
 /// The return webhook topics channeld subscribes to (§9.4), with their paths.
@@ -104,6 +104,7 @@ pub fn gid_number(gid: &str) -> Option<u64> {
 
 /// Where a return stands (`returns list --status`, §9.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ReturnStatus {
     /// Its order never reached the WMS: kept, shown, sent only once released.
     Held,
@@ -164,6 +165,8 @@ pub mod flag {
     pub const PROCESSED_OUTSIDE: &str = "processed-outside";
     pub const UNIT_REMOVED: &str = "unit-removed";
     pub const CLOSED_ON_SHOPIFY: &str = "closed-on-shopify";
+    /// Released by the operator (`returns release`): sent although its order never reached the WMS.
+    pub const RELEASED: &str = "released";
 }
 
 /// A return as channeld knows it.
@@ -307,6 +310,13 @@ impl ReturnRecord {
         }
     }
 
+    /// Sent to the WMS and still waiting for QC of some unit after `stale_after_days` (a return
+    /// the WMS dropped never gets QC: the operator looks at it).
+    pub fn is_stale(&self, stale_after_days: u32, now_ms: i64) -> bool {
+        let waiting = matches!(self.status, ReturnStatus::Sent | ReturnStatus::Partial) && self.qc_counts().2 > 0;
+        waiting && now_ms - self.first_seen_ms > i64::from(stale_after_days) * 86_400_000
+    }
+
     /// Units by QC result: (pass, fail, awaiting QC).
     pub fn qc_counts(&self) -> (usize, usize, usize) {
         let pass = self.units.iter().filter(|u| u.qc.as_ref().is_some_and(|q| q.pass)).count();
@@ -330,6 +340,116 @@ pub fn held_because(order: Option<&OrderRecord>) -> Option<String> {
         Cancelled => Some(format!("its order {} was cancelled before it reached the WMS", order.id)),
         Received | Queued | Sent => None,
     }
+}
+
+// --- what a return webhook does ----------------------------------------------------------------
+
+/// What a return webhook changes: the record (`None`: nothing), the calls to queue behind its
+/// order's, the outcome (metric label and log), and an alert for the operator, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub record: Option<ReturnRecord>,
+    pub tasks: Vec<Task>,
+    pub outcome: &'static str,
+    pub alert: Option<String>,
+}
+
+impl Decision {
+    fn none(outcome: &'static str) -> Self {
+        Self { record: None, tasks: Vec::new(), outcome, alert: None }
+    }
+
+    fn store(record: ReturnRecord, outcome: &'static str) -> Self {
+        Self { record: Some(record), tasks: Vec::new(), outcome, alert: None }
+    }
+}
+
+/// What a return delivery does (§9.4) to the return as stored (`stored`), given its order as
+/// stored (`order`).
+pub fn on_event(
+    topic: ReturnTopic,
+    event: &ReturnEvent,
+    stored: Option<ReturnRecord>,
+    order: Option<&OrderRecord>,
+    now_ms: i64,
+) -> Decision {
+    match (topic, stored) {
+        (ReturnTopic::Approve, Some(_)) => Decision::none("repeated"),
+        (ReturnTopic::Approve, None) => approved(event, order, now_ms),
+        (ReturnTopic::Cancel, stored) => cancelled(event, stored, now_ms),
+        (ReturnTopic::Delivery, Some(mut rec)) => {
+            if rec.status == ReturnStatus::Waiting {
+                rec.status = ReturnStatus::Queued;
+                return Decision {
+                    tasks: vec![Task::WmsReturn { return_id: rec.id }],
+                    ..Decision::store(rec, "queued")
+                };
+            }
+            if rec.at_wms() {
+                rec.flag(flag::TRACKING_AFTER_SEND);
+                return Decision::store(rec, "tracking_after_send");
+            }
+            Decision::none("tracking_noted")
+        }
+        (ReturnTopic::Update, Some(mut rec)) if rec.at_wms() && rec.status != ReturnStatus::Cancelled => {
+            rec.flag(flag::CHANGED_AFTER_SEND);
+            Decision::store(rec, "changed_after_send")
+        }
+        (ReturnTopic::Update, Some(_)) => Decision::none("read_when_sent"),
+        (ReturnTopic::Update | ReturnTopic::Delivery, None) => Decision::none("unknown_return"),
+    }
+}
+
+/// An approved return: sent behind its order's creation, or held when its order never reached
+/// the WMS.
+fn approved(event: &ReturnEvent, order: Option<&OrderRecord>, now_ms: i64) -> Decision {
+    let order_id = event.order_id.or(order.map(|o| o.id)).unwrap_or_default();
+    match held_because(order) {
+        Some(why) => {
+            let mut rec = ReturnRecord::new(event.return_id, order_id, ReturnStatus::Held, now_ms);
+            rec.reasons.push(why);
+            Decision::store(rec, "held")
+        }
+        None => {
+            let rec = ReturnRecord::new(event.return_id, order_id, ReturnStatus::Queued, now_ms);
+            Decision { tasks: vec![Task::WmsReturn { return_id: event.return_id }], ..Decision::store(rec, "queued") }
+        }
+    }
+}
+
+/// A cancelled return: never sent when it had not been; when the WMS has it, flagged and alerted
+/// (the operator cancels it in the WMS: Increff publishes no way to). One never seen is kept as
+/// cancelled, so a late approval (or reconciliation) does not send it.
+fn cancelled(event: &ReturnEvent, stored: Option<ReturnRecord>, now_ms: i64) -> Decision {
+    let mut rec = match stored {
+        Some(rec) if rec.status == ReturnStatus::Cancelled => return Decision::none("repeated"),
+        Some(rec) => rec,
+        None => ReturnRecord::new(event.return_id, event.order_id.unwrap_or_default(), ReturnStatus::Cancelled, now_ms),
+    };
+    let at_wms = rec.at_wms();
+    rec.status = ReturnStatus::Cancelled;
+    if !at_wms {
+        return Decision::store(rec, "cancelled");
+    }
+    rec.flag(flag::CANCELLED_AFTER_SEND);
+    let alert = format!(
+        "return {} of order {} was cancelled on Shopify after the WMS got it ({}): cancel it in the WMS",
+        rec.id,
+        rec.order_id,
+        rec.wms.iter().filter(|w| w.sent).map(|w| w.code.as_str()).collect::<Vec<_>>().join(", ")
+    );
+    Decision { alert: Some(alert), ..Decision::store(rec, "cancelled_after_send") }
+}
+
+/// `returns release`: a held return is sent, the operator vouching that the WMS knows its order.
+pub fn release(rec: &mut ReturnRecord) -> Result<Vec<Task>, String> {
+    if rec.status != ReturnStatus::Held {
+        return Err(format!("return {} is {}, not held", rec.id, rec.status.as_str()));
+    }
+    rec.status = ReturnStatus::Queued;
+    rec.reasons.clear();
+    rec.flag(flag::RELEASED);
+    Ok(vec![Task::WmsReturn { return_id: rec.id }])
 }
 
 // --- Shopify's return, as read by GraphQL --------------------------------------------------------

@@ -2,9 +2,11 @@
 //!
 //! Ours are the subscriptions whose address is under `server.public_url`. Of those, one per topic
 //! at exactly its path, in JSON, with no field filter, is kept; every other one of ours is stale
-//! and deleted. Subscriptions elsewhere are never touched.
+//! and deleted. Subscriptions elsewhere are never touched. With returns on, the four return topics
+//! are channeld's too (CONTRACT.md §9.4).
 
 use crate::flows::intake::Topic;
+use crate::flows::returns::ReturnTopic;
 
 /// Shopify's topic enum for each of ours.
 pub const TOPICS: [(&str, Topic); 3] =
@@ -26,9 +28,15 @@ impl Plan {
     }
 }
 
-pub fn desired(public_url: &str) -> Vec<(String, String)> {
+/// The subscriptions channeld wants: (topic enum, address).
+pub fn desired(public_url: &str, returns: bool) -> Vec<(String, String)> {
     let base = public_url.trim_end_matches('/');
-    TOPICS.iter().map(|(t, topic)| (t.to_string(), format!("{base}{}", topic.path()))).collect()
+    let orders = TOPICS.iter().map(|(t, topic)| (t.to_string(), format!("{base}{}", topic.path())));
+    let returns = ReturnTopic::ALL
+        .iter()
+        .filter(|_| returns)
+        .map(|topic| (topic.graphql().to_string(), format!("{base}{}", topic.path())));
+    orders.chain(returns).collect()
 }
 
 /// A webhook subscription as Shopify lists it.
@@ -44,9 +52,9 @@ pub struct Subscription {
     pub filter: Option<String>,
 }
 
-pub fn plan(public_url: &str, existing: &[Subscription]) -> Plan {
+pub fn plan(public_url: &str, returns: bool, existing: &[Subscription]) -> Plan {
     let base = public_url.trim_end_matches('/');
-    let want = desired(public_url);
+    let want = desired(public_url, returns);
     let mut plan = Plan::default();
     let mut covered: Vec<&str> = Vec::new();
     for s in existing.iter().filter(|s| s.uri == base || s.uri.starts_with(&format!("{base}/"))) {
@@ -92,7 +100,7 @@ mod tests {
                 ..sub("5", "ORDERS_CANCELLED", "https://c.example.com/shopify/api/push/orderCancel")
             },
         ];
-        let p = plan(base, &existing);
+        let p = plan(base, false, &existing);
         assert_eq!(p.keep, vec!["1"]);
         let deleted: Vec<&str> = p.delete.iter().map(|(id, _)| id.as_str()).collect();
         assert_eq!(deleted, vec!["2", "3", "5"]);
@@ -108,8 +116,24 @@ mod tests {
     #[test]
     fn a_correct_set_needs_nothing() {
         let base = "https://c.example.com/";
-        let existing: Vec<Subscription> =
-            desired(base).into_iter().enumerate().map(|(i, (t, u))| sub(&i.to_string(), &t, &u)).collect();
-        assert!(plan(base, &existing).is_empty());
+        for returns in [false, true] {
+            let existing: Vec<Subscription> =
+                desired(base, returns).into_iter().enumerate().map(|(i, (t, u))| sub(&i.to_string(), &t, &u)).collect();
+            assert!(plan(base, returns, &existing).is_empty());
+        }
+    }
+
+    #[test]
+    fn with_returns_on_the_four_return_topics_are_wanted_and_with_them_off_they_are_stale() {
+        let base = "https://c.example.com";
+        let p = plan(base, true, &[]);
+        let topics: Vec<&str> = p.create.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(
+            topics[3..],
+            ["RETURNS_APPROVE", "RETURNS_UPDATE", "RETURNS_CANCEL", "REVERSE_DELIVERIES_ATTACH_DELIVERABLE"]
+        );
+        assert!(p.create.contains(&("RETURNS_APPROVE".into(), format!("{base}/shopify/api/push/returnApprove"))));
+        let ours = [sub("9", "RETURNS_APPROVE", "https://c.example.com/shopify/api/push/returnApprove")];
+        assert_eq!(plan(base, false, &ours).delete.len(), 1, "returns off: ours is stale");
     }
 }

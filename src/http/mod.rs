@@ -31,6 +31,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::app::App;
 use crate::flows::intake::Topic;
+use crate::flows::returns::ReturnTopic;
 
 pub use serve::{serve, ConnLimits};
 
@@ -42,6 +43,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route(Topic::Create.path(), post(webhooks::orders_create))
         .route(Topic::Updated.path(), post(webhooks::orders_updated))
         .route(Topic::Cancelled.path(), post(webhooks::orders_cancelled))
+        .route(ReturnTopic::Approve.path(), post(webhooks::return_approve))
+        .route(ReturnTopic::Update.path(), post(webhooks::return_update))
+        .route(ReturnTopic::Cancel.path(), post(webhooks::return_cancel))
+        .route(ReturnTopic::Delivery.path(), post(webhooks::return_delivery))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route_layer(middleware::from_fn_with_state(admission.clone(), limits::admit));

@@ -1,4 +1,5 @@
-//! The three Shopify webhook endpoints (CONTRACT.md §4.1).
+//! The Shopify webhook endpoints: the three order topics (CONTRACT.md §4.1) and the four return
+//! topics (§9.4, taken when `returns.enabled`, else answered 200 and ignored).
 //!
 //! Order of checks: body size (the router's limit, 413), signature (401), shop domain (401),
 //! JSON with a numeric id (400); then the event is journaled, synced and applied, and only then 200.
@@ -21,7 +22,9 @@ use serde_json::json;
 use crate::app::App;
 use crate::config::Config;
 use crate::flows::intake::Topic;
+use crate::flows::returns::ReturnTopic;
 use crate::services::orders::{ingest_webhook, IngestError};
+use crate::services::returns::{self, ReturnIngested};
 use crate::shopify::webhook;
 use crate::store::{Ingested, StoreError};
 
@@ -35,6 +38,22 @@ pub async fn orders_updated(State(app): State<Arc<App>>, headers: HeaderMap, bod
 
 pub async fn orders_cancelled(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
     receive(&app, Topic::Cancelled, &headers, &body).await
+}
+
+pub async fn return_approve(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    receive_return(&app, ReturnTopic::Approve, &headers, &body).await
+}
+
+pub async fn return_update(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    receive_return(&app, ReturnTopic::Update, &headers, &body).await
+}
+
+pub async fn return_cancel(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    receive_return(&app, ReturnTopic::Cancel, &headers, &body).await
+}
+
+pub async fn return_delivery(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    receive_return(&app, ReturnTopic::Delivery, &headers, &body).await
 }
 
 /// Why a delivery was not taken.
@@ -105,7 +124,7 @@ async fn receive(app: &Arc<App>, topic: Topic, headers: &HeaderMap, body: &[u8])
     match result {
         Ok(accepted) => accepted.into_response(),
         Err(e) => {
-            log_refusal(topic, &e);
+            log_refusal(topic.as_str(), &e);
             e.into_response()
         }
     }
@@ -135,12 +154,33 @@ fn verified<'h>(cfg: &Config, headers: &'h HeaderMap, body: &[u8]) -> Result<Opt
     Ok([header("X-Shopify-Event-Id"), header("X-Shopify-Webhook-Id")].into_iter().find(|k| !k.is_empty()))
 }
 
-fn log_refusal(topic: Topic, e: &WebhookError) {
+/// A return delivery: the same checks and answers as an order's; `services::returns` counts it.
+async fn receive_return(app: &Arc<App>, topic: ReturnTopic, headers: &HeaderMap, body: &[u8]) -> Response {
+    let taken = match verified(&app.cfg, headers, body) {
+        Ok(event_key) => returns::ingest_webhook(app, topic, event_key, body).await.map_err(WebhookError::from),
+        Err(e) => Err(e),
+    };
+    match taken {
+        Ok(ReturnIngested::Duplicate) => Accepted { result: "duplicate", message: "already received" }.into_response(),
+        Ok(ReturnIngested::Ignored) => {
+            Accepted { result: "ignored", message: "returns are not enabled" }.into_response()
+        }
+        Ok(ReturnIngested::Applied(outcome)) => Accepted { result: outcome, message: "ok" }.into_response(),
+        Err(e) => {
+            metrics::counter!("channeld_webhooks_total", "topic" => topic.as_str(), "result" => e.answer().1)
+                .increment(1);
+            log_refusal(topic.as_str(), &e);
+            e.into_response()
+        }
+    }
+}
+
+fn log_refusal(topic: &str, e: &WebhookError) {
     if let WebhookError::Store(cause) = e {
-        tracing::error!(error = %cause, topic = topic.as_str(), "could not store a webhook; answering 503 so Shopify retries");
+        tracing::error!(error = %cause, topic, "could not store a webhook; answering 503 so Shopify retries");
     }
     let (status, _, message) = e.answer();
-    tracing::warn!(topic = topic.as_str(), status = status.as_u16(), reason = message, "webhook refused");
+    tracing::warn!(topic, status = status.as_u16(), reason = message, "webhook refused");
 }
 
 #[cfg(test)]

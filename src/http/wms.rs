@@ -94,8 +94,9 @@ pub fn router(app: Arc<App>, admission: Arc<Admission>) -> Router<Arc<App>> {
         .route("/wms/shipping-label", get(get_label))
         .route("/wms/handover", post(post_handover))
         .route("/wms/manifest", post(|| unsupported("manifest")))
-        .route("/wms/returns", any(|| unsupported("returns")))
-        .route("/wms/returns/{*rest}", any(|| unsupported("returns")))
+        .route("/wms/returns/acknowledgement", put(put_return_ack).post(put_return_ack))
+        .route("/wms/returns", any(|| unsupported("return changes from the WMS are")))
+        .route("/wms/returns/{*rest}", any(|| unsupported("return changes from the WMS are")))
         .route("/wms/acknowledgement", any(|| unsupported("acknowledgement")))
         .route("/wms/{*rest}", any(no_such_endpoint))
         .route_layer(middleware::from_fn_with_state(admission, limits::admit))
@@ -194,7 +195,8 @@ fn describe(status: StatusCode, method: &Method, path: &str, text: String) -> St
 /// Endpoints of the WMS's contract that have no meaning for a Shopify channel: decided by the route,
 /// whatever the request, so no service is asked.
 async fn unsupported(what: &str) -> WmsError {
-    WmsError::new(StatusCode::BAD_REQUEST, format!("{what} is not supported for Shopify"))
+    let verb = if what.ends_with(" are") { "" } else { " is" };
+    WmsError::new(StatusCode::BAD_REQUEST, format!("{what}{verb} not supported for Shopify"))
 }
 
 type Answer = Result<Json<Value>, WmsError>;
@@ -218,6 +220,12 @@ async fn get_invoice(State(app): State<Arc<App>>, Query(q): Query<ShipmentQuery>
 /// `GET /wms/shipping-label`: AWB, transporter and label URL once known.
 async fn get_label(State(app): State<Arc<App>>, Query(q): Query<ShipmentQuery>) -> Answer {
     Ok(Json(wms::label(&app, &q).await?))
+}
+
+/// `PUT /wms/returns/acknowledgement` (Return Order Acknowledgement: QC results), POST accepted.
+async fn put_return_ack(State(app): State<Arc<App>>, body: Bytes) -> Answer {
+    crate::services::returns::acknowledge(&app, &body).await?;
+    Ok(Json(json!({ "hasError": false })))
 }
 
 /// `POST /wms/handover`: recorded durably; the archive job closes the orders on Shopify.

@@ -9,13 +9,19 @@
 //! read) does not stop the run: it is recorded on the order (a reason for an order channeld did
 //! not know, which is then `rejected`; a flag on one it knows), counted in
 //! `channeld_reconcile_orders_skipped_total`, and skipped; `orders retry` runs it again.
+//!
+//! With returns on, it also reads the returns of every order it visits and runs the approvals and
+//! cancellations whose webhooks never arrived (CONTRACT.md §9.9).
+
+use std::sync::Arc;
 
 use crate::app::{now_ms, App};
 use crate::flows::intake::{self, Topic};
+use crate::flows::returns::{ReturnEvent, ReturnTopic};
 use crate::flows::{fmt_time, parse_time};
 use crate::remote::CallError;
 
-pub async fn run(app: &App) -> anyhow::Result<String> {
+pub async fn run(app: &Arc<App>) -> anyhow::Result<String> {
     let watermark = app.store.call(|s| s.reconcile_watermark()).await?.unwrap_or(app.rules.since_ms);
     let overlap = i64::from(app.cfg.jobs.reconcile_overlap_minutes) * 60_000;
     let since = chrono::DateTime::from_timestamp_millis(watermark - overlap).map(fmt_time).unwrap_or_default();
@@ -28,6 +34,9 @@ pub async fn run(app: &App) -> anyhow::Result<String> {
             seen += 1;
             let updated_ms = parse_time(&updated_at).map_or(0, |t| t.timestamp_millis());
             newest = newest.max(updated_ms);
+            if app.cfg.returns.enabled {
+                queued += missed_returns(app, id).await?;
+            }
             if already_known(app, id, updated_ms).await? {
                 continue;
             }
@@ -76,6 +85,25 @@ pub async fn run(app: &App) -> anyhow::Result<String> {
     Ok(format!(
         "{seen} order(s) updated since {since}; {fetched} fetched; {skipped} skipped (could not be mapped); {queued} call(s) queued"
     ))
+}
+
+/// Runs the approvals and cancellations of the order's returns that channeld missed; returns how
+/// many calls that queued.
+async fn missed_returns(app: &Arc<App>, order_id: u64) -> anyhow::Result<usize> {
+    let mut queued = 0;
+    for (return_id, status) in app.shopify.order_returns(order_id).await? {
+        let topic = match status.as_str() {
+            "OPEN" => ReturnTopic::Approve,
+            "CANCELED" => ReturnTopic::Cancel,
+            _ => continue,
+        };
+        let event = ReturnEvent { return_id, order_id: Some(order_id) };
+        if crate::services::returns::reconcile(app, topic, event).await? == Some("queued") {
+            tracing::info!(order = order_id, return_id, "reconciliation found a missed return approval");
+            queued += 1;
+        }
+    }
+    Ok(queued)
 }
 
 /// True when the stored order already reflects this Shopify version (or is finished with).

@@ -16,7 +16,7 @@ use crate::store::JobStatus;
 const AUTH_PAUSE: Duration = Duration::from_secs(60);
 
 /// The end of one run of an entry.
-enum Step {
+pub(super) enum Step {
     /// Delivered: apply this to the order and remove the entry.
     Done(fn(&mut OrderRecord)),
     /// Delivered, and this work follows (queued behind the order's other calls).
@@ -44,6 +44,9 @@ pub(super) async fn run_entry(app: &std::sync::Arc<App>, entry: OutboxEntry) -> 
         Task::ShopifyEditLines { lines, refund } => edit_lines(app, entry.order_id, lines, refund).await,
         Task::ShopifyRefund { transactions } => refund(app, entry.order_id, entry.seq, transactions).await,
         Task::ShopifyFulfill { shipment_id } => fulfill(app, entry.order_id, *shipment_id).await,
+        Task::WmsReturn { return_id } => super::returns::send(app, *return_id).await,
+        Task::ShopifyProcessReturn { return_id, ack } => super::returns::process(app, *return_id, *ack).await,
+        Task::ShopifyCloseReturn { return_id } => super::returns::close(app, *return_id).await,
     };
     let is_wms = entry.task.kind().starts_with("wms_");
     let reached_wms = is_wms && matches!(step, Step::Done(_) | Step::DoneThen(_) | Step::Refused { .. });
@@ -149,6 +152,15 @@ async fn record(app: &App, mut entry: OutboxEntry, step: Step) -> Result<(), cra
             entry.last_error = Some(e.to_string());
             save(entry).await
         }
+    }
+}
+
+/// The return a call is about, as stored now.
+pub(super) async fn load_return(app: &App, return_id: u64) -> Result<crate::flows::returns::ReturnRecord, Step> {
+    match app.store.call(move |s| s.return_record(return_id)).await {
+        Ok(Some(rec)) => Ok(rec),
+        Ok(None) => Err(Step::Dropped(format!("return {return_id} is no longer stored"))),
+        Err(e) => Err(Step::Failed(CallError::transient(e.to_string()))),
     }
 }
 

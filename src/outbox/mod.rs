@@ -10,6 +10,7 @@
 //!   not finish is still pending in the store and runs after the restart.
 
 mod deliver;
+mod returns;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

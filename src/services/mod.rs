@@ -8,9 +8,11 @@
 //!
 //! - [`orders`]: Shopify webhooks, `orders retry`;
 //! - [`wms`]: the `/wms/*` calls (inventory, seller cancellation, pack, handover, lookups);
-//! - [`shipments`]: booking with the courier, labels and invoices.
+//! - [`shipments`]: booking with the courier, labels and invoices;
+//! - [`returns`]: the return webhooks, the WMS's QC acknowledgement, `returns release` / `retry`.
 
 pub mod orders;
+pub mod returns;
 pub mod shipments;
 pub mod wms;
 
@@ -18,7 +20,7 @@ use std::sync::Arc;
 
 use crate::app::App;
 use crate::config::Config;
-use crate::store::{Inbound, Store, StoreError};
+use crate::store::{Inbound, Store, StoreError, WmsCall};
 
 /// Why a service call did not do what was asked: a refusal the caller can act on, or a store
 /// that cannot take it now.
@@ -66,7 +68,15 @@ pub async fn replace_listings(
 /// A journal record applied again by a replay: the same function the live request ran.
 fn apply_again(app: &App, event: &Inbound) -> Result<(), StoreError> {
     match event {
-        Inbound::Webhook { .. } => orders::apply_again(app, event),
+        Inbound::Webhook { topic, event_key, received_ms, body } => {
+            match crate::flows::returns::ReturnTopic::parse(topic) {
+                Some(topic) => returns::apply_again(app, topic, event_key.as_deref(), body, *received_ms),
+                None => orders::apply_again(app, event),
+            }
+        }
+        Inbound::Wms { call: WmsCall::ReturnAck, received_ms, body } => {
+            returns::apply_ack_again(app, body, *received_ms)
+        }
         Inbound::Wms { call, received_ms, body } => wms::apply_again(app, *call, body, *received_ms),
         Inbound::Listings { listings, .. } => app.store.replace_listings(listings).map(drop),
         Inbound::Sending { .. } => orders::apply_sending(app, event),

@@ -65,6 +65,8 @@ pub(super) fn apply_again(app: &App, call: WmsCall, body: &str, received_ms: i64
             Ok(req) => apply_pack(app, &req, received_ms).map(drop),
             Err(e) => refused(e),
         },
+        // Applied by `services::returns` (dispatched before this).
+        WmsCall::ReturnAck => Ok(()),
         WmsCall::Handover => match parse::<HandoverIn>(body).and_then(|r| handover_entries(&r).map(|e| (r, e))) {
             Ok((req, orders)) => apply_handover(app, &req, &orders, received_ms),
             Err(e) => refused(e),

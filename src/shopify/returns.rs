@@ -104,14 +104,6 @@ pub const ORDER_RETURNS: Document = Document {
 }"#,
 };
 
-pub const LOCATION: Document = Document {
-    name: "Location",
-    cost: 1,
-    text: r#"query Location($id: ID!) {
-  location(id: $id) { id name isActive }
-}"#,
-};
-
 /// Every document of this file with example variables (validated against the schema by a test).
 pub fn documents() -> Vec<(&'static Document, Value)> {
     vec![
@@ -127,7 +119,6 @@ pub fn documents() -> Vec<(&'static Document, Value)> {
         ),
         (&RETURN_CLOSE, json!({ "id": return_gid(1) })),
         (&ORDER_RETURNS, json!({ "id": order_gid(1) })),
-        (&LOCATION, json!({ "id": location_gid(1) })),
     ]
 }
 
@@ -275,12 +266,6 @@ impl ShopifyClient {
         Ok(nodes(&data["order"]["returns"])
             .filter_map(|r| Some((r["id"].as_str().and_then(gid_number)?, r["status"].as_str()?.to_string())))
             .collect())
-    }
-
-    /// Whether a Shopify location exists and is active (`doctor`); `None` when it does not exist.
-    pub async fn location_active(&self, location_id: u64) -> Result<Option<bool>, CallError> {
-        let data: Value = self.gql.run(&LOCATION, json!({ "id": location_gid(location_id) })).await?;
-        Ok(data["location"]["isActive"].as_bool())
     }
 }
 

@@ -11,7 +11,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// The version written on every record by this build.
-pub const FORMAT_VERSION: u8 = 1;
+///
+/// - 1: the first format.
+/// - 2: returns (their records, and outbox tasks added at the end of `Task`). Every version-1
+///   record reads the same under version 2; an older build meets the new byte and refuses.
+pub const FORMAT_VERSION: u8 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
@@ -36,7 +40,7 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     match bytes.split_first() {
-        Some((&FORMAT_VERSION, rest)) => bincode::serde::decode_from_slice(rest, bincode::config::standard())
+        Some((1..=FORMAT_VERSION, rest)) => bincode::serde::decode_from_slice(rest, bincode::config::standard())
             .map(|(v, _)| v)
             .map_err(|e| CodecError::Corrupt(e.to_string())),
         Some((&v, _)) if v > FORMAT_VERSION => Err(CodecError::Newer { found: v }),

@@ -30,6 +30,8 @@ pub enum WmsCall {
     SellerCancel,
     Pack,
     Handover,
+    /// A return's QC acknowledgement (`/wms/returns/acknowledgement`).
+    ReturnAck,
 }
 
 impl Inbound {

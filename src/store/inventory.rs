@@ -213,6 +213,12 @@ impl Store {
         Ok(rows.len())
     }
 
+    /// Forgets what was pushed for one row, so the inventory job pushes the WMS's quantity again
+    /// (after a return restocked units on Shopify: the WMS stays the source of truth).
+    pub fn repush_inventory(&self, location_id: u64, sku: &str) -> Result<()> {
+        self.update_row(location_id, sku, |r| r.pushed = None)
+    }
+
     fn update_row(&self, location_id: u64, sku: &str, f: impl Fn(&mut InventoryRow)) -> Result<()> {
         self.inner.inventory.fetch_and_update(row_key(location_id, sku), |old| {
             let old = old?;

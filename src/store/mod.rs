@@ -203,6 +203,10 @@ impl Store {
             Some([v]) if *v > FORMAT_VERSION => {
                 return Err(StoreError::NewerStore { path: path.to_path_buf(), found: *v });
             }
+            // An older store: from now on it holds records an older build cannot read, so it says so.
+            Some([v]) if *v < FORMAT_VERSION => {
+                db.insert(META_FORMAT, &[FORMAT_VERSION])?;
+            }
             Some(_) => {}
             None => {
                 if held_data {

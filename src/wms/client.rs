@@ -77,6 +77,18 @@ impl WmsClient {
         }
     }
 
+    /// Create Return Order (CONTRACT.md §9.7) with a body built earlier (resent unchanged); an
+    /// answer that the WMS already has it counts as delivered.
+    pub async fn create_return(&self, body: &str) -> Result<Created, CallError> {
+        match self.send("create_return", Method::POST, "/return/return-orders", body.as_bytes().to_vec()).await {
+            Ok(()) => Ok(Created::New),
+            Err((Some(status), text, _)) if status.is_client_error() && self.says_already_exists(&text) => {
+                Ok(Created::AlreadyExisted)
+            }
+            Err((_, _, e)) => Err(e),
+        }
+    }
+
     pub async fn update_order(&self, order_code: &str, body: &str) -> Result<(), CallError> {
         let path = format!("/orders/{order_code}");
         self.send("update_order", Method::PUT, &path, body.as_bytes().to_vec()).await.map_err(|(_, _, e)| e)

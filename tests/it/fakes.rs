@@ -43,6 +43,8 @@ pub struct WmsState {
     pub calls: Mutex<Vec<WmsCall>>,
     /// Order codes the WMS holds (a repeat creation answers "already exists").
     pub orders: Mutex<HashSet<String>>,
+    /// Return order codes the WMS holds (a repeat creation answers "already exists").
+    pub returns: Mutex<HashSet<String>>,
     pub behaviour: Mutex<Behaviour>,
 }
 
@@ -78,6 +80,20 @@ impl FakeWms {
     /// Calls to one method and path, e.g. ("POST", "/orders/outward").
     pub fn calls_to(&self, m: &str, p: &str) -> Vec<WmsCall> {
         self.calls().into_iter().filter(|c| c.method == m && c.path == p).collect()
+    }
+
+    /// Bodies of the return orders the WMS took (a repeat answered "already exists" is not one).
+    pub fn returns_created(&self) -> Vec<Value> {
+        let taken = self.state.returns.lock().unwrap().clone();
+        let mut seen = HashSet::new();
+        self.calls_to("POST", "/return/return-orders")
+            .into_iter()
+            .map(|c| c.body)
+            .filter(|b| {
+                let code = b["returnOrderCode"].as_str().unwrap_or_default().to_string();
+                taken.contains(&code) && seen.insert(code)
+            })
+            .collect()
     }
 
     /// Order codes of successful creations (each code once per accepted creation).
@@ -148,6 +164,22 @@ fn act(state: &WmsState, m: &Method, path: &str, body: &Value) -> (StatusCode, V
             return (
                 StatusCode::BAD_REQUEST,
                 json!({"code": "BAD_DATA", "message": format!("Order {code} already exists")}),
+            );
+        }
+    }
+    if m == Method::POST && path == "/return/return-orders" {
+        let code = body["returnOrderCode"].as_str().unwrap_or_default().to_string();
+        let forward = body["forwardOrderCode"].as_str().unwrap_or_default();
+        if !state.orders.lock().unwrap().contains(forward) {
+            return (
+                StatusCode::BAD_REQUEST,
+                json!({"code": "BAD_DATA", "message": format!("Forward order {forward} not found")}),
+            );
+        }
+        if !state.returns.lock().unwrap().insert(code.clone()) {
+            return (
+                StatusCode::BAD_REQUEST,
+                json!({"code": "BAD_DATA", "message": format!("Return order {code} already exists")}),
             );
         }
     }

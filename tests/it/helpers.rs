@@ -54,6 +54,8 @@ pub struct Options {
     /// subscriber instead, see [`LogCapture`]).
     pub log_level: &'static str,
     pub log_format: &'static str,
+    /// More sections at the end of the file (e.g. `[returns]`).
+    pub extra_sections: String,
 }
 
 impl Default for Options {
@@ -77,6 +79,7 @@ impl Default for Options {
             clickpost_api_key: "cp-key",
             log_level: "warn",
             log_format: "plain",
+            extra_sections: String::new(),
         }
     }
 }
@@ -159,6 +162,8 @@ archive_schedule = "{archive_schedule}"
 max_attempts = {attempts}
 initial_backoff_ms = 20
 max_backoff_seconds = 1
+
+{extra_sections}
 "#,
         store = dir.join("store").display(),
         max_body = o.max_body_bytes,
@@ -178,6 +183,7 @@ max_backoff_seconds = 1
         clickpost_api_key = o.clickpost_api_key,
         log_level = o.log_level,
         log_format = o.log_format,
+        extra_sections = o.extra_sections,
     );
     let path = dir.join("channeld.toml");
     std::fs::write(&path, toml).unwrap();
@@ -245,7 +251,10 @@ impl TestApp {
 
     /// Delivers raw bytes with the shop domain and topic set, plus `headers`.
     pub async fn deliver_raw(&self, topic: &str, body: &[u8], headers: &[(&str, String)]) -> StatusCode {
-        let path = channeld::flows::intake::Topic::parse(topic).unwrap().path();
+        let path = match channeld::flows::intake::Topic::parse(topic) {
+            Some(t) => t.path(),
+            None => channeld::flows::returns::ReturnTopic::parse(topic).expect("a webhook topic").path(),
+        };
         let mut req = self
             .http
             .post(self.url(path))

@@ -1,6 +1,7 @@
 //! A stateful fake of the Shopify Admin API for operations: access scopes, the client-credentials
 //! token endpoint (with a configurable token lifetime), locations, webhook subscriptions (list,
-//! create, delete), and orders for routing, `orders retry` and reconciliation. Like Shopify, it
+//! create, delete), orders for routing, `orders retry` and reconciliation, and returns
+//! (`shopify_returns_fake`). Like Shopify, it
 //! refuses a mutation that needs `@idempotent(key:)` without one, and runs a refund once per key.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -53,6 +54,8 @@ pub struct AdminState {
     pub fulfillment_orders: Mutex<Vec<FakeFulfillmentOrder>>,
     /// Orders whose `Order` query Shopify refuses (the query would cost too much).
     pub refused_orders: Mutex<HashSet<u64>>,
+    /// Returns, their fulfillments, `returnProcess` and `returnClose` (`shopify_returns_fake`).
+    pub returns: crate::shopify_returns_fake::ReturnsState,
 }
 
 /// A fulfillment order: id, status, and its lines (line id, order line id, remaining quantity).
@@ -124,7 +127,8 @@ pub struct AdminShopify {
 
 impl AdminShopify {
     pub async fn start() -> Self {
-        let all: Vec<String> = channeld::flows::scopes::REQUIRED.iter().map(|(s, _)| s.to_string()).collect();
+        let scopes = channeld::flows::scopes::REQUIRED.iter().chain(&channeld::flows::scopes::RETURNS);
+        let all: Vec<String> = scopes.map(|(s, _)| s.to_string()).collect();
         let state = Arc::new(AdminState {
             scopes: Mutex::new(all),
             locations: Mutex::new(vec![(24826418, "Warehouse".into(), true), (655441491, "Store".into(), true)]),
@@ -149,6 +153,7 @@ impl AdminShopify {
                 lines: vec![(1072503277, 518995019, 1)],
             }]),
             refused_orders: Mutex::new(HashSet::new()),
+            returns: crate::shopify_returns_fake::ReturnsState::new(),
         });
         let addr = crate::fakes::serve(axum::Router::new().fallback(handle).with_state(state.clone())).await;
         Self { addr, state }
@@ -401,7 +406,13 @@ async fn handle(State(state): State<Arc<AdminState>>, uri: Uri, headers: HeaderM
                 json!({ "order": { "lineItems": lines } })
             }
         }
-        _ => return Json(json!({ "errors": [{ "message": format!("the fake does not know {op}") }] })).into_response(),
+        _ => match crate::shopify_returns_fake::handle(&state.returns, &op, vars).await {
+            Some(data) => data,
+            None => {
+                return Json(json!({ "errors": [{ "message": format!("the fake does not know {op}") }] }))
+                    .into_response()
+            }
+        },
     };
     Json(json!({ "data": data, "extensions": { "cost": { "requestedQueryCost": 10, "throttleStatus":
         { "maximumAvailable": 2000.0, "currentlyAvailable": 1990, "restoreRate": 100.0 } } } }))
