@@ -59,16 +59,27 @@ fn since_ms(since: Option<&str>) -> anyhow::Result<Option<i64>> {
 /// or stopping).
 const LOCKED_PATIENCE: Duration = Duration::from_secs(5);
 
-/// Runs a request in the daemon, or locally when none is running.
+/// Runs a request in the daemon, or locally when none is running. A daemon that holds the store
+/// but does not answer yet (starting: its socket comes up after the store opens) is asked again
+/// until [`LOCKED_PATIENCE`] runs out.
 pub(super) async fn call(cfg: Config, req: Request) -> anyhow::Result<Value> {
-    if let Some(answer) = socket::call(&cfg.storage.path, &req).await.context("the admin socket failed")? {
-        return answer.map_err(|e| anyhow!(e));
+    let deadline = Instant::now() + LOCKED_PATIENCE;
+    loop {
+        if let Some(answer) = socket::call(&cfg.storage.path, &req).await.context("the admin socket failed")? {
+            return answer.map_err(|e| anyhow!(e));
+        }
+        match try_open_store(&cfg).await? {
+            Some(store) => {
+                let app = tokio::task::spawn_blocking(move || crate::services::open(cfg, store)).await??;
+                let answer = admin::execute(&app, req).await;
+                let closed = app.store.clone();
+                tokio::task::spawn_blocking(move || closed.close()).await??;
+                return answer.map_err(|e| anyhow!(e));
+            }
+            None if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            None => bail!(held_by_a_silent_daemon(&cfg.storage.path)),
+        }
     }
-    let app = open_app(cfg).await?;
-    let answer = admin::execute(&app, req).await;
-    let closed = app.store.clone();
-    tokio::task::spawn_blocking(move || closed.close()).await??;
-    answer.map_err(|e| anyhow!(e))
 }
 
 /// Opens the store directly (no daemon runs) and replays what it had not made durable, on a
@@ -81,25 +92,37 @@ pub(super) async fn open_app(cfg: Config) -> anyhow::Result<Arc<App>> {
 /// Opens (or creates) the store when no daemon answers on its socket. A daemon that is stopping
 /// (or starting) still holds the store for a moment: wait a little before giving up.
 pub(super) async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
+    let deadline = Instant::now() + LOCKED_PATIENCE;
+    loop {
+        match try_open_store(cfg).await? {
+            Some(store) => return Ok(store),
+            None if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            None => bail!(held_by_a_silent_daemon(&cfg.storage.path)),
+        }
+    }
+}
+
+/// Opens (or creates) the store; `None` while another process holds it.
+async fn try_open_store(cfg: &Config) -> anyhow::Result<Option<Store>> {
     let storage = &cfg.storage.path;
     // A fresh install has no store yet: it is created (the onboarding imports listings before
     // `serve` ever ran).
     if storage.exists() {
         refuse_other_users(storage)?;
     }
-    let deadline = Instant::now() + LOCKED_PATIENCE;
-    loop {
-        let opts = crate::store::OpenOptions::from(&cfg.storage);
-        let path = storage.clone();
-        match tokio::task::spawn_blocking(move || Store::open_with(&path, &opts)).await? {
-            Err(StoreError::Locked(_)) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
-            Err(StoreError::Locked(p)) => bail!(
-                "a channeld process holds the store at {} but its admin socket does not answer; is it starting or stopping?",
-                p.display()
-            ),
-            other => return Ok(other?),
-        }
+    let opts = crate::store::OpenOptions::from(&cfg.storage);
+    let path = storage.clone();
+    match tokio::task::spawn_blocking(move || Store::open_with(&path, &opts)).await? {
+        Err(StoreError::Locked(_)) => Ok(None),
+        other => Ok(Some(other?)),
     }
+}
+
+fn held_by_a_silent_daemon(storage: &Path) -> String {
+    format!(
+        "a channeld process holds the store at {} but its admin socket does not answer; is it starting or stopping?",
+        storage.display()
+    )
 }
 
 /// Files a command creates in the store must stay the daemon user's: refuse to open someone else's.
