@@ -38,14 +38,7 @@ pub async fn ingest_webhook(
     body: &[u8],
 ) -> Result<Ingested, IngestError> {
     let (id, order) = parse_webhook_body(body).ok_or(IngestError::BadRequest("body is not JSON with a numeric id"))?;
-    let text = std::str::from_utf8(body).map_err(|_| IngestError::BadRequest("body is not UTF-8"))?;
-    let received_ms = now_ms();
-    let event = Inbound::Webhook {
-        topic: topic.as_str().to_string(),
-        event_key: event_key.map(str::to_string),
-        received_ms,
-        body: text.to_string(),
-    };
+    let (event, received_ms) = webhook_record(topic.as_str(), event_key, body)?;
     let key = event_key.map(str::to_string);
     let applier = app.clone();
     // The order was read here, on the request's thread; the applier only maps and stores it.
@@ -57,6 +50,19 @@ pub async fn ingest_webhook(
         .await?;
     report(app, topic, id, &result);
     Ok(result)
+}
+
+/// The journal record of a verified delivery (any topic), and when it arrived.
+pub(super) fn webhook_record(topic: &str, event_key: Option<&str>, body: &[u8]) -> Result<(Inbound, i64), IngestError> {
+    let text = std::str::from_utf8(body).map_err(|_| IngestError::BadRequest("body is not UTF-8"))?;
+    let received_ms = now_ms();
+    let record = Inbound::Webhook {
+        topic: topic.to_string(),
+        event_key: event_key.map(str::to_string),
+        received_ms,
+        body: text.to_string(),
+    };
+    Ok((record, received_ms))
 }
 
 /// What a webhook does to the state: the de-duplication key, the order, the calls it queues.

@@ -37,14 +37,7 @@ pub async fn ingest_webhook(
         return Ok(ReturnIngested::Ignored);
     }
     let event = rules::read_event(topic, body).ok_or(IngestError::BadRequest("body is not JSON naming a return"))?;
-    let text = std::str::from_utf8(body).map_err(|_| IngestError::BadRequest("body is not UTF-8"))?;
-    let received_ms = now_ms();
-    let record = Inbound::Webhook {
-        topic: topic.as_str().to_string(),
-        event_key: event_key.map(str::to_string),
-        received_ms,
-        body: text.to_string(),
-    };
+    let (record, received_ms) = super::orders::webhook_record(topic.as_str(), event_key, body)?;
     let key = event_key.map(str::to_string);
     let applier = app.clone();
     let outcome = app

@@ -234,7 +234,7 @@ impl ShopifyClient {
         let vars = process_variables(return_id, lines, refunds, restock_location_gid, notify);
         let data: Value = self.gql.run(&RETURN_PROCESS, vars).await?;
         let payload = &data["returnProcess"];
-        refused_by(payload)?;
+        super::user_errors(payload)?;
         let ret = &payload["return"];
         Ok(Processed {
             status: ret["status"].as_str().unwrap_or_default().to_string(),
@@ -250,7 +250,7 @@ impl ShopifyClient {
     /// Closes the return; one Shopify already shows closed counts as done.
     pub async fn close_return(&self, return_id: u64) -> Result<(), CallError> {
         let data: Value = self.gql.run(&RETURN_CLOSE, json!({ "id": return_gid(return_id) })).await?;
-        match refused_by(&data["returnClose"]) {
+        match super::user_errors(&data["returnClose"]) {
             Err(CallError::Refused { message }) if message.to_lowercase().contains("closed") => Ok(()),
             Err(refusal) => match self.read_return(return_id).await? {
                 Some(r) if r.status == "CLOSED" => Ok(()),
@@ -324,15 +324,6 @@ fn count(v: &Value) -> u32 {
     v.as_u64().map_or(0, |n| n.min(u64::from(u32::MAX)) as u32)
 }
 
-fn refused_by(payload: &Value) -> Result<(), CallError> {
-    match payload["userErrors"].as_array() {
-        Some(errors) if !errors.is_empty() => {
-            let msgs: Vec<&str> = errors.iter().filter_map(|e| e["message"].as_str()).collect();
-            Err(CallError::Refused { message: format!("Shopify refused: {}", msgs.join("; ")) })
-        }
-        _ => Ok(()),
-    }
-}
 
 /// Reads `return(id:)`'s answer leniently; `None` when there is no return.
 pub fn read_return_answer(r: &Value) -> Option<ShopifyReturn> {
