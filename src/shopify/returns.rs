@@ -324,7 +324,6 @@ fn count(v: &Value) -> u32 {
     v.as_u64().map_or(0, |n| n.min(u64::from(u32::MAX)) as u32)
 }
 
-
 /// Reads `return(id:)`'s answer leniently; `None` when there is no return.
 pub fn read_return_answer(r: &Value) -> Option<ShopifyReturn> {
     let id = r["id"].as_str().and_then(gid_number)?;

@@ -407,3 +407,61 @@ async fn kill_9_after_shopify_processed_a_step_and_before_channeld_recorded_it_r
     daemon.start_kill().unwrap();
     let _ = daemon.wait().await;
 }
+
+#[tokio::test]
+async fn with_returns_on_registration_doctor_and_webhook_send_know_the_return_topics() {
+    let (t, shop) = started("restock_location_id = 655441491\n").await;
+    let (ok, out, err) = t.cli(&["webhooks", "register"]).await;
+    assert!(ok, "{out}{err}");
+    let topics: HashSet<String> = shop.subscriptions().into_iter().map(|(topic, _)| topic).collect();
+    for topic in ["RETURNS_APPROVE", "RETURNS_UPDATE", "RETURNS_CANCEL", "REVERSE_DELIVERIES_ATTACH_DELIVERABLE"] {
+        assert!(topics.contains(topic), "{topic} registered: {topics:?}");
+    }
+    assert!(shop.subscriptions().contains(&(
+        "RETURNS_APPROVE".to_string(),
+        "https://connector.example.com/shopify/api/push/returnApprove".to_string()
+    )));
+    let (ok, out, err) = t.cli(&["doctor"]).await;
+    assert!(ok && out.contains("returns restock at location 655441491"), "{out}{err}");
+    // Without the returns scopes, doctor names them with their flow.
+    shop.state.scopes.lock().unwrap().retain(|s| !s.ends_with("_returns"));
+    let (ok, out, _) = t.cli(&["doctor"]).await;
+    assert!(!ok && out.contains("write_returns") && out.contains("needed by returns"), "{out}");
+
+    let file = t.dir().join("approve.json");
+    std::fs::write(&file, approve().to_string()).unwrap();
+    let (ok, out, err) =
+        t.cli(&["webhook", "send", "--topic", "returns/approve", "--file", file.to_str().unwrap()]).await;
+    assert!(ok && out.contains("200 OK"), "{out}{err}");
+    t.drained().await;
+    assert_eq!(t.wms.returns_created().len(), 1, "sent like a webhook from Shopify");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_step_shopify_refused_is_a_dead_letter_that_returns_retry_runs_again_once_fixed() {
+    let (t, shop) = started("").await;
+    sent(&t).await;
+    *shop.state.returns.refuse_process.lock().unwrap() = Some("Return line item is not processable".into());
+    assert_eq!(ack(&t, &[("11-1", "IPOD2008RED", "PASS")]).await.0, StatusCode::OK);
+    t.drained().await;
+    let dead = t.app.store.outbox_entries().unwrap();
+    assert_eq!(dead.len(), 1, "dead-lettered: {dead:?}");
+    assert!(dead[0].last_error.as_deref().unwrap_or_default().contains("not processable"));
+    assert!(shop.state.returns.processed.lock().unwrap().dispositions.is_empty());
+
+    *shop.state.returns.refuse_process.lock().unwrap() = None;
+    let (ok, out, err) = t.cli(&["returns", "retry", "#1001-R1"]).await;
+    assert!(ok, "{out}{err}");
+    eventually("the step processed", || !shop.state.returns.processed.lock().unwrap().dispositions.is_empty()).await;
+    t.drained().await;
+    assert!(t.app.store.outbox_entries().unwrap().is_empty());
+    let processed = shop.state.returns.processed.lock().unwrap().dispositions.clone();
+    assert_eq!(processed, vec![(11, 1, "RESTOCKED".to_string(), format!("gid://shopify/Location/{LOCATION_ID}"))]);
+    // A retry of a step done does nothing.
+    let (ok, _, _) = t.cli(&["returns", "retry", "945"]).await;
+    assert!(ok);
+    t.drained().await;
+    assert_eq!(shop.state.returns.processed.lock().unwrap().dispositions.len(), 1);
+    t.stop().await;
+}

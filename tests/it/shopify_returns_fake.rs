@@ -75,6 +75,8 @@ pub struct ReturnsState {
     /// Every `returnProcess` input received (applied or refused).
     pub process_calls: Mutex<Vec<Value>>,
     pub closes: Mutex<Vec<u64>>,
+    /// Refuse every `returnProcess` with this message (a userError), until cleared.
+    pub refuse_process: Mutex<Option<String>>,
     /// Apply the next `returnProcess`, then wait for `release` before answering (a test kills the
     /// daemon meanwhile: Shopify processed it, channeld never heard).
     pub hold_next_process: Mutex<bool>,
@@ -202,6 +204,9 @@ pub async fn handle(state: &ReturnsState, op: &str, vars: &Value) -> Option<Valu
 /// `returnProcess`: checks the whole input like Shopify, then applies it.
 async fn process(state: &ReturnsState, input: &Value) -> Value {
     state.process_calls.lock().unwrap().push(input.clone());
+    if let Some(message) = state.refuse_process.lock().unwrap().clone() {
+        return refused("returnProcess", &message);
+    }
     let applied = apply(state, input);
     if let Err(message) = applied {
         return refused("returnProcess", &message);
