@@ -465,3 +465,30 @@ async fn a_step_shopify_refused_is_a_dead_letter_that_returns_retry_runs_again_o
     assert_eq!(shop.state.returns.processed.lock().unwrap().dispositions.len(), 1);
     t.stop().await;
 }
+
+#[tokio::test]
+async fn with_wait_for_tracking_a_return_waits_for_its_reverse_delivery() {
+    let (t, shop) = started("wait_for_tracking = true\n").await;
+    shop.state.returns.put(FakeReturn { tracking: None, ..shopify_return() });
+    assert_eq!(t.deliver("returns/approve", &approve(), "approve-1").await, StatusCode::OK);
+    t.drained().await;
+    assert!(t.wms.calls_to("POST", "/return/return-orders").is_empty(), "no tracking yet: not sent");
+    assert_eq!(show(&t).await["status"], "waiting");
+    // The label is made: Shopify attaches the reverse delivery and says so.
+    shop.state.returns.put(shopify_return());
+    let delivery = json!({ "id": 9080907654321u64, "admin_graphql_api_id": "gid://shopify/ReverseDelivery/9080907654321",
+        "return": { "id": RETURN, "admin_graphql_api_id": format!("gid://shopify/Return/{RETURN}") },
+        "shipping_deliverable": { "tracking": { "carrier_name": "Delhivery", "tracking_number": "RTN123" } } });
+    assert_eq!(t.deliver("reverse_deliveries/attach_deliverable", &delivery, "delivery-1").await, StatusCode::OK);
+    t.drained().await;
+    let sent = t.wms.returns_created();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["awbNumber"], "RTN123");
+    // Tracking that comes after the WMS got the return is recorded, not forwarded.
+    assert_eq!(t.deliver("reverse_deliveries/attach_deliverable", &delivery, "delivery-2").await, StatusCode::OK);
+    t.drained().await;
+    assert_eq!(t.wms.calls_to("POST", "/return/return-orders").len(), 1);
+    let flags: Vec<Value> = show(&t).await["flags"].as_array().unwrap().clone();
+    assert!(flags.contains(&json!("tracking-after-send")), "{flags:?}");
+    t.stop().await;
+}
