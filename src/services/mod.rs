@@ -9,11 +9,13 @@
 //! - [`orders`]: Shopify webhooks, `orders retry`;
 //! - [`wms`]: the `/wms/*` calls (inventory, seller cancellation, pack, handover, lookups);
 //! - [`shipments`]: booking with the courier, labels and invoices;
-//! - [`returns`]: the return webhooks, the WMS's QC acknowledgement, `returns release` / `retry`.
+//! - [`returns`]: the return webhooks, the WMS's QC acknowledgement, `returns release` / `retry`;
+//! - [`tracking`]: the couriers' status webhooks.
 
 pub mod orders;
 pub mod returns;
 pub mod shipments;
+pub mod tracking;
 pub mod wms;
 
 use std::sync::Arc;
@@ -81,5 +83,6 @@ fn apply_again(app: &App, event: &Inbound) -> Result<(), StoreError> {
         Inbound::Listings { listings, .. } => app.store.replace_listings(listings).map(drop),
         Inbound::Sending { .. } => orders::apply_sending(app, event),
         Inbound::Legacy { .. } => Ok(()),
+        Inbound::Tracking { courier, received_ms, body } => tracking::apply_again(app, courier, body, *received_ms),
     }
 }
