@@ -48,6 +48,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     check_wms(&mut r, &cfg).await;
     check_alerts(&mut r, cfg.clone()).await;
     check_courier(&mut r, &cfg).await;
+    check_tracking(&mut r, &cfg);
     check_jobs(&mut r, cfg).await;
     match r.failures {
         0 => Ok(()),
@@ -192,6 +193,47 @@ async fn check_courier(r: &mut Report, cfg: &Config) {
                 "check clickpost.base_url and the network",
             ),
         },
+    }
+}
+
+/// Tracking (CONTRACT.md §10): the couriers' webhook keys, and an address Shiprocket accepts.
+fn check_tracking(r: &mut Report, cfg: &Config) {
+    if !cfg.tracking.enabled {
+        return r.note("tracking.enabled = false: courier status webhooks are answered 404");
+    }
+    let base = cfg.server.public_url.trim_end_matches('/');
+    let couriers = [
+        ("clickpost.webhook_key", cfg.clickpost.webhook_key.expose(), "/tracking/clickpost", Provider::Clickpost),
+        ("shiprocket.webhook_token", cfg.shiprocket.webhook_token.expose(), "/tracking/rocket", Provider::Shiprocket),
+    ];
+    for (key, value, path, provider) in couriers {
+        let used = cfg.shipping.provider == provider;
+        match (value.is_empty(), used) {
+            (true, true) => {
+                r.fail(format!("{key} is empty"), format!("set {key} to the key you enter in the courier's panel"))
+            }
+            (true, false) => {}
+            (false, _) if value.len() < 16 => r.note(format!(
+                "{key} is shorter than 16 characters: a long random key is harder to guess (the courier's panel \
+                 takes any)"
+            )),
+            (false, _) => r.ok(format!("{key} is set: the courier's webhook goes to {base}{path}")),
+        }
+    }
+    let uses_shiprocket = cfg.shipping.provider == Provider::Shiprocket || !cfg.shiprocket.webhook_token.is_empty();
+    let refused = crate::flows::tracking::shiprocket_refuses(&format!("{base}/tracking/rocket"));
+    if uses_shiprocket && !refused.is_empty() {
+        r.fail(
+            format!(
+                "server.public_url {base} contains {}: Shiprocket refuses a webhook URL containing \
+                 shiprocket, kartrocket, sr or kr",
+                refused.iter().map(|w| format!("{w:?}")).collect::<Vec<_>>().join(", ")
+            ),
+            "serve channeld's tracking webhook under a host and path without those letters (a reverse-proxy \
+             name of your own)",
+        );
+    } else if uses_shiprocket {
+        r.ok("server.public_url has none of the words Shiprocket refuses in a webhook URL");
     }
 }
 
