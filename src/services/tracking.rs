@@ -53,7 +53,8 @@ pub async fn ingest(app: &Arc<App>, courier: Courier, body: &[u8]) -> Result<Tra
     let received_ms = now_ms();
     let record = Inbound::Tracking { courier: courier.as_str().into(), received_ms, body: text.to_string() };
     let applier = app.clone();
-    let (outcome, queued) = app.store.submit(record, move |_, _, _| apply(&applier, &event, received_ms)).await?;
+    let (outcome, queued) =
+        app.store.submit(record, move |_, seq, _| apply(&applier, seq, &event, received_ms)).await?;
     count(courier, outcome.label());
     if queued {
         app.outbox_wake.notify_one();
@@ -61,10 +62,10 @@ pub async fn ingest(app: &Arc<App>, courier: Courier, body: &[u8]) -> Result<Tra
     Ok(outcome)
 }
 
-/// A journaled courier webhook applied again by a replay.
-pub(super) fn apply_again(app: &App, courier: &str, body: &str, received_ms: i64) -> Result<(), StoreError> {
+/// A journaled courier webhook applied again by a replay (journal record `seq`).
+pub(super) fn apply_again(app: &App, seq: u64, courier: &str, body: &str, received_ms: i64) -> Result<(), StoreError> {
     let Some(event) = Courier::parse(courier).and_then(|c| c.read(body.as_bytes()).ok()) else { return Ok(()) };
-    apply(app, &event, received_ms).map(drop)
+    apply(app, seq, &event, received_ms).map(drop)
 }
 
 /// What `[tracking]` allows for a shipment of this courier.
@@ -78,9 +79,10 @@ fn rules(app: &App, courier: Courier) -> TrackingRules {
     }
 }
 
-/// Applies a courier event to its shipment (live, and again in a replay). Returns the outcome, and
-/// whether outbound calls were queued.
-fn apply(app: &App, event: &CourierEvent, received_ms: i64) -> Result<(Tracked, bool), StoreError> {
+/// Applies a courier event (journal record `seq`) to its shipment, live and again in a replay: a
+/// record the shipment has taken already (its record names a newer or the same journal record)
+/// changes nothing. Returns the outcome, and whether outbound calls were queued.
+fn apply(app: &App, seq: u64, event: &CourierEvent, received_ms: i64) -> Result<(Tracked, bool), StoreError> {
     let courier = event.courier;
     let Some((order_id, shipment_id)) = app.store.shipment_by_awb(courier.as_str(), &event.waybill)? else {
         return Ok((Tracked::UnknownAwb, false));
@@ -91,7 +93,11 @@ fn apply(app: &App, event: &CourierEvent, received_ms: i64) -> Result<(Tracked, 
         let rec = stored.unwrap_or_else(|| {
             TrackingRecord::new(order_id, shipment_id, courier.as_str(), &shipment.awb, received_ms)
         });
-        let d = on_event(rec, event, &rules, received_ms);
+        if rec.journal_seq >= seq {
+            return TrackingWrite::record(None, None);
+        }
+        let mut d = on_event(rec, event, &rules, received_ms);
+        d.record.journal_seq = seq;
         let tasks = d.new_steps.iter().map(|&step| Task::ShopifyFulfillmentEvent { shipment_id, step }).collect();
         let order = order.filter(|_| !d.order_flags.is_empty()).map(|mut o| {
             flag_order(&mut o, &d.order_flags);
@@ -99,24 +105,36 @@ fn apply(app: &App, event: &CourierEvent, received_ms: i64) -> Result<(Tracked, 
         });
         let happened = event.latest.as_ref().unwrap_or(&event.scan).at_ms.unwrap_or(received_ms);
         let rto_return = d.rto_to_wms.then(|| rto::rto_return(&shipment, happened, received_ms));
-        TrackingWrite { record: Some(d.record.clone()), tasks, order, rto_return, answer: d }
+        TrackingWrite { record: Some(d.record.clone()), tasks, order, rto_return, answer: Some(d) }
     })?;
+    let Some(d) = d else {
+        // Applied before this replay: what it did then stands.
+        return Ok((Tracked::Recorded(Outcome::Duplicate), false));
+    };
     report(&d, event, order_id, shipment_id);
     Ok((Tracked::Recorded(d.outcome), !d.new_steps.is_empty() || d.rto_to_wms))
 }
 
 fn report(d: &tracking::Decision, event: &CourierEvent, order_id: u64, shipment_id: u64) {
     let rec = &d.record;
-    if let Some(reason) = &d.ndr {
-        metrics::counter!("channeld_tracking_ndr_total", "reason" => reason.clone()).increment(1);
-        tracing::info!(order = order_id, shipment = shipment_id, attempt = rec.ndr_attempts, reason = %reason, "failed delivery (NDR)");
+    if let Some(reason) = d.ndr {
+        // The label is from Clickpost's fixed list of NDR reasons (never the courier's free text,
+        // which may name people).
+        metrics::counter!("channeld_tracking_ndr_total", "reason" => reason).increment(1);
+        tracing::info!(
+            order = order_id,
+            shipment = shipment_id,
+            attempt = rec.ndr_attempts,
+            reason,
+            "failed delivery (NDR)"
+        );
     }
     if d.ndr_repeated {
         tracing::warn!(
             order = order_id,
             shipment = shipment_id,
             attempts = rec.ndr_attempts,
-            reason = %rec.ndr_reason,
+            reason = d.ndr.unwrap_or_default(),
             "delivery failed {} times without a later forward step (ndr-repeated): the customer may need a call \
              (`channeld shipments show {shipment_id}`)",
             rec.ndr_attempts

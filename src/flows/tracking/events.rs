@@ -81,6 +81,8 @@ pub struct CourierEvent {
     /// The failed delivery's reason (Clickpost's `additional.ndr_status_description`; Shiprocket:
     /// the last scan's activity).
     pub ndr_reason: String,
+    /// Clickpost's `additional.ndr_status_code` (Clickpost asks to map NDRs by it, not by the text).
+    pub ndr_code: Option<u32>,
 }
 
 fn text(v: &Value, key: &str) -> String {
@@ -111,6 +113,10 @@ fn read_clickpost(body: &[u8]) -> Result<CourierEvent, &'static str> {
         scan,
         latest: latest.filter(|l| l.code != 0),
         ndr_reason: text(additional, "ndr_status_description"),
+        ndr_code: match &additional["ndr_status_code"] {
+            Value::Null => None,
+            v => Some(code(v)).filter(|_| !text(additional, "ndr_status_code").is_empty()),
+        },
     })
 }
 
@@ -155,6 +161,7 @@ fn read_shiprocket(body: &[u8]) -> Result<CourierEvent, &'static str> {
         scan,
         latest: None,
         ndr_reason: text(&last_scan, "activity"),
+        ndr_code: None,
     })
 }
 
@@ -208,6 +215,7 @@ mod tests {
     fn clickpost_s_fixtures_read_with_their_latest_status_and_ndr_reason() {
         let e = Courier::Clickpost.read(NDR.as_bytes()).unwrap();
         assert_eq!((e.waybill.as_str(), e.scan.code, e.ndr_reason.as_str()), ("XYZABC", 9, "Customer Unavailable"));
+        assert_eq!(e.ndr_code, Some(1));
         assert_eq!(e.scan.location, "Bengaluru_Koramangala_Dc (Karnataka)");
         assert_eq!(e.scan.status, "Failed Delivery (When forward shipment is not accepted by end customer)");
         assert_eq!(e.latest.as_ref().map(Scan::key), Some(e.scan.key()));

@@ -16,7 +16,7 @@
 //!    `FAILURE` is made once.
 
 use super::events::{Courier, CourierEvent, Scan};
-use super::statuses::{shipment_status, shopify_event};
+use super::statuses::{self, shipment_status, shopify_event};
 use super::{
     flag, FlagEdits, Outcome, ShipmentStatus, ShopifyStep, StepState, TimelineEntry, TrackingRecord, NDR_REPEATED_AFTER,
 };
@@ -40,8 +40,9 @@ pub struct Decision {
     pub new_steps: Vec<u32>,
     /// Flag edits for the shipment's order.
     pub order_flags: FlagEdits,
-    /// A failed attempt counted now, with its reason.
-    pub ndr: Option<String>,
+    /// A failed attempt counted now: its reason as a metric may carry it (Clickpost's list of NDR
+    /// reasons, `undelivered` for Shiprocket, else `other`; never the courier's free text).
+    pub ndr: Option<&'static str>,
     /// The attempts just reached [`NDR_REPEATED_AFTER`].
     pub ndr_repeated: bool,
     /// The shipment turned RTO now (counted once).
@@ -163,6 +164,7 @@ fn apply(
     let reason = ndr_reason(ev, drive);
     if target == ShipmentStatus::Ndr {
         count_ndr(d, &reason);
+        d.ndr = Some(ndr_label(ev));
     }
     if matches!(target, ShipmentStatus::Rto | ShipmentStatus::RtoDelivered) {
         mark_rto(d, target, rules);
@@ -174,13 +176,23 @@ fn apply(
     }
 }
 
-/// The reason of a failed delivery: Clickpost's NDR description, else the status's name.
+/// The reason of a failed delivery: Clickpost's NDR description, else the one of its NDR code,
+/// else the status's name.
 fn ndr_reason(ev: &CourierEvent, drive: &Scan) -> String {
-    [&ev.ndr_reason, &drive.description, &drive.status]
+    let by_code = ev.ndr_code.and_then(statuses::ndr_reason).unwrap_or_default();
+    let found = [ev.ndr_reason.as_str(), by_code, &drive.description, &drive.status]
         .into_iter()
         .find(|r| !r.trim().is_empty())
-        .cloned()
-        .unwrap_or_else(|| format!("status {}", drive.code))
+        .map(str::to_string);
+    found.unwrap_or_else(|| format!("status {}", drive.code))
+}
+
+/// An NDR's reason as a metric label (see [`Decision::ndr`]).
+fn ndr_label(ev: &CourierEvent) -> &'static str {
+    match ev.courier {
+        Courier::Shiprocket => "undelivered",
+        Courier::Clickpost => ev.ndr_code.and_then(statuses::ndr_reason).unwrap_or("other"),
+    }
 }
 
 fn count_ndr(d: &mut Decision, reason: &str) {
@@ -201,7 +213,6 @@ fn count_ndr(d: &mut Decision, reason: &str) {
             ),
         ));
     }
-    d.ndr = Some(reason.to_string());
 }
 
 fn mark_rto(d: &mut Decision, target: ShipmentStatus, rules: &TrackingRules) {
@@ -353,6 +364,7 @@ mod tests {
         ]);
         assert_eq!((rec.ndr_attempts, rec.ndr_reason.as_str()), (3, "Customer Unavailable"));
         assert_eq!(rec.shopify[1].status, "ATTEMPTED_DELIVERY");
+        assert_eq!(ds[1].ndr, Some("Customer Unavailable"), "the metric label, from the NDR code");
         assert_eq!(rec.shopify[1].message, "Customer Unavailable");
         assert_eq!(rec.shopify[1].happened_at, "2016-07-12T11:42:36.710Z", "IST");
         let attempts = rec.shopify.iter().filter(|s| s.status == "ATTEMPTED_DELIVERY").count();

@@ -146,6 +146,9 @@ pub struct TrackingRecord {
     pub ndr_reason: String,
     /// See [`flag`].
     pub flags: Vec<String>,
+    /// The newest journal record applied to it: a replay of that one, or of an older one, changes
+    /// nothing (journal records are applied in order).
+    pub journal_seq: u64,
     pub changed_ms: i64,
 }
 
@@ -239,6 +242,7 @@ impl TrackingRecord {
             ndr_attempts: 0,
             ndr_reason: String::new(),
             flags: Vec::new(),
+            journal_seq: 0,
             changed_ms: now_ms,
         }
     }

@@ -102,6 +102,26 @@ pub fn shopify_event(code: u32) -> Option<(&'static str, Option<&'static str>)> 
     })
 }
 
+/// Clickpost's NDR reasons by `ndr_status_code` ("NDR Status Codes", Clickpost/slate `_track.md`):
+/// a fixed list, so a reason from it can label a metric.
+pub fn ndr_reason(code: u32) -> Option<&'static str> {
+    const REASONS: [&str; 12] = [
+        "Unknown Exception",
+        "Customer Unavailable",
+        "Rejected by Customer",
+        "Delivery Rescheduled",
+        "No Attempt",
+        "Customer Unreachable",
+        "Address Issue",
+        "Payment Issue",
+        "Out Of Delivery Area",
+        "Order Already Cancelled",
+        "Self Collect",
+        "Shipment Seized By Customer",
+    ];
+    REASONS.get(code as usize).copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +139,10 @@ mod tests {
         assert_eq!(shopify_event(9), Some(("ATTEMPTED_DELIVERY", None)));
         assert_eq!(shopify_event(21), Some(("FAILURE", Some("returning to origin"))));
         assert_eq!(shopify_event(14), None, "RTO delivered: nothing on Shopify");
+        assert_eq!(
+            (ndr_reason(1), ndr_reason(11), ndr_reason(12)),
+            (Some("Customer Unavailable"), Some("Shipment Seized By Customer"), None)
+        );
     }
 
     #[test]
