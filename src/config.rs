@@ -367,7 +367,8 @@ pub struct Clickpost {
     pub courier_partner: u32,
     #[serde(default)]
     pub account_code: String,
-    /// The key Clickpost sends in its status webhook's `webhook_key` header (CONTRACT.md §10.1).
+    /// The `webhook_key` Clickpost gives when the status webhook is registered; it comes back in
+    /// every webhook's `webhook_key` header (CONTRACT.md §10.1).
     #[serde(default)]
     pub webhook_key: Secret,
 }

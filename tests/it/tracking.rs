@@ -532,3 +532,29 @@ async fn a_replay_of_the_journal_leaves_each_shipment_s_tracking_as_it_was() {
     assert!(!queued.iter().any(|k| k == "shopify_fulfillment_event"), "{queued:?}");
     app.store.close().unwrap();
 }
+
+#[tokio::test]
+async fn doctor_names_the_tracking_webhooks_and_a_public_url_shiprocket_would_refuse() {
+    let shop = AdminShopify::start().await;
+    let sr = FakeCourier::start().await;
+    let wms = crate::fakes::FakeWms::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let o = Options {
+        shopify_url: Some(shop.url()),
+        courier_url: Some(sr.url()),
+        provider: "shiprocket",
+        shiprocket_webhook_token: SR_TOKEN,
+        extra_sections: "[tracking]\nenabled = true\n".into(),
+        ..Options::default()
+    };
+    let config = crate::helpers::write_config(dir.path(), crate::crash::free_addr(), &wms.url(), &shop.url(), &o);
+    let (_, out, _) = run_cli(&config, &["doctor"]).await;
+    let ok = "ok    shiprocket.webhook_token is set: the courier's webhook goes to https://connector.example.com/tracking/rocket";
+    assert!(out.contains(ok), "{out}");
+    assert!(out.contains("ok    server.public_url has none of the words Shiprocket refuses"), "{out}");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("https://connector.example.com", "https://srv.example.com")).unwrap();
+    let (ok, out, _) = run_cli(&config, &["doctor"]).await;
+    assert!(!ok);
+    assert!(out.contains("FAIL  server.public_url https://srv.example.com contains \"sr\""), "{out}");
+}
