@@ -400,6 +400,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn booked_shipments_of_an_older_store_get_their_awb_and_status_entries_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 8).unwrap();
+        let mut booked = shipment(1, 10);
+        (booked.state, booked.awb) = (ShipmentState::Booked, "AWB10".into());
+        store.save_shipment(&booked, &[], 0).unwrap();
+        store.save_shipment(&shipment(1, 11), &[], 0).unwrap();
+        assert_eq!(store.shipment_by_awb("clickpost", "AWB10").unwrap(), Some((1, 10)));
+        // As a store written before tracking: no AWB or status entries.
+        for prefix in [b"a", b"t"] {
+            for k in store.inner.shipment_index.scan_prefix(prefix).keys() {
+                store.inner.shipment_index.remove(k.unwrap()).unwrap();
+            }
+        }
+        store.inner.meta.remove(META_SHIPMENT_AWBS).unwrap();
+        assert_eq!(store.shipment_by_awb("clickpost", "AWB10").unwrap(), None);
+        store.index_awbs().unwrap();
+        assert_eq!(store.shipment_by_awb("clickpost", "AWB10").unwrap(), Some((1, 10)));
+        assert_eq!(store.shipment_status(1, 10).unwrap(), Some(crate::flows::tracking::ShipmentStatus::Booked));
+        assert_eq!(store.shipment_status(1, 11).unwrap(), None, "still booking: nothing to track");
+        assert!(store.inner.meta.get(META_SHIPMENT_AWBS).unwrap().is_some(), "once");
+    }
+
+    #[tokio::test]
     async fn one_shipment_id_under_two_orders_are_two_shipments() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 8).unwrap();

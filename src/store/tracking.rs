@@ -9,7 +9,7 @@
 //! (with the order's indexes), and the RTO return it sends to the WMS with that return's own
 //! entries and call — so a replay of the event finds all of it done or none of it.
 
-use sled::transaction::{ConflictableTransactionError as Abort, TransactionError, Transactional};
+use sled::transaction::{ConflictableTransactionError as Abort, TransactionError, Transactional, TransactionalTree};
 
 use super::order_index::{reindex, Indexed};
 use super::shipments::{awb_key, status_key};
@@ -39,6 +39,31 @@ impl<T> TrackingWrite<T> {
 
 fn codec_abort(e: CodecError) -> Abort<CodecError> {
     Abort::Abort(e)
+}
+
+/// A stored value decoded, inside a transaction.
+fn decoded<R: serde::de::DeserializeOwned>(
+    bytes: Option<Vec<u8>>,
+) -> std::result::Result<Option<R>, Abort<CodecError>> {
+    bytes.map(|b| codec::decode(&b).map_err(codec_abort)).transpose()
+}
+
+/// Stores an RTO return with its index entries and queues its call to the WMS behind its order's,
+/// unless a return with its code (or id) is stored already. Returns whether it was stored.
+fn store_rto_return(
+    (returns, index, overflow): (&TransactionalTree, &TransactionalTree, &TransactionalTree),
+    (outbox, queued): (&TransactionalTree, &TransactionalTree),
+    r: &ReturnRecord,
+    now_ms: i64,
+) -> std::result::Result<bool, Abort<CodecError>> {
+    // An RTO return's name is its returnOrderCode (`rto-{shipmentId}`).
+    if index.get(super::returns::code_key(&r.name))?.is_some() || returns.get(be(r.id))?.is_some() {
+        return Ok(false);
+    }
+    super::returns::index_return(index, None, r)?;
+    chunks::put(returns, overflow, chunks::RETURNS, &be(r.id), &codec::encode(r).map_err(codec_abort)?)?;
+    super::outbox::queue(outbox, queued, overflow, r.order_id, &Task::WmsReturn { return_id: r.id }, now_ms)?;
+    Ok(true)
 }
 
 impl Store {
@@ -88,14 +113,8 @@ impl Store {
         );
         let result = trees.transaction(|t| {
             let (tracking, index, overflow, outbox, queued, orders, counts, personal, list, returns, return_index) = t;
-            let stored = match chunks::get(tracking, overflow, chunks::TRACKING, &key)? {
-                Some(bytes) => Some(codec::decode::<TrackingRecord>(&bytes).map_err(codec_abort)?),
-                None => None,
-            };
-            let order = match chunks::get(orders, overflow, chunks::ORDERS, &be(order_id))? {
-                Some(bytes) => Some(codec::decode::<OrderRecord>(&bytes).map_err(codec_abort)?),
-                None => None,
-            };
+            let stored = decoded::<TrackingRecord>(chunks::get(tracking, overflow, chunks::TRACKING, &key)?)?;
+            let order = decoded::<OrderRecord>(chunks::get(orders, overflow, chunks::ORDERS, &be(order_id))?)?;
             let before = order.as_ref().map(Indexed::of);
             let w = decide(stored, order);
             let Some(rec) = w.record else { return Ok((w.answer, 0)) };
@@ -112,27 +131,8 @@ impl Store {
                 reindex(counts, personal, list, Some(before), &o)?;
             }
             if let Some(r) = w.rto_return {
-                let taken =
-                    return_index.get(super::returns::code_key(&r.name))?.is_some() || returns.get(be(r.id))?.is_some();
-                if !taken {
-                    super::returns::index_return(return_index, None, &r)?;
-                    chunks::put(
-                        returns,
-                        overflow,
-                        chunks::RETURNS,
-                        &be(r.id),
-                        &codec::encode(&r).map_err(codec_abort)?,
-                    )?;
-                    super::outbox::queue(
-                        outbox,
-                        queued,
-                        overflow,
-                        order_id,
-                        &Task::WmsReturn { return_id: r.id },
-                        now_ms,
-                    )?;
-                    queued_now += 1;
-                }
+                let (trees, at) = ((returns, return_index, overflow), (outbox, queued));
+                queued_now += usize::from(store_rto_return(trees, at, &r, now_ms)?);
             }
             Ok((w.answer, queued_now))
         });
