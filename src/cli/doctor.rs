@@ -231,6 +231,9 @@ fn check_tracking(r: &mut Report, cfg: &Config) {
             (false, _) => r.ok(format!("{key} is set: the courier's webhook goes to {base}{path}")),
         }
     }
+    if cfg.tracking.rto_to_wms && !cfg.returns.enabled {
+        r.note("tracking.rto_to_wms is on but returns.enabled is off: no RTO return order is sent to the WMS");
+    }
     let uses_shiprocket = cfg.shipping.provider == Provider::Shiprocket || !cfg.shiprocket.webhook_token.is_empty();
     let refused = crate::flows::tracking::shiprocket_refuses(&format!("{base}/tracking/rocket"));
     if uses_shiprocket && !refused.is_empty() {

@@ -544,7 +544,7 @@ async fn doctor_names_the_tracking_webhooks_and_a_public_url_shiprocket_would_re
         courier_url: Some(sr.url()),
         provider: "shiprocket",
         shiprocket_webhook_token: SR_TOKEN,
-        extra_sections: "[tracking]\nenabled = true\n".into(),
+        extra_sections: "[tracking]\nenabled = true\nrto_to_wms = true\n".into(),
         ..Options::default()
     };
     let config = crate::helpers::write_config(dir.path(), crate::crash::free_addr(), &wms.url(), &shop.url(), &o);
@@ -552,6 +552,7 @@ async fn doctor_names_the_tracking_webhooks_and_a_public_url_shiprocket_would_re
     let ok = "ok    shiprocket.webhook_token is set: the courier's webhook goes to https://connector.example.com/tracking/rocket";
     assert!(out.contains(ok), "{out}");
     assert!(out.contains("ok    server.public_url has none of the words Shiprocket refuses"), "{out}");
+    assert!(out.contains("note  tracking.rto_to_wms is on but returns.enabled is off"), "{out}");
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, text.replace("https://connector.example.com", "https://srv.example.com")).unwrap();
     let (ok, out, _) = run_cli(&config, &["doctor"]).await;
