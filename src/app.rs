@@ -129,11 +129,25 @@ impl App {
         if self.cfg.returns.enabled {
             self.return_gauges(now);
         }
+        if self.cfg.tracking.enabled {
+            self.shipment_gauges();
+        }
         if let Ok(jobs) = self.store.job_statuses() {
             for (job, s) in jobs {
                 metrics::gauge!("channeld_job_last_run_timestamp_seconds", "job" => job.clone())
                     .set(s.last_run_ms as f64 / 1000.0);
                 metrics::gauge!("channeld_job_last_success", "job" => job).set(if s.ok { 1.0 } else { 0.0 });
+            }
+        }
+    }
+
+    /// `channeld_shipments{status}`: booked shipments by tracking status (their index entries, not
+    /// their records).
+    fn shipment_gauges(&self) {
+        if let Ok(counts) = self.store.shipment_status_counts() {
+            for status in crate::flows::tracking::ShipmentStatus::ALL {
+                let n = counts.get(status.as_str()).copied().unwrap_or(0);
+                metrics::gauge!("channeld_shipments", "status" => status.as_str()).set(n as f64);
             }
         }
     }

@@ -91,6 +91,8 @@ pub struct Config {
     pub jobs: Jobs,
     #[serde(default)]
     pub returns: Returns,
+    #[serde(default)]
+    pub tracking: Tracking,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -365,6 +367,10 @@ pub struct Clickpost {
     pub courier_partner: u32,
     #[serde(default)]
     pub account_code: String,
+    /// The `webhook_key` Clickpost gives when the status webhook is registered; it comes back in
+    /// every webhook's `webhook_key` header (CONTRACT.md §10.1).
+    #[serde(default)]
+    pub webhook_key: Secret,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -378,6 +384,9 @@ pub struct Shiprocket {
     pub base_url: String,
     #[serde(default)]
     pub courier_id: u32,
+    /// The token Shiprocket sends in its tracking webhook's `x-api-key` header (CONTRACT.md §10.1).
+    #[serde(default)]
+    pub webhook_token: Secret,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -414,6 +423,21 @@ pub struct Returns {
     pub notify_customer: bool,
     #[serde(default = "d_stale_after_days")]
     pub stale_after_days: u32,
+}
+
+/// `[tracking]` (CONTRACT.md §10.1): courier scans to Shopify fulfillment events, NDR and RTO.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tracking {
+    /// The tracking endpoints answer (else 404), and events reach Shopify.
+    #[serde(default)]
+    pub enabled: bool,
+    /// `fulfillmentEventCreate` for the fulfillments channeld created.
+    #[serde(default = "d_true")]
+    pub shopify_events: bool,
+    /// With `returns.enabled`: an RTO sends a `RETURN_TO_ORIGIN` return order to the WMS.
+    #[serde(default)]
+    pub rto_to_wms: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -586,7 +610,8 @@ section_default!(
     Shiprocket,
     Handover,
     Jobs,
-    Returns
+    Returns,
+    Tracking
 );
 
 impl Default for Server {
@@ -699,6 +724,7 @@ impl Config {
                     .into(),
             );
         }
+        errs.extend(self.tracking_errors());
         if !(1..=1024).contains(&self.storage.journal_segment_mb) {
             errs.push("storage.journal_segment_mb: must be between 1 and 1024".into());
         }
@@ -770,6 +796,27 @@ impl Config {
             errs.push("wms.inbound_failure_max_delay_ms: must be less than server.request_timeout_seconds".into());
         }
         errs
+    }
+
+    /// `tracking.enabled` needs the key the configured courier's webhook carries: without it no
+    /// status webhook could be told from a forgery.
+    fn tracking_errors(&self) -> Vec<String> {
+        if !self.tracking.enabled {
+            return Vec::new();
+        }
+        match self.shipping.provider {
+            Provider::Clickpost if self.clickpost.webhook_key.is_empty() => vec![
+                "clickpost.webhook_key: must not be empty when tracking.enabled (Clickpost's status webhooks could \
+                 not be verified)"
+                    .into(),
+            ],
+            Provider::Shiprocket if self.shiprocket.webhook_token.is_empty() => vec![
+                "shiprocket.webhook_token: must not be empty when tracking.enabled (Shiprocket's tracking webhooks \
+                 could not be verified)"
+                    .into(),
+            ],
+            _ => Vec::new(),
+        }
     }
 
     pub fn shopify_auth(&self) -> Result<ShopifyAuth, String> {
@@ -1036,6 +1083,22 @@ base_url = "http://127.0.0.1:9"
         let shown = c.to_masked_toml();
         assert!(!shown.contains("shpat_abc") && !shown.contains("s3cret"), "{shown}");
         assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn tracking_needs_the_key_of_the_configured_courier() {
+        let d = tempfile::tempdir().unwrap();
+        let c = Config::load(&write(d.path(), MIN)).unwrap();
+        assert!(!c.tracking.enabled && c.tracking.shopify_events && !c.tracking.rto_to_wms);
+        for (provider, key) in [("clickpost", "clickpost.webhook_key"), ("shiprocket", "shiprocket.webhook_token")] {
+            let body = format!("{MIN}\n[shipping]\nprovider = \"{provider}\"\n[tracking]\nenabled = true\n");
+            let msg = format!("{:#}", Config::load(&write(d.path(), &body)).unwrap_err());
+            assert!(msg.contains(key), "{provider}: {msg}");
+            let (section, name) = key.split_once('.').unwrap();
+            let keyed = format!("{body}[{section}]\n{name} = \"k\"\n");
+            let c = Config::load(&write(d.path(), &keyed)).unwrap();
+            assert!(!c.to_masked_toml().contains("= \"k\""), "the key is a secret");
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Admin commands (`orders`, `outbox`, `listings`, `inventory`, `returns`) and how they reach the
-//! store.
+//! Admin commands (`orders`, `outbox`, `listings`, `inventory`, `returns`, `shipments`) and how they
+//! reach the store.
 //!
 //! sled allows one process per database. While `serve` runs, commands are sent over the unix
 //! socket `{storage.path}/admin.sock` (mode 0660, never on the network) as one JSON line each way
@@ -7,6 +7,7 @@
 //! and executes the same [`execute`] function. Both paths therefore give the same answers.
 
 pub mod returns;
+pub mod shipments;
 pub mod socket;
 
 use std::sync::Arc;
@@ -89,6 +90,18 @@ pub enum Request {
     ReturnsRetry {
         id: String,
     },
+    /// One page of shipments, newest order first.
+    ShipmentsList {
+        status: Option<crate::flows::tracking::ShipmentStatus>,
+        #[serde(default)]
+        before: Option<String>,
+        #[serde(default = "default_limit")]
+        limit: usize,
+    },
+    /// One shipment with its tracking timeline (`id`: the WMS's shipmentId or an AWB).
+    ShipmentsShow {
+        id: String,
+    },
 }
 
 /// How many rows a list answers when not told.
@@ -143,6 +156,9 @@ pub struct OrderView {
     /// The order's returns (`orders show` only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub returns: Vec<returns::ReturnSummary>,
+    /// The order's shipments with their last status (`orders show` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shipments: Vec<shipments::ShipmentSummary>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -217,7 +233,11 @@ fn execute_blocking(app: &App, req: Request) -> Response {
             to_json(&Page { items: page.items.iter().map(order_view).collect::<Vec<_>>(), next: page.next })
         }
         Request::OrdersShow { id } => match store.find_order(&id).map_err(err)? {
-            Some(rec) => to_json(&OrderView { returns: returns::of_order(app, rec.id), ..order_view(&rec) }),
+            Some(rec) => to_json(&OrderView {
+                returns: returns::of_order(app, rec.id),
+                shipments: shipments::of_order(app, rec.id),
+                ..order_view(&rec)
+            }),
             None => Err(format!("no order {id} is stored")),
         },
         Request::OrdersRetry { .. } => Err("orders retry runs in the async path".into()),
@@ -275,10 +295,12 @@ fn execute_blocking(app: &App, req: Request) -> Response {
         Request::ReturnsShow { id } => returns::show(app, &id),
         Request::ReturnsRelease { id } => returns::release(app, &id),
         Request::ReturnsRetry { id } => returns::retry(app, &id),
+        Request::ShipmentsList { status, before, limit } => shipments::list(app, status, before.as_deref(), limit),
+        Request::ShipmentsShow { id } => shipments::show(app, &id),
     }
 }
 
-/// An outbox cursor: `{order id}:{entry id}`.
+/// An outbox cursor: `{order id}:{entry id}` (and a shipments cursor: `{order id}:{shipment id}`).
 fn parse_pair(s: &str) -> Option<(u64, u64)> {
     let (a, b) = s.trim().split_once(':')?;
     Some((a.parse().ok()?, b.parse().ok()?))
@@ -321,6 +343,7 @@ fn order_view(r: &OrderRecord) -> OrderView {
         first_seen: time(r.first_seen_ms),
         changed: time(r.changed_ms),
         returns: Vec::new(),
+        shipments: Vec::new(),
     }
 }
 

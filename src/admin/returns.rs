@@ -156,6 +156,7 @@ fn view(app: &App, r: &ReturnRecord) -> ReturnView {
                 qc_reason: u.qc.as_ref().and_then(|q| q.reason.clone()),
                 image_urls: u.qc.as_ref().map(|q| q.image_urls.clone()).unwrap_or_default(),
                 disposition: match (&u.qc, u.processed) {
+                    (Some(_), true) if r.is_rto() => "nothing on Shopify (return to origin)",
                     (Some(q), true) if q.pass && app.cfg.returns.restock => "restocked",
                     (Some(_), true) => "not restocked",
                     _ => "pending",

@@ -215,6 +215,16 @@ fn print_order(o: OrderView, raw: &Value, out: Output) -> anyhow::Result<()> {
         }
         println!("{line}");
     }
+    for s in &o.shipments {
+        let mut line = format!("shipment   {} {} AWB {}: {}", s.shipment_id, s.courier, s.awb, s.status);
+        if let Some(last) = &s.last_event {
+            line.push_str(&format!(", last: {last}"));
+        }
+        if !s.flags.is_empty() {
+            line.push_str(&format!("; flags: {}", s.flags.join(", ")));
+        }
+        println!("{line}");
+    }
     Ok(())
 }
 

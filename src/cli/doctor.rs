@@ -48,6 +48,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     check_wms(&mut r, &cfg).await;
     check_alerts(&mut r, cfg.clone()).await;
     check_courier(&mut r, &cfg).await;
+    check_tracking(&mut r, &cfg);
     check_jobs(&mut r, cfg).await;
     match r.failures {
         0 => Ok(()),
@@ -192,6 +193,61 @@ async fn check_courier(r: &mut Report, cfg: &Config) {
                 "check clickpost.base_url and the network",
             ),
         },
+    }
+}
+
+/// Tracking (CONTRACT.md §10): the couriers' webhook keys, and an address Shiprocket accepts.
+fn check_tracking(r: &mut Report, cfg: &Config) {
+    if !cfg.tracking.enabled {
+        return r.note("tracking.enabled = false: courier status webhooks are answered 404");
+    }
+    let base = cfg.server.public_url.trim_end_matches('/');
+    let couriers = [
+        (
+            "clickpost.webhook_key",
+            cfg.clickpost.webhook_key.expose(),
+            "/tracking/clickpost",
+            Provider::Clickpost,
+            "register the webhook with Clickpost (README \"Tracking\") and set clickpost.webhook_key to the \
+             webhook_key its answer gives",
+        ),
+        (
+            "shiprocket.webhook_token",
+            cfg.shiprocket.webhook_token.expose(),
+            "/tracking/rocket",
+            Provider::Shiprocket,
+            "choose a long random token, set it as shiprocket.webhook_token and as the webhook's token in \
+             Shiprocket's panel (Settings > API > Webhooks)",
+        ),
+    ];
+    for (key, value, path, provider, fix) in couriers {
+        let used = cfg.shipping.provider == provider;
+        match (value.is_empty(), used) {
+            (true, true) => r.fail(format!("{key} is empty"), fix),
+            (true, false) => {}
+            (false, _) if value.len() < 16 => {
+                r.note(format!("{key} is shorter than 16 characters: a long random key is harder to guess"))
+            }
+            (false, _) => r.ok(format!("{key} is set: the courier's webhook goes to {base}{path}")),
+        }
+    }
+    if cfg.tracking.rto_to_wms && !cfg.returns.enabled {
+        r.note("tracking.rto_to_wms is on but returns.enabled is off: no RTO return order is sent to the WMS");
+    }
+    let uses_shiprocket = cfg.shipping.provider == Provider::Shiprocket || !cfg.shiprocket.webhook_token.is_empty();
+    let refused = crate::flows::tracking::shiprocket_refuses(&format!("{base}/tracking/rocket"));
+    if uses_shiprocket && !refused.is_empty() {
+        r.fail(
+            format!(
+                "server.public_url {base} contains {}: Shiprocket refuses a webhook URL containing \
+                 shiprocket, kartrocket, sr or kr",
+                refused.iter().map(|w| format!("{w:?}")).collect::<Vec<_>>().join(", ")
+            ),
+            "serve channeld's tracking webhook under a host and path without those letters (a reverse-proxy \
+             name of your own)",
+        );
+    } else if uses_shiprocket {
+        r.ok("server.public_url has none of the words Shiprocket refuses in a webhook URL");
     }
 }
 

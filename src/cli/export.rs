@@ -50,12 +50,13 @@ pub async fn import(path: &Path, file: &Path) -> anyhow::Result<()> {
     })
     .await??;
     println!(
-        "{} record(s) imported: {} order(s), {} outbox entr(ies), {} shipment(s), {} handover(s), {} return(s), \
-         {} raw payload(s), {} pruned order(s) remembered",
+        "{} record(s) imported: {} order(s), {} outbox entr(ies), {} shipment(s), {} shipment tracking record(s), \
+         {} handover(s), {} return(s), {} raw payload(s), {} pruned order(s) remembered",
         report.records,
         report.orders,
         report.outbox,
         report.shipments,
+        report.tracking,
         report.handovers,
         report.returns,
         report.payloads,

@@ -8,6 +8,7 @@ mod inventory;
 mod listings;
 mod returns;
 mod serve;
+mod shipments;
 mod store;
 mod webhook;
 mod webhooks;
@@ -67,6 +68,9 @@ enum Command {
     /// Returns: approved Shopify returns sent to the WMS, and the QC results executed on Shopify
     #[command(subcommand)]
     Returns(ReturnsCmd),
+    /// Shipments: their couriers' tracking, with every event received
+    #[command(subcommand)]
+    Shipments(ShipmentsCmd),
     /// The store itself: rebuild its state from the journal
     #[command(subcommand)]
     Store(StoreCmd),
@@ -98,6 +102,33 @@ enum ReturnsCmd {
     Release { id: String },
     /// Read the return from Shopify again and run its pending steps (a no-op for steps done)
     Retry { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum ShipmentsCmd {
+    /// List shipments with their last tracking status, newest order first, one page at a time
+    List {
+        /// Only shipments with this tracking status
+        #[arg(long, value_parser = [
+            "booked", "picked_up", "in_transit", "out_for_delivery", "ndr", "delivered", "rto", "rto_delivered",
+            "lost", "damaged"
+        ])]
+        status: Option<String>,
+        /// Continue after the previous page (the cursor it printed)
+        #[arg(long, value_name = "CURSOR")]
+        before: Option<String>,
+        #[command(flatten)]
+        page: PageSize,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Show one shipment with its tracking timeline: every courier event, applied or not, and why,
+    /// and the Shopify fulfillment events made (ID = the WMS's shipmentId, or the AWB)
+    Show {
+        id: String,
+        #[command(flatten)]
+        out: Output,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -236,6 +267,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Listings(cmd) => listings::run(&path, cmd).await,
         Command::Inventory(cmd) => inventory::run(&path, cmd).await,
         Command::Returns(cmd) => returns::run(&path, cmd).await,
+        Command::Shipments(cmd) => shipments::run(&path, cmd).await,
         Command::Store(StoreCmd::Rebuild) => store::rebuild(&path).await,
     };
     match outcome {

@@ -9,6 +9,7 @@
 //! - [`listings`], [`inventory`]: SKU ↔ inventory item mapping, WMS quantities, push batches.
 //! - [`seller_cancel`], [`shipment`], [`handover`]: what the WMS's fulfilment calls ask for.
 //! - [`returns`]: approved Shopify returns to the WMS, its QC results back to Shopify.
+//! - [`tracking`]: courier scans to shipment statuses and Shopify fulfillment events; NDR and RTO.
 //! - [`webhooks`], [`scopes`]: the subscriptions and access scopes channeld needs.
 //! - [`shopify_order`], [`wms_order`]: the order as Shopify sends it and as the WMS takes it.
 
@@ -25,6 +26,7 @@ pub mod scopes;
 pub mod seller_cancel;
 pub mod shipment;
 pub mod shopify_order;
+pub mod tracking;
 pub mod webhooks;
 pub mod wms_order;
 

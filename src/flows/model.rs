@@ -218,6 +218,9 @@ pub enum Task {
     ShopifyProcessReturn { return_id: u64, ack: u32 },
     /// `returnClose` once every unit passed and is processed.
     ShopifyCloseReturn { return_id: u64 },
+    /// `fulfillmentEventCreate` for step `step` (an index in the shipment's tracking record) of
+    /// shipment `shipment_id` of the entry's order (tracking, CONTRACT.md §10.3).
+    ShopifyFulfillmentEvent { shipment_id: u64, step: u32 },
 }
 
 impl Task {
@@ -233,6 +236,7 @@ impl Task {
             Task::WmsReturn { .. } => "wms_return",
             Task::ShopifyProcessReturn { .. } => "shopify_return_process",
             Task::ShopifyCloseReturn { .. } => "shopify_return_close",
+            Task::ShopifyFulfillmentEvent { .. } => "shopify_fulfillment_event",
         }
     }
 }

@@ -167,6 +167,9 @@ pub mod flag {
     pub const CLOSED_ON_SHOPIFY: &str = "closed-on-shopify";
     /// Released by the operator (`returns release`): sent although its order never reached the WMS.
     pub const RELEASED: &str = "released";
+    /// Not a Shopify return: the courier is bringing a shipment back (RTO, CONTRACT.md §10.4). Its
+    /// QC acknowledgement is recorded and shown and executes nothing on Shopify.
+    pub const RTO: &str = "return-to-origin";
 }
 
 /// A return as channeld knows it.
@@ -285,6 +288,11 @@ impl ReturnRecord {
     /// Nothing was sent yet and nothing will be without an event: held, waiting, queued.
     pub fn before_sending(&self) -> bool {
         matches!(self.status, ReturnStatus::Held | ReturnStatus::Waiting | ReturnStatus::Queued) && !self.at_wms()
+    }
+
+    /// A return to origin (see [`flag::RTO`]): nothing of it is ever done on Shopify.
+    pub fn is_rto(&self) -> bool {
+        self.flagged(flag::RTO)
     }
 
     /// Whether processing on Shopify is over for good (cancelled, or closed there).
@@ -732,6 +740,12 @@ pub fn acknowledge(rec: &mut ReturnRecord, code: &str, ack: &ReturnAckIn) -> Res
         }
         if fresh.iter().any(|(_, pass)| !pass) {
             rec.flag(flag::QC_FAIL);
+        }
+        if rec.is_rto() {
+            // Nothing to execute on Shopify: a QC'd unit of an RTO is done with.
+            for (at, _) in &fresh {
+                rec.units[*at].processed = true;
+            }
         }
         if rec.finished_on_shopify() {
             rec.flag(flag::QC_AFTER_CANCEL);

@@ -1,5 +1,6 @@
-//! The HTTP surface: Shopify webhooks, the WMS's calls, health and metrics. Handlers are thin: they read and
-//! check the request, call one service on [`App`], and map the result to the contract's status.
+//! The HTTP surface: Shopify webhooks, the WMS's calls, the couriers' status webhooks, health and
+//! metrics. Handlers are thin: they read and check the request, call one service on [`App`], and
+//! map the result to the contract's status.
 //!
 //! What every request goes through, outermost first (each a tower layer):
 //! - `/wms/*` answers are put into the WMS's error convention ([`wms::wms_format`]);
@@ -16,6 +17,7 @@ mod health;
 mod limits;
 mod refusals;
 pub mod serve;
+mod tracking;
 mod webhooks;
 pub mod wms;
 
@@ -47,6 +49,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route(ReturnTopic::Update.path(), post(webhooks::return_update))
         .route(ReturnTopic::Cancel.path(), post(webhooks::return_cancel))
         .route(ReturnTopic::Delivery.path(), post(webhooks::return_delivery))
+        .route("/tracking/clickpost", post(tracking::clickpost))
+        .route("/tracking/rocket", post(tracking::rocket))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route_layer(middleware::from_fn_with_state(admission.clone(), limits::admit));

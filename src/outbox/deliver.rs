@@ -47,6 +47,9 @@ pub(super) async fn run_entry(app: &std::sync::Arc<App>, entry: OutboxEntry) -> 
         Task::WmsReturn { return_id } => super::returns::send(app, *return_id).await,
         Task::ShopifyProcessReturn { return_id, ack } => super::returns::process(app, *return_id, *ack).await,
         Task::ShopifyCloseReturn { return_id } => super::returns::close(app, *return_id).await,
+        Task::ShopifyFulfillmentEvent { shipment_id, step } => {
+            super::tracking::fulfillment_event(app, entry.order_id, *shipment_id, *step).await
+        }
     };
     let is_wms = entry.task.kind().starts_with("wms_");
     let reached_wms = is_wms && matches!(step, Step::Done(_) | Step::DoneThen(_) | Step::Refused { .. });
@@ -320,7 +323,9 @@ async fn refund(app: &App, order_id: u64, seq: u64, transactions: &str) -> Step 
     done(app.shopify.refund(order_id, seq, &txs, app.cfg.cancellation.notify_customer).await)
 }
 
-/// Clickpost's acknowledgement to Shopify: a fulfillment with the tracking number.
+/// Clickpost's acknowledgement to Shopify: a fulfillment with the tracking number. Its id is kept
+/// (tracking sends the shipment's events to it) before the call counts as done; a run cut short
+/// finds the fulfillment by its tracking number and keeps the id then.
 async fn fulfill(app: &App, order_id: u64, shipment_id: u64) -> Step {
     let s = match app.store.call(move |s| s.shipment(order_id, shipment_id)).await {
         Ok(Some(s)) => s,
@@ -330,5 +335,13 @@ async fn fulfill(app: &App, order_id: u64, shipment_id: u64) -> Step {
     let lines: Vec<(u64, u32)> = s.lines.iter().flat_map(|l| l.shopify_lines.iter().copied()).collect();
     let tracking =
         crate::shopify::Tracking { number: s.awb.clone(), company: s.transporter.clone(), url: String::new() };
-    done(app.shopify.fulfill(s.order_id, &lines, &tracking).await)
+    let id = match app.shopify.fulfill(s.order_id, &lines, &tracking).await {
+        Ok(Some(id)) => id,
+        Ok(None) => return Step::Done(|_| {}),
+        Err(e) => return Step::Failed(e),
+    };
+    match app.store.call(move |store| store.note_fulfillment(&s, &id, now_ms())).await {
+        Ok(()) => Step::Done(|_| {}),
+        Err(e) => Step::Failed(CallError::transient(e.to_string())),
+    }
 }

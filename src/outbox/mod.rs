@@ -11,6 +11,7 @@
 
 mod deliver;
 mod returns;
+mod tracking;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

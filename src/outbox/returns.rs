@@ -172,6 +172,9 @@ pub(super) async fn process(app: &Arc<App>, return_id: u64, ack: u32) -> Step {
     if rec.finished_on_shopify() {
         return Step::Dropped("the return is cancelled or closed on Shopify: nothing is executed".into());
     }
+    if rec.is_rto() {
+        return Step::Dropped("a return to origin executes nothing on Shopify".into());
+    }
     if !rec.units.iter().any(|u| !u.processed && u.qc.as_ref().is_some_and(|q| q.ack <= ack)) {
         return Step::Done(|_| {});
     }
@@ -402,6 +405,9 @@ pub(super) async fn close(app: &Arc<App>, return_id: u64) -> Step {
     };
     if rec.closed || rec.status == ReturnStatus::Cancelled {
         return Step::Done(|_| {});
+    }
+    if rec.is_rto() {
+        return Step::Dropped("a return to origin is no Shopify return: nothing to close".into());
     }
     if let Err(e) = app.shopify.close_return(return_id).await {
         return Step::Failed(e);

@@ -9,11 +9,13 @@
 //! - [`orders`]: Shopify webhooks, `orders retry`;
 //! - [`wms`]: the `/wms/*` calls (inventory, seller cancellation, pack, handover, lookups);
 //! - [`shipments`]: booking with the courier, labels and invoices;
-//! - [`returns`]: the return webhooks, the WMS's QC acknowledgement, `returns release` / `retry`.
+//! - [`returns`]: the return webhooks, the WMS's QC acknowledgement, `returns release` / `retry`;
+//! - [`tracking`]: the couriers' status webhooks.
 
 pub mod orders;
 pub mod returns;
 pub mod shipments;
+pub mod tracking;
 pub mod wms;
 
 use std::sync::Arc;
@@ -47,7 +49,7 @@ pub enum ServiceError {
 /// made durable (after a crash or a power cut), before anything is served.
 pub fn open(cfg: Config, store: Store) -> anyhow::Result<Arc<App>> {
     let app = App::new(cfg, store)?;
-    app.store.replay(|_, _, event| apply_again(&app, event))?;
+    app.store.replay(|_, seq, event| apply_again(&app, seq, event))?;
     Ok(app)
 }
 
@@ -66,7 +68,7 @@ pub async fn replace_listings(
 }
 
 /// A journal record applied again by a replay: the same function the live request ran.
-fn apply_again(app: &App, event: &Inbound) -> Result<(), StoreError> {
+fn apply_again(app: &App, seq: u64, event: &Inbound) -> Result<(), StoreError> {
     match event {
         Inbound::Webhook { topic, event_key, received_ms, body } => {
             match crate::flows::returns::ReturnTopic::parse(topic) {
@@ -81,5 +83,8 @@ fn apply_again(app: &App, event: &Inbound) -> Result<(), StoreError> {
         Inbound::Listings { listings, .. } => app.store.replace_listings(listings).map(drop),
         Inbound::Sending { .. } => orders::apply_sending(app, event),
         Inbound::Legacy { .. } => Ok(()),
+        Inbound::Tracking { courier, received_ms, body } => {
+            tracking::apply_again(app, seq, courier, body, *received_ms)
+        }
     }
 }

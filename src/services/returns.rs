@@ -199,7 +199,8 @@ fn apply_ack(app: &App, ack: &ReturnAckIn, received_ms: i64) -> Result<Result<bo
         let Some(mut rec) = stored else { return Err(AckRefusal::NotFound(format!("return {code} is gone"))) };
         let outcome = rules::acknowledge(&mut rec, code, ack)?;
         let fresh = !outcome.new.is_empty();
-        let tasks = if fresh && !rec.finished_on_shopify() {
+        // An RTO's QC is recorded and executes nothing on Shopify (no Shopify return exists).
+        let tasks = if fresh && !rec.finished_on_shopify() && !rec.is_rto() {
             vec![Task::ShopifyProcessReturn { return_id: rec.id, ack: rec.acks }]
         } else {
             Vec::new()
@@ -306,7 +307,7 @@ pub fn retry(app: &App, which: &str) -> Result<usize, ServiceError> {
 fn pending_steps(rec: &ReturnRecord) -> Vec<Task> {
     match rec.status {
         ReturnStatus::Queued | ReturnStatus::Waiting => vec![Task::WmsReturn { return_id: rec.id }],
-        _ if rec.finished_on_shopify() => Vec::new(),
+        _ if rec.finished_on_shopify() || rec.is_rto() => Vec::new(),
         _ if rec.units.iter().any(|u| u.qc.is_some() && !u.processed) => {
             vec![Task::ShopifyProcessReturn { return_id: rec.id, ack: rec.acks }]
         }

@@ -6,6 +6,8 @@
 //! - [`graphql`]: the transport with cost-based pacing; [`token`]: where its token comes from.
 //! - [`job`]: following the asynchronous jobs some mutations start (`orderCancel`).
 //! - [`returns`]: reading returns, `returnProcess` and `returnClose` (CONTRACT.md §9.8).
+//! - [`tracking`]: an order's fulfillments, a fulfillment's events, `fulfillmentEventCreate`
+//!   (CONTRACT.md §10.3).
 //!
 //! [`ShopifyClient`] is the typed facade the rest of channeld calls.
 
@@ -14,6 +16,7 @@ pub mod job;
 pub mod queries;
 pub mod returns;
 pub mod token;
+pub mod tracking;
 pub mod webhook;
 
 use std::collections::{HashMap, HashSet};
@@ -309,15 +312,21 @@ impl ShopifyClient {
         user_errors(&data["refundCreate"])
     }
 
-    /// Fulfils these Shopify lines (line id, quantity) with a tracking number. A fulfillment that
-    /// already carries this tracking number means it was done. Units that find no open
-    /// fulfillment-order line refuse the call, naming them: nothing is fulfilled partially.
-    pub async fn fulfill(&self, order_id: u64, lines: &[(u64, u32)], tracking: &Tracking) -> Result<(), CallError> {
+    /// Fulfils these Shopify lines (line id, quantity) with a tracking number, and returns the
+    /// fulfillment's id. A fulfillment that already carries this tracking number means it was done
+    /// (its id is returned). Units that find no open fulfillment-order line refuse the call,
+    /// naming them: nothing is fulfilled partially.
+    pub async fn fulfill(
+        &self,
+        order_id: u64,
+        lines: &[(u64, u32)],
+        tracking: &Tracking,
+    ) -> Result<Option<String>, CallError> {
         let Some((done, fos)) = self.fulfillment_state(order_id, &tracking.number).await? else {
             return Err(CallError::Refused { message: format!("Shopify does not know order {order_id}") });
         };
-        if done {
-            return Ok(());
+        if let Some(id) = done {
+            return Ok(Some(id).filter(|id| !id.is_empty()));
         }
         let (by_fo, missing) = plan_fulfillment(&fos, lines);
         if !missing.is_empty() {
@@ -339,13 +348,20 @@ impl ShopifyClient {
         }
         let vars = json!({ "fulfillment": { "notifyCustomer": false, "trackingInfo": info, "lineItemsByFulfillmentOrder": by_fo } });
         let data: Value = self.gql.run(&queries::FULFILLMENT_CREATE, vars).await?;
-        user_errors(&data["fulfillmentCreate"])
+        let payload = &data["fulfillmentCreate"];
+        user_errors(payload)?;
+        Ok(payload["fulfillment"]["id"].as_str().map(str::to_string))
     }
 
-    /// Whether a fulfillment already carries `number`, and every fulfillment order with all its
-    /// lines (both connections paged through); `None` when Shopify does not know the order.
-    async fn fulfillment_state(&self, order_id: u64, number: &str) -> Result<Option<(bool, Vec<Fo>)>, CallError> {
-        let (mut fos, mut after, mut done) = (Vec::new(), None::<String>, false);
+    /// The id of the fulfillment that already carries `number` (`Some("")` when Shopify gave none),
+    /// and every fulfillment order with all its lines (both connections paged through); `None`
+    /// when Shopify does not know the order.
+    async fn fulfillment_state(
+        &self,
+        order_id: u64,
+        number: &str,
+    ) -> Result<Option<(Option<String>, Vec<Fo>)>, CallError> {
+        let (mut fos, mut after, mut done) = (Vec::new(), None::<String>, None);
         loop {
             let vars = json!({ "id": order_gid(order_id), "after": after });
             let data: Value = self.gql.run(&queries::FULFILLMENT_STATE, vars).await?;
@@ -353,9 +369,12 @@ impl ShopifyClient {
             if order.is_null() {
                 return Ok(None);
             }
-            done |= order["fulfillments"].as_array().into_iter().flatten().any(|f| {
+            let carrying = order["fulfillments"].as_array().into_iter().flatten().find(|f| {
                 f["trackingInfo"].as_array().into_iter().flatten().any(|t| t["number"].as_str() == Some(number))
             });
+            if let Some(f) = carrying {
+                done.get_or_insert_with(|| f["id"].as_str().unwrap_or_default().to_string());
+            }
             let connection = &order["fulfillmentOrders"];
             for node in connection["nodes"].as_array().into_iter().flatten() {
                 let mut fo = Fo {

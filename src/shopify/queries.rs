@@ -260,15 +260,15 @@ pub const REFUND_CREATE: Document = Document {
 }"#,
 };
 
-/// Fulfillment orders (a page of them, each with its first page of lines) and the tracking numbers
-/// of the order's fulfillments. Both connections are paged through: an order can have more than
+/// Fulfillment orders (a page of them, each with its first page of lines) and the ids and tracking
+/// numbers of the order's fulfillments. Both connections are paged through: an order can have more than
 /// one page of fulfillment orders, and a fulfillment order more than one page of lines.
 pub const FULFILLMENT_STATE: Document = Document {
     name: "FulfillmentState",
     cost: 320,
     text: r#"query FulfillmentState($id: ID!, $after: String) {
   order(id: $id) {
-    fulfillments(first: 50) { trackingInfo { number } }
+    fulfillments(first: 50) { id trackingInfo { number } }
     fulfillmentOrders(first: 10, after: $after) {
       pageInfo { hasNextPage endCursor }
       nodes {
@@ -401,6 +401,7 @@ pub fn all() -> Vec<(&'static Document, Value)> {
     ]
     .into_iter()
     .chain(super::returns::documents())
+    .chain(super::tracking::documents())
     .collect()
 }
 

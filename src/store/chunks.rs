@@ -27,6 +27,7 @@ pub const ORDERS: u8 = b'o';
 pub const SHIPMENTS: u8 = b's';
 pub const OUTBOX: u8 = b'x';
 pub const RETURNS: u8 = b'r';
+pub const TRACKING: u8 = b't';
 
 fn chunk_key(tag: u8, key: &[u8], index: u32) -> Vec<u8> {
     let mut k = Vec::with_capacity(key.len() + 5);

@@ -15,7 +15,9 @@ use serde::Serialize;
 /// - 1: the first format.
 /// - 2: returns (their records, and outbox tasks added at the end of `Task`). Every version-1
 ///   record reads the same under version 2; an older build meets the new byte and refuses.
-pub const FORMAT_VERSION: u8 = 2;
+/// - 3: tracking (its records, a journal record added at the end of `Inbound`, an outbox task at
+///   the end of `Task`). Every earlier record reads the same under version 3.
+pub const FORMAT_VERSION: u8 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {

@@ -20,8 +20,8 @@
 //! `meta` value this file does not know, as its bytes.
 //!
 //! Each line carries the version of the format that wrote it (`"v"`; none is version 1). Version 2
-//! added tombstones and the rest of `meta`; a version-1 line reads as it always did, and a line
-//! from a newer format is refused by name rather than misread.
+//! added tombstones and the rest of `meta`, version 3 shipments' tracking records; an older line
+//! reads as it always did, and a line from a newer format is refused by name rather than misread.
 
 use std::collections::BTreeMap;
 
@@ -32,7 +32,7 @@ use sled::transaction::{ConflictableTransactionError as Abort, TransactionError,
 use super::handovers::HandoverRecord;
 use super::inventory::JobStatus;
 use super::order_index::{reindex, Indexed, META_INDEXED, META_LISTED};
-use super::shipments::{META_SHIPMENTS_BY_ORDER, META_SHIPMENTS_INDEXED};
+use super::shipments::{META_SHIPMENTS_BY_ORDER, META_SHIPMENTS_INDEXED, META_SHIPMENT_AWBS};
 use super::{be, chunks, codec, Inbound, Result, Store, StoreError, META_APPLIED, META_CHUNKED};
 use crate::flows::inventory::InventoryRow;
 use crate::flows::listings::Listing;
@@ -40,17 +40,18 @@ use crate::flows::model::{OrderRecord, OutboxEntry};
 use crate::flows::shipment::ShipmentRecord;
 
 /// The format version written on every line (see the module's documentation).
-pub const EXPORT_VERSION: u64 = 2;
+pub const EXPORT_VERSION: u64 = 3;
 
 /// `meta` keys that belong to the store that wrote them: a position in its journal, and the
 /// markers of one-time layout upgrades, which a new store sets itself when it is created.
-const STORE_OWN_META: [&[u8]; 7] = [
+const STORE_OWN_META: [&[u8]; 8] = [
     META_APPLIED,
     META_CHUNKED,
     META_INDEXED,
     META_LISTED,
     META_SHIPMENTS_INDEXED,
     META_SHIPMENTS_BY_ORDER,
+    META_SHIPMENT_AWBS,
     super::outbox::META_QUEUED,
 ];
 
@@ -137,6 +138,7 @@ pub struct Imported {
     pub shipments: usize,
     pub handovers: usize,
     pub returns: usize,
+    pub tracking: usize,
     pub payloads: usize,
     /// Orders pruned by retention, remembered so they are never taken in again.
     pub tombstones: usize,
@@ -179,6 +181,7 @@ impl Store {
             put(line("handovers", json!(h.order_id), json!(h)))?;
         }
         self.each_return(|r| put(line("returns", json!(r.id), json!(r))))?;
+        self.each_tracking(|t| put(line("tracking", json!([t.order_id, t.shipment_id]), json!(t))))?;
         self.each_inbound(|seq, event| match event.webhook_body() {
             Some((topic, body)) => {
                 let value = json!({ "topic": topic, "received_ms": event.received_ms(), "body": body });
@@ -214,9 +217,18 @@ impl Store {
     /// Whether the store holds no record a restore could clash with.
     pub fn is_empty(&self) -> bool {
         let i = &self.inner;
-        [&i.orders, &i.order_names, &i.outbox, &i.shipments, &i.handovers, &i.returns, &i.listings, &i.inventory]
-            .iter()
-            .all(|t| t.is_empty())
+        let trees = [
+            &i.orders,
+            &i.order_names,
+            &i.outbox,
+            &i.shipments,
+            &i.handovers,
+            &i.returns,
+            &i.tracking,
+            &i.listings,
+            &i.inventory,
+        ];
+        trees.iter().all(|t| t.is_empty())
     }
 
     /// Restores an export into an empty store. Each line is checked as it is read; a line that
@@ -309,6 +321,13 @@ impl Store {
                 };
                 self.restore_return(&r)?;
                 report.returns += 1;
+            }
+            "tracking" => {
+                let Ok(t) = serde_json::from_value::<crate::flows::tracking::TrackingRecord>(value) else {
+                    return typed();
+                };
+                self.restore_tracking(&t)?;
+                report.tracking += 1;
             }
             "payloads" => {
                 let text = |k: &str| value[k].as_str().map(str::to_string);

@@ -21,6 +21,10 @@ pub enum Inbound {
     /// A webhook body moved out of the `raw_events` tree of an older store: kept for support and
     /// export, never applied.
     Legacy { topic: String, received_ms: i64, body: String },
+    /// A courier's status webhook (`/tracking/*`) for a shipment channeld booked; `courier` as
+    /// shipments name their provider (`clickpost`, `shiprocket`). Idempotent by the event's
+    /// (waybill, status code, timestamp).
+    Tracking { courier: String, received_ms: i64, body: String },
 }
 
 /// The WMS calls whose effect is journaled.
@@ -42,15 +46,26 @@ impl Inbound {
             | Inbound::Wms { received_ms, .. }
             | Inbound::Listings { received_ms, .. }
             | Inbound::Sending { received_ms, .. }
-            | Inbound::Legacy { received_ms, .. } => *received_ms,
+            | Inbound::Legacy { received_ms, .. }
+            | Inbound::Tracking { received_ms, .. } => *received_ms,
         }
     }
 
-    /// The raw webhook body and its topic, for support and export (WMS calls carry none).
+    /// The raw webhook body and its topic, for support and export (WMS calls carry none; a
+    /// courier's webhook is `tracking/{courier}`).
     pub fn webhook_body(&self) -> Option<(&str, &str)> {
         match self {
             Inbound::Webhook { topic, body, .. } | Inbound::Legacy { topic, body, .. } => Some((topic, body)),
+            Inbound::Tracking { courier, body, .. } => Some((tracking_topic(courier), body)),
             Inbound::Wms { .. } | Inbound::Listings { .. } | Inbound::Sending { .. } => None,
         }
+    }
+}
+
+/// The topic under which a courier's webhook bodies are exported.
+fn tracking_topic(courier: &str) -> &'static str {
+    match courier {
+        "shiprocket" => "tracking/shiprocket",
+        _ => "tracking/clickpost",
     }
 }

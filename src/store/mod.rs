@@ -19,8 +19,12 @@
 //!   invoice); indexed by shipment id and by unfinished work in `shipment_index` (see `shipments.rs`)
 //! - `returns`: Shopify return id (BE) → [`ReturnRecord`](crate::flows::returns::ReturnRecord),
 //!   indexed by WMS return code, name and order in `return_index` (see `returns.rs`)
-//! - `overflow`: the chunks of orders, shipments, outbox entries and returns too large to keep
-//!   inline (`chunks.rs`: sled would put them in blob files it never syncs)
+//! - `tracking`: order id (BE) ‖ shipment id (BE) →
+//!   [`TrackingRecord`](crate::flows::tracking::TrackingRecord), a shipment's courier events and
+//!   Shopify fulfillment; found by AWB and listed by status through `shipment_index` (see
+//!   `tracking.rs`)
+//! - `overflow`: the chunks of orders, shipments, outbox entries, returns and tracking records too
+//!   large to keep inline (`chunks.rs`: sled would put them in blob files it never syncs)
 //! - `meta`: store format, first start, the last applied journal record, job statuses and other
 //!   single values
 //!
@@ -50,6 +54,7 @@ mod outbox;
 mod retention;
 mod returns;
 mod shipments;
+mod tracking;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -67,6 +72,7 @@ pub use order_index::OrderCursor;
 pub use orders::Ingested;
 pub use outbox::{DueWork, Replay};
 pub use returns::{ReturnChange, ReturnWrite};
+pub use tracking::TrackingWrite;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -161,6 +167,8 @@ struct Inner {
     /// Returns, and their index by code, name and order (see `returns.rs`).
     returns: sled::Tree,
     return_index: sled::Tree,
+    /// Shipments' tracking (see `tracking.rs`).
+    tracking: sled::Tree,
     /// Chunks of values too large to keep inline (see `chunks.rs`).
     overflow: sled::Tree,
     meta: sled::Tree,
@@ -242,6 +250,7 @@ impl Store {
             shipment_index: tree("shipment_index")?,
             returns: tree("returns")?,
             return_index: tree("return_index")?,
+            tracking: tree("tracking")?,
             overflow: tree("overflow")?,
             meta,
             pipeline: commit::Pipeline::new(&journal, journal_dir, applied, opts.min_free_mb * 1_048_576),
@@ -498,6 +507,7 @@ impl Store {
         self.index_orders()?;
         self.index_order_list()?;
         self.index_shipments()?;
+        self.index_awbs()?;
         if i.meta.get(outbox::META_QUEUED)?.is_none() {
             self.index_outbox_queue()?;
         }

@@ -1,7 +1,7 @@
 //! Retention of finished records: an order nothing will act on again (cancelled, skipped,
 //! rejected, or handed over and archived), unchanged for longer than `storage.retention_days` and
-//! with no call queued, goes with its name, its indexes, its shipments and its handover, in one
-//! transaction. Candidates are read from the order list index oldest first, up to the cut only, so
+//! with no call queued, goes with its name, its indexes, its shipments (with their tracking) and
+//! its handover, in one transaction. Candidates are read from the order list index oldest first, up to the cut only, so
 //! a run costs what it removes, not what the store holds.
 //!
 //! A removed order leaves a tombstone in `order_names` (`0x00 ‖ order id → when`, and
@@ -133,9 +133,10 @@ impl Store {
             &i.handovers,
             &i.shipments,
             &i.shipment_index,
+            &i.tracking,
         );
         trees
-            .transaction(|(orders, overflow, names, counts, personal, list, handovers, ships, ship_index)| {
+            .transaction(|(orders, overflow, names, counts, personal, list, handovers, ships, ship_index, tracking)| {
                 chunks::remove(orders, overflow, chunks::ORDERS, &be(rec.id))?;
                 if !rec.name.is_empty() {
                     names.remove(rec.name.as_bytes())?;
@@ -145,7 +146,7 @@ impl Store {
                 unindex(counts, personal, list, rec)?;
                 handovers.remove(&be(rec.id))?;
                 for s in shipments {
-                    super::shipments::unstore(ships, ship_index, overflow, s)?;
+                    super::shipments::unstore(ships, ship_index, overflow, tracking, s)?;
                 }
                 Ok::<_, Abort<()>>(())
             })

@@ -30,7 +30,7 @@ pub struct ReturnWrite<T> {
     pub answer: T,
 }
 
-fn code_key(code: &str) -> Vec<u8> {
+pub(super) fn code_key(code: &str) -> Vec<u8> {
     [b"c".as_slice(), code.as_bytes()].concat()
 }
 
@@ -247,7 +247,7 @@ impl Store {
 }
 
 /// Keeps the index entries of a return in step with the record (codes and name only grow).
-fn index_return(
+pub(super) fn index_return(
     index: &TransactionalTree,
     before: Option<&ReturnRecord>,
     rec: &ReturnRecord,

@@ -5,6 +5,10 @@
 //! the label job nor a restart reads every shipment ever made. Plus the two writes that must queue
 //! outbound work atomically (a booked shipment's fulfillment, a seller cancellation).
 //!
+//! A booked shipment also gets `a` ‖ courier ‖ 0 ‖ AWB → order ‖ shipment (a courier's webhook
+//! names only the AWB) and `t` ‖ order ‖ shipment → its tracking status, `booked` until a courier
+//! reports more (`tracking.rs` keeps it up to date).
+//!
 //! Shipments were once keyed by shipment id alone, so that one order's pack call could be answered
 //! with another order's shipment; a store written then is rekeyed once when opened
 //! ([`Store::index_shipments`]).
@@ -26,6 +30,23 @@ fn tx_error(e: TransactionError<super::CodecError>) -> StoreError {
 pub(super) const META_SHIPMENTS_INDEXED: &[u8] = b"shipment_index";
 /// Set in `meta` once every shipment is keyed by order ‖ shipment and indexed as above.
 pub(super) const META_SHIPMENTS_BY_ORDER: &[u8] = b"shipments_by_order";
+/// Set in `meta` once every booked shipment has its AWB and status entries.
+pub(super) const META_SHIPMENT_AWBS: &[u8] = b"shipment_awbs";
+
+/// `shipment_index` key of a shipment by its courier's AWB.
+pub(super) fn awb_key(courier: &str, awb: &str) -> Vec<u8> {
+    [b"a".as_slice(), courier.as_bytes(), &[0], awb.as_bytes()].concat()
+}
+
+/// `shipment_index` key of a shipment's tracking status.
+pub(super) fn status_key(order_id: u64, shipment_id: u64) -> Vec<u8> {
+    [&b"t"[..], &pair_key(order_id, shipment_id)].concat()
+}
+
+/// Whether a shipment has an AWB its courier's webhooks can name.
+fn trackable(s: &ShipmentRecord) -> bool {
+    s.state == ShipmentState::Booked && !s.awb.trim().is_empty()
+}
 
 /// `meta` key of a courier partner's name: `courier_name:{courier}:{partner id}`.
 fn courier_name_key(courier: &str, partner: u64) -> Vec<u8> {
@@ -44,16 +65,38 @@ fn unfinished_key(s: &ShipmentRecord) -> Vec<u8> {
     [&b"w"[..], &key_of(s)].concat()
 }
 
-/// Removes a shipment, its chunks and its index entries, in a transaction (retention).
+/// Removes a shipment, its chunks, its index entries and its tracking record, in a transaction
+/// (retention).
 pub(super) fn unstore(
     shipments: &sled::transaction::TransactionalTree,
     index: &sled::transaction::TransactionalTree,
     overflow: &sled::transaction::TransactionalTree,
+    tracking: &sled::transaction::TransactionalTree,
     s: &ShipmentRecord,
 ) -> std::result::Result<(), sled::transaction::UnabortableTransactionError> {
     chunks::remove(shipments, overflow, chunks::SHIPMENTS, &key_of(s))?;
+    chunks::remove(tracking, overflow, chunks::TRACKING, &key_of(s))?;
     index.remove(by_id(s))?;
     index.remove(unfinished_key(s))?;
+    index.remove(status_key(s.order_id, s.shipment_id))?;
+    if index.get(awb_key(&s.provider, &s.awb))?.is_some_and(|v| v.as_ref() == key_of(s)) {
+        index.remove(awb_key(&s.provider, &s.awb))?;
+    }
+    Ok(())
+}
+
+/// Writes the AWB and status entries of a booked shipment (the status only when it has none).
+fn index_trackable(
+    index: &sled::transaction::TransactionalTree,
+    s: &ShipmentRecord,
+) -> std::result::Result<(), sled::transaction::UnabortableTransactionError> {
+    if trackable(s) {
+        index.insert(awb_key(&s.provider, &s.awb), &key_of(s))?;
+        let status = status_key(s.order_id, s.shipment_id);
+        if index.get(&status)?.is_none() {
+            index.insert(status, crate::flows::tracking::ShipmentStatus::Booked.as_str())?;
+        }
+    }
     Ok(())
 }
 
@@ -157,6 +200,35 @@ impl Store {
         }
         i.meta.insert(META_SHIPMENTS_INDEXED, &[1])?;
         i.meta.insert(META_SHIPMENTS_BY_ORDER, &[1])?;
+        // The index was built anew: its AWB and status entries too.
+        i.meta.remove(META_SHIPMENT_AWBS)?;
+        super::commit::checkpoint(i)?;
+        Ok(())
+    }
+
+    /// Gives every booked shipment of a store written before tracking its AWB and status entries,
+    /// once (from `open`): the status is the tracking record's when there is one, else `booked`.
+    pub(super) fn index_awbs(&self) -> Result<()> {
+        let i = &self.inner;
+        if i.meta.get(META_SHIPMENT_AWBS)?.is_some() {
+            return Ok(());
+        }
+        let mut indexed = 0;
+        for item in i.shipments.iter() {
+            let (k, v) = item?;
+            let Some(s) = self.shipment_of(&k, v)? else { continue };
+            if !trackable(&s) {
+                continue;
+            }
+            let status = self.tracking(s.order_id, s.shipment_id)?.map_or("booked", |t| t.status.as_str());
+            i.shipment_index.insert(awb_key(&s.provider, &s.awb), &key_of(&s))?;
+            i.shipment_index.insert(status_key(s.order_id, s.shipment_id), status)?;
+            indexed += 1;
+        }
+        if indexed > 0 {
+            tracing::info!(shipments = indexed, "booked shipments indexed by AWB for tracking (once)");
+        }
+        i.meta.insert(META_SHIPMENT_AWBS, &[1])?;
         super::commit::checkpoint(i)?;
         Ok(())
     }
@@ -195,6 +267,7 @@ impl Store {
                 } else {
                     index.remove(unfinished_key(s))?;
                 }
+                index_trackable(index, s)?;
                 for task in tasks {
                     super::outbox::queue(outbox, queued, overflow, s.order_id, task, now_ms)?;
                 }
@@ -324,6 +397,30 @@ mod tests {
         assert_eq!(ids(store.order_shipments(1).unwrap()), vec![10, 11]);
         assert_eq!(ids(store.unfinished_shipments().unwrap()), vec![11, 20]);
         assert_eq!(store.shipment_orders(20).unwrap(), vec![2]);
+    }
+
+    #[tokio::test]
+    async fn booked_shipments_of_an_older_store_get_their_awb_and_status_entries_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 8).unwrap();
+        let mut booked = shipment(1, 10);
+        (booked.state, booked.awb) = (ShipmentState::Booked, "AWB10".into());
+        store.save_shipment(&booked, &[], 0).unwrap();
+        store.save_shipment(&shipment(1, 11), &[], 0).unwrap();
+        assert_eq!(store.shipment_by_awb("clickpost", "AWB10").unwrap(), Some((1, 10)));
+        // As a store written before tracking: no AWB or status entries.
+        for prefix in [b"a", b"t"] {
+            for k in store.inner.shipment_index.scan_prefix(prefix).keys() {
+                store.inner.shipment_index.remove(k.unwrap()).unwrap();
+            }
+        }
+        store.inner.meta.remove(META_SHIPMENT_AWBS).unwrap();
+        assert_eq!(store.shipment_by_awb("clickpost", "AWB10").unwrap(), None);
+        store.index_awbs().unwrap();
+        assert_eq!(store.shipment_by_awb("clickpost", "AWB10").unwrap(), Some((1, 10)));
+        assert_eq!(store.shipment_status(1, 10).unwrap(), Some(crate::flows::tracking::ShipmentStatus::Booked));
+        assert_eq!(store.shipment_status(1, 11).unwrap(), None, "still booking: nothing to track");
+        assert!(store.inner.meta.get(META_SHIPMENT_AWBS).unwrap().is_some(), "once");
     }
 
     #[tokio::test]

@@ -162,8 +162,9 @@ fn bodies_of(path: &std::path::Path) -> Vec<(String, i64, String)> {
 
 /// `export` then `import` into an empty store gives back the same store, compared tree by tree
 /// with everything the daemon writes present: orders, a tombstone left by retention, a dead
-/// outbox entry, a shipment with its AWB and label, a handover, the courier name learned from the
-/// booking, listings, inventory, job runs, an alert. A record an export leaves out fails it.
+/// outbox entry, a shipment with its AWB and label (and the tracking record keeping its Shopify
+/// fulfillment), a handover, the courier name learned from the booking, listings, inventory, job
+/// runs, an alert. A record an export leaves out fails it.
 #[tokio::test]
 async fn an_export_imported_into_an_empty_store_round_trips_every_record() {
     use channeld::store::JobStatus;
@@ -234,6 +235,7 @@ async fn an_export_imported_into_an_empty_store_round_trips_every_record() {
     let (ok, out, err) = run_cli(&config, &["import", first.to_str().unwrap()]).await;
     assert!(ok, "{err}");
     assert!(out.contains("5 order(s)") && out.contains("1 shipment(s)") && out.contains("1 handover(s)"), "{out}");
+    assert!(out.contains("1 shipment tracking record(s)"), "the fulfillment's id travels: {out}");
     assert!(out.contains("1 pruned order(s) remembered"), "{out}");
     let (ok, _, err) = run_cli(&config, &["import", first.to_str().unwrap()]).await;
     assert!(!ok && err.contains("not empty"), "a second import into the same store is refused: {err}");
@@ -249,7 +251,8 @@ async fn an_export_imported_into_an_empty_store_round_trips_every_record() {
         assert!(meta_keys.iter().any(|k| k == key), "the original has {key}: {meta_keys:?}");
     }
     assert!(a["order_names"].iter().any(|(k, _)| k[0] == 0), "the original has a tombstone");
-    for tree in ["orders", "outbox", "shipments", "shipment_index", "handovers", "webhook_ids", "listings"] {
+    for tree in ["orders", "outbox", "shipments", "shipment_index", "tracking", "handovers", "webhook_ids", "listings"]
+    {
         assert!(!a[tree].is_empty(), "the original has {tree}");
     }
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>(), "the same trees");

@@ -56,6 +56,9 @@ pub struct Options {
     pub log_format: &'static str,
     /// More sections at the end of the file (e.g. `[returns]`).
     pub extra_sections: String,
+    /// `clickpost.webhook_key` and `shiprocket.webhook_token` (tracking).
+    pub clickpost_webhook_key: &'static str,
+    pub shiprocket_webhook_token: &'static str,
 }
 
 impl Default for Options {
@@ -80,6 +83,8 @@ impl Default for Options {
             log_level: "warn",
             log_format: "plain",
             extra_sections: String::new(),
+            clickpost_webhook_key: "",
+            shiprocket_webhook_token: "",
         }
     }
 }
@@ -145,11 +150,13 @@ username = "cp-user"
 api_key = "{clickpost_api_key}"
 base_url = "{courier}"
 courier_partner = 3
+webhook_key = "{clickpost_webhook_key}"
 
 [shiprocket]
 email = "ops@example.com"
 password = "sr-pass"
 base_url = "{courier}"
+webhook_token = "{shiprocket_webhook_token}"
 
 [handover]
 archive = {archive}
@@ -184,6 +191,8 @@ max_backoff_seconds = 1
         log_level = o.log_level,
         log_format = o.log_format,
         extra_sections = o.extra_sections,
+        clickpost_webhook_key = o.clickpost_webhook_key,
+        shiprocket_webhook_token = o.shiprocket_webhook_token,
     );
     let path = dir.join("channeld.toml");
     std::fs::write(&path, toml).unwrap();

@@ -1,7 +1,8 @@
 //! A stateful fake of the Shopify Admin API for operations: access scopes, the client-credentials
 //! token endpoint (with a configurable token lifetime), locations, webhook subscriptions (list,
-//! create, delete), orders for routing, `orders retry` and reconciliation, and returns
-//! (`shopify_returns_fake`). Like Shopify, it
+//! create, delete), orders for routing, `orders retry` and reconciliation, fulfillments (each
+//! with its id), returns (`shopify_returns_fake`) and fulfillment events (`shopify_tracking_fake`).
+//! Like Shopify, it
 //! refuses a mutation that needs `@idempotent(key:)` without one, and runs a refund once per key.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -56,6 +57,8 @@ pub struct AdminState {
     pub refused_orders: Mutex<HashSet<u64>>,
     /// Returns, their fulfillments, `returnProcess` and `returnClose` (`shopify_returns_fake`).
     pub returns: crate::shopify_returns_fake::ReturnsState,
+    /// Fulfillment events (`shopify_tracking_fake`).
+    pub events: crate::shopify_tracking_fake::TrackingState,
 }
 
 /// A fulfillment order: id, status, and its lines (line id, order line id, remaining quantity).
@@ -74,7 +77,7 @@ fn first_of(query: &str, connection: &str) -> usize {
 }
 
 /// One page of `items` after the cursor `after` (an index), as a connection.
-fn page(items: Vec<Value>, first: usize, after: &Value) -> Value {
+pub fn page(items: Vec<Value>, first: usize, after: &Value) -> Value {
     let start: usize = after.as_str().and_then(|a| a.parse().ok()).unwrap_or(0);
     let end = (start + first).min(items.len());
     let nodes: Vec<Value> = items.get(start..end).unwrap_or_default().to_vec();
@@ -154,6 +157,7 @@ impl AdminShopify {
             }]),
             refused_orders: Mutex::new(HashSet::new()),
             returns: crate::shopify_returns_fake::ReturnsState::new(),
+            events: crate::shopify_tracking_fake::TrackingState::default(),
         });
         let addr = crate::fakes::serve(axum::Router::new().fallback(handle).with_state(state.clone())).await;
         Self { addr, state }
@@ -330,8 +334,16 @@ async fn handle(State(state): State<Arc<AdminState>>, uri: Uri, headers: HeaderM
             json!({ "refundCreate": { "refund": refund, "userErrors": [] } })
         }
         "query FulfillmentState" => {
-            let numbers: Vec<Value> =
-                state.tracking.lock().unwrap().iter().map(|n| json!({ "trackingInfo": [{ "number": n }] })).collect();
+            let numbers: Vec<Value> = state
+                .tracking
+                .lock()
+                .unwrap()
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    json!({ "id": crate::shopify_tracking_fake::fulfillment_gid(i + 1), "trackingInfo": [{ "number": n }] })
+                })
+                .collect();
             let line_page = first_of(query, "lineItems");
             let fos: Vec<Value> = state
                 .fulfillment_orders
@@ -362,8 +374,12 @@ async fn handle(State(state): State<Arc<AdminState>>, uri: Uri, headers: HeaderM
                 vars["fulfillment"]["lineItemsByFulfillmentOrder"],
                 vars["fulfillment"]["trackingInfo"]["company"].as_str().unwrap_or_default()
             ));
-            state.tracking.lock().unwrap().push(number);
-            json!({ "fulfillmentCreate": { "fulfillment": { "id": "gid://shopify/Fulfillment/1" }, "userErrors": [] } })
+            let made = {
+                let mut tracking = state.tracking.lock().unwrap();
+                tracking.push(number);
+                crate::shopify_tracking_fake::fulfillment_gid(tracking.len())
+            };
+            json!({ "fulfillmentCreate": { "fulfillment": { "id": made }, "userErrors": [] } })
         }
         "mutation OrderClose" => {
             let id = vars["input"]["id"].as_str().unwrap_or_default().to_string();
@@ -406,13 +422,20 @@ async fn handle(State(state): State<Arc<AdminState>>, uri: Uri, headers: HeaderM
                 json!({ "order": { "lineItems": lines } })
             }
         }
-        _ => match crate::shopify_returns_fake::handle(&state.returns, &op, vars).await {
-            Some(data) => data,
-            None => {
-                return Json(json!({ "errors": [{ "message": format!("the fake does not know {op}") }] }))
-                    .into_response()
+        _ => {
+            let numbers = state.tracking.lock().unwrap().clone();
+            let answered = match crate::shopify_returns_fake::handle(&state.returns, &op, vars).await {
+                Some(data) => Some(data),
+                None => crate::shopify_tracking_fake::handle(&state.events, &numbers, &op, vars).await,
+            };
+            match answered {
+                Some(data) => data,
+                None => {
+                    return Json(json!({ "errors": [{ "message": format!("the fake does not know {op}") }] }))
+                        .into_response()
+                }
             }
-        },
+        }
     };
     Json(json!({ "data": data, "extensions": { "cost": { "requestedQueryCost": 10, "throttleStatus":
         { "maximumAvailable": 2000.0, "currentlyAvailable": 1990, "restoreRate": 100.0 } } } }))
