@@ -19,6 +19,8 @@
 //!   invoice); indexed by shipment id and by unfinished work in `shipment_index` (see `shipments.rs`)
 //! - `returns`: Shopify return id (BE) → [`ReturnRecord`](crate::flows::returns::ReturnRecord),
 //!   indexed by WMS return code, name and order in `return_index` (see `returns.rs`)
+//! - `activity`: orders received and entering each status per hour, and a short log per order,
+//!   for the operator console (see `activity.rs`)
 //! - `overflow`: the chunks of orders, shipments, outbox entries and returns too large to keep
 //!   inline (`chunks.rs`: sled would put them in blob files it never syncs)
 //! - `meta`: store format, first start, the last applied journal record, job statuses and other
@@ -35,6 +37,7 @@
 //! ([`Store::sync_state`]). After a crash or a power cut, the records sled had not made durable are
 //! applied again ([`Store::replay`]).
 
+mod activity;
 mod chunks;
 mod codec;
 mod commit;
@@ -57,6 +60,7 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
+pub use activity::{HourCounts, OrderEvent, KEEP_HOURS};
 pub use codec::{CodecError, FORMAT_VERSION};
 pub use commit::Health;
 pub use export::{Imported, RawTrees};
@@ -67,6 +71,7 @@ pub use order_index::OrderCursor;
 pub use orders::Ingested;
 pub use outbox::{DueWork, Replay};
 pub use returns::{ReturnChange, ReturnWrite};
+pub use shipments::ShipmentCursor;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -163,6 +168,8 @@ struct Inner {
     return_index: sled::Tree,
     /// Chunks of values too large to keep inline (see `chunks.rs`).
     overflow: sled::Tree,
+    /// Orders per hour and each order's log, for the console (see `activity.rs`).
+    activity: sled::Tree,
     meta: sled::Tree,
     pipeline: commit::Pipeline,
     health: Health,
@@ -243,6 +250,7 @@ impl Store {
             returns: tree("returns")?,
             return_index: tree("return_index")?,
             overflow: tree("overflow")?,
+            activity: tree("activity")?,
             meta,
             pipeline: commit::Pipeline::new(&journal, journal_dir, applied, opts.min_free_mb * 1_048_576),
             health: Health::default(),
@@ -475,6 +483,8 @@ impl Store {
         removed += self.prune_finished(payloads_before_ms, archive)?;
         removed += self.prune_tombstones(now_ms())?;
         removed += self.prune_returns(payloads_before_ms)?;
+        // History, not records: not counted among what retention removed.
+        self.prune_activity(now_ms() - activity::KEEP_HOURS * 3_600_000)?;
         Ok(removed)
     }
 
@@ -498,6 +508,7 @@ impl Store {
         self.index_orders()?;
         self.index_order_list()?;
         self.index_shipments()?;
+        self.index_shipments_by_time()?;
         if i.meta.get(outbox::META_QUEUED)?.is_none() {
             self.index_outbox_queue()?;
         }

@@ -24,7 +24,7 @@ pub(super) const META_INDEXED: &[u8] = b"order_indexes";
 pub(super) const META_LISTED: &[u8] = b"order_list_index";
 
 /// A status's stored code. Never renumber: the codes are on disk.
-fn code(s: OrderStatus) -> u8 {
+pub(super) fn code(s: OrderStatus) -> u8 {
     match s {
         OrderStatus::Received => 0,
         OrderStatus::Queued => 1,
@@ -80,6 +80,10 @@ pub(super) struct Indexed {
 impl Indexed {
     pub(super) fn of(rec: &OrderRecord) -> Self {
         Self { id: rec.id, status: rec.status, personal: holds_personal(rec), first_seen_ms: rec.first_seen_ms }
+    }
+
+    pub(super) fn status(&self) -> OrderStatus {
+        self.status
     }
 }
 
@@ -346,6 +350,7 @@ mod tests {
                     r.status = OrderStatus::Sent;
                 },
                 &[],
+                "done",
             )
             .unwrap();
         store.update_order(2, |r| r.status = OrderStatus::Cancelled).unwrap();

@@ -1,9 +1,10 @@
 //! Shipments: `shipments` tree, order id (BE) ‖ shipment id (BE) → [`ShipmentRecord`], and
 //! `shipment_index`, kept in the same transactions: `s` ‖ shipment id ‖ order id (which order a
-//! WMS `shipmentId` belongs to: a pack call reusing another order's id is refused) and `w` ‖
-//! order id ‖ shipment id (shipments channeld still has work on), so that neither a pack call nor
-//! the label job nor a restart reads every shipment ever made. Plus the two writes that must queue
-//! outbound work atomically (a booked shipment's fulfillment, a seller cancellation).
+//! WMS `shipmentId` belongs to: a pack call reusing another order's id is refused), `w` ‖
+//! order id ‖ shipment id (shipments channeld still has work on), and `t` ‖ created (ms) ‖ order id
+//! ‖ shipment id (the console's newest bookings first), so that neither a pack call nor the label
+//! job nor a restart nor a page reads every shipment ever made. Plus the two writes that must
+//! queue outbound work atomically (a booked shipment's fulfillment, a seller cancellation).
 //!
 //! Shipments were once keyed by shipment id alone, so that one order's pack call could be answered
 //! with another order's shipment; a store written then is rekeyed once when opened
@@ -26,6 +27,8 @@ fn tx_error(e: TransactionError<super::CodecError>) -> StoreError {
 pub(super) const META_SHIPMENTS_INDEXED: &[u8] = b"shipment_index";
 /// Set in `meta` once every shipment is keyed by order ‖ shipment and indexed as above.
 pub(super) const META_SHIPMENTS_BY_ORDER: &[u8] = b"shipments_by_order";
+/// Set in `meta` once every shipment is in the `t` (by creation time) part of the index.
+pub(super) const META_SHIPMENTS_BY_TIME: &[u8] = b"shipments_by_time";
 
 /// `meta` key of a courier partner's name: `courier_name:{courier}:{partner id}`.
 fn courier_name_key(courier: &str, partner: u64) -> Vec<u8> {
@@ -44,6 +47,45 @@ fn unfinished_key(s: &ShipmentRecord) -> Vec<u8> {
     [&b"w"[..], &key_of(s)].concat()
 }
 
+fn time_key(created_ms: i64, order_id: u64, shipment_id: u64) -> Vec<u8> {
+    [&b"t"[..], &be(created_ms.max(0) as u64), &pair_key(order_id, shipment_id)].concat()
+}
+
+fn by_time(s: &ShipmentRecord) -> Vec<u8> {
+    time_key(s.created_ms, s.order_id, s.shipment_id)
+}
+
+/// Where a page of recent shipments continues: before this one (newest first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShipmentCursor {
+    pub created_ms: i64,
+    pub order_id: u64,
+    pub shipment_id: u64,
+}
+
+impl ShipmentCursor {
+    pub fn of(s: &ShipmentRecord) -> Self {
+        Self { created_ms: s.created_ms, order_id: s.order_id, shipment_id: s.shipment_id }
+    }
+
+    /// `{created ms}-{order id}-{shipment id}`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.trim().split('-');
+        let cursor = Self {
+            created_ms: parts.next()?.parse().ok()?,
+            order_id: parts.next()?.parse().ok()?,
+            shipment_id: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(cursor)
+    }
+}
+
+impl std::fmt::Display for ShipmentCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}-{}", self.created_ms, self.order_id, self.shipment_id)
+    }
+}
+
 /// Removes a shipment, its chunks and its index entries, in a transaction (retention).
 pub(super) fn unstore(
     shipments: &sled::transaction::TransactionalTree,
@@ -54,6 +96,7 @@ pub(super) fn unstore(
     chunks::remove(shipments, overflow, chunks::SHIPMENTS, &key_of(s))?;
     index.remove(by_id(s))?;
     index.remove(unfinished_key(s))?;
+    index.remove(by_time(s))?;
     Ok(())
 }
 
@@ -112,6 +155,35 @@ impl Store {
         Ok(out)
     }
 
+    /// At most `limit` shipments, newest first, before `cursor` (the last of the previous page):
+    /// one page through the index.
+    pub fn recent_shipments(&self, cursor: Option<ShipmentCursor>, limit: usize) -> Result<Vec<ShipmentRecord>> {
+        let high = match cursor {
+            Some(c) => time_key(c.created_ms, c.order_id, c.shipment_id),
+            None => b"u".to_vec(),
+        };
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for item in self.inner.shipment_index.range(b"t".to_vec()..high).rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let Some((order, shipment)) = item?.0.get(9..).and_then(split_pair) else { continue };
+            out.extend(self.shipment(order, shipment)?);
+        }
+        Ok(out)
+    }
+
+    /// Puts every shipment in the `t` part of the index, once (a store from before it; from `open`).
+    pub(super) fn index_shipments_by_time(&self) -> Result<()> {
+        let i = &self.inner;
+        if i.meta.get(META_SHIPMENTS_BY_TIME)?.is_some() {
+            return Ok(());
+        }
+        self.each_shipment(|s| Ok(i.shipment_index.insert(by_time(&s), &[]).map(drop)?))?;
+        i.meta.insert(META_SHIPMENTS_BY_TIME, &[1])?;
+        Ok(())
+    }
+
     /// Shipments still being booked, or waiting for a label or invoice.
     pub fn unfinished_shipments(&self) -> Result<Vec<ShipmentRecord>> {
         let mut out = Vec::new();
@@ -151,11 +223,13 @@ impl Store {
             }
             let Some(s) = self.shipment_of(&k, v)? else { continue };
             i.shipment_index.insert(by_id(&s), &[])?;
+            i.shipment_index.insert(by_time(&s), &[])?;
             if s.unfinished() {
                 i.shipment_index.insert(unfinished_key(&s), &[])?;
             }
         }
         i.meta.insert(META_SHIPMENTS_INDEXED, &[1])?;
+        i.meta.insert(META_SHIPMENTS_BY_TIME, &[1])?;
         i.meta.insert(META_SHIPMENTS_BY_ORDER, &[1])?;
         super::commit::checkpoint(i)?;
         Ok(())
@@ -190,6 +264,7 @@ impl Store {
                 let bytes = codec::encode(s).map_err(Abort::Abort)?;
                 chunks::put(shipments, overflow, chunks::SHIPMENTS, &key_of(s), &bytes)?;
                 index.insert(by_id(s), &[])?;
+                index.insert(by_time(s), &[])?;
                 if s.unfinished() {
                     index.insert(unfinished_key(s), &[])?;
                 } else {
@@ -244,9 +319,18 @@ impl Store {
             Refused(E),
         }
         let i = &self.inner;
-        let trees = (&i.orders, &i.outbox, &i.outbox_queued, &i.order_counts, &i.personal, &i.overflow, &i.order_list);
+        let trees = (
+            &i.orders,
+            &i.outbox,
+            &i.outbox_queued,
+            &i.order_counts,
+            &i.personal,
+            &i.overflow,
+            &i.order_list,
+            &i.activity,
+        );
         let write = self.outbox_write();
-        let result = trees.transaction(|(orders, outbox, queued, counts, personal, overflow, list)| {
+        let result = trees.transaction(|(orders, outbox, queued, counts, personal, overflow, list, activity)| {
             let key = be(order_id);
             let Some(v) = chunks::get(orders, overflow, chunks::ORDERS, &key)? else { return Ok(None) };
             let mut rec: OrderRecord = codec::decode(&v).map_err(|e| Abort::Abort(Stop::Codec(e)))?;
@@ -256,6 +340,13 @@ impl Store {
             let bytes = codec::encode(&rec).map_err(|e| Abort::Abort(Stop::Codec(e)))?;
             chunks::put(orders, overflow, chunks::ORDERS, &key, &bytes)?;
             super::order_index::reindex(counts, personal, list, Some(before), &rec)?;
+            super::activity::count_change(activity, Some(before), &rec, now_ms)?;
+            let what = match &task {
+                Some(Task::ShopifyCancelOrder) => "seller cancellation from the WMS: every unit, cancelled on Shopify",
+                Some(_) => "seller cancellation from the WMS: some units, taken off the order on Shopify",
+                None => "seller cancellation from the WMS: nothing more to cancel",
+            };
+            super::activity::note(activity, order_id, now_ms, &format!("seller-cancel {now_ms}"), what)?;
             if let Some(task) = &task {
                 super::outbox::queue(outbox, queued, overflow, order_id, task, now_ms).map_err(|e| match e {
                     Abort::Abort(e) => Abort::Abort(Stop::Codec(e)),
@@ -324,6 +415,34 @@ mod tests {
         assert_eq!(ids(store.order_shipments(1).unwrap()), vec![10, 11]);
         assert_eq!(ids(store.unfinished_shipments().unwrap()), vec![11, 20]);
         assert_eq!(store.shipment_orders(20).unwrap(), vec![2]);
+    }
+
+    #[tokio::test]
+    async fn recent_shipments_page_newest_first_through_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 8).unwrap();
+        for (n, (order, id)) in [(1, 10), (1, 11), (2, 20), (3, 30), (4, 40)].into_iter().enumerate() {
+            let mut s = shipment(order, id);
+            s.created_ms = n as i64 * 1000;
+            store.save_shipment(&s, &[], 0).unwrap();
+        }
+        let ids = |v: &[ShipmentRecord]| v.iter().map(|s| s.shipment_id).collect::<Vec<_>>();
+        let first = store.recent_shipments(None, 2).unwrap();
+        assert_eq!(ids(&first), vec![40, 30]);
+        let next = ShipmentCursor::parse(&ShipmentCursor::of(first.last().unwrap()).to_string());
+        assert_eq!(ids(&store.recent_shipments(next, 10).unwrap()), vec![20, 11, 10]);
+        // Saving again (a booking's outcome) keeps one entry per shipment.
+        let mut booked = store.shipment(2, 20).unwrap().unwrap();
+        booked.state = ShipmentState::Booked;
+        store.save_shipment(&booked, &[], 5).unwrap();
+        assert_eq!(ids(&store.recent_shipments(None, 10).unwrap()), vec![40, 30, 20, 11, 10]);
+        // A store from before the time index gets it on open.
+        for k in store.inner.shipment_index.scan_prefix(b"t").keys() {
+            store.inner.shipment_index.remove(k.unwrap()).unwrap();
+        }
+        store.inner.meta.remove(META_SHIPMENTS_BY_TIME).unwrap();
+        store.index_shipments_by_time().unwrap();
+        assert_eq!(ids(&store.recent_shipments(None, 10).unwrap()), vec![40, 30, 20, 11, 10]);
     }
 
     #[tokio::test]
