@@ -240,6 +240,16 @@ impl Store {
         Ok(keys)
     }
 
+    /// The calls still queued for one order (pending and dead), in its order.
+    pub fn order_entries(&self, order_id: u64) -> Result<Vec<OutboxEntry>> {
+        let mut out = Vec::new();
+        for item in self.inner.outbox.scan_prefix(be(order_id)) {
+            let (k, v) = item?;
+            out.extend(self.read_entry(&k, v)?);
+        }
+        Ok(out)
+    }
+
     /// Whether any call for this order is still queued.
     pub fn has_pending(&self, order_id: u64) -> Result<bool> {
         Ok(self.inner.outbox.scan_prefix(be(order_id)).next().transpose()?.is_some())
@@ -255,6 +265,22 @@ impl Store {
             .filter_map(|item| item.map_err(StoreError::from).and_then(|(k, v)| self.read_entry(&k, v)).transpose())
             .take(limit)
             .collect()
+    }
+
+    /// At most `limit` dead letters in queue order, after the entry `after` (order id, seq). The
+    /// outbox holds work in progress, not history: the pass skips pending entries without keeping
+    /// them.
+    pub fn outbox_dead_page(&self, after: Option<(u64, u64)>, limit: usize) -> Result<Vec<OutboxEntry>> {
+        let start = after.map_or(Bound::Unbounded, |(o, s)| Bound::Excluded(pair_key(o, s).to_vec()));
+        let mut out = Vec::new();
+        for item in self.inner.outbox.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item?;
+            out.extend(self.read_entry(&k, v)?.filter(|e| e.state == EntryState::Dead));
+        }
+        Ok(out)
     }
 
     /// At most `limit` entries queued at or after `since_ms`, in the order they were queued, after
