@@ -14,7 +14,7 @@
 
 mod health;
 mod limits;
-mod refusals;
+pub(crate) mod refusals;
 pub mod serve;
 mod webhooks;
 pub mod wms;

@@ -181,6 +181,14 @@ pub(super) fn listed_id(key: &[u8]) -> Option<u64> {
 }
 
 impl Store {
+    /// When the newest stored order was first seen (the last key of the order list).
+    pub fn newest_order_ms(&self) -> Result<Option<i64>> {
+        let all = list_key(None, 0, 0)..list_key(None, i64::MAX, u64::MAX);
+        let Some(item) = self.inner.order_list.range(all).next_back() else { return Ok(None) };
+        let key = item?.0;
+        Ok(key.get(1..9).and_then(|b| b.try_into().ok()).map(|b| u64::from_be_bytes(b) as i64))
+    }
+
     /// How many orders have each status (from the counters: no walk over the orders).
     pub fn order_counts(&self) -> Result<Vec<(OrderStatus, usize)>> {
         let counts = &self.inner.order_counts;

@@ -3,6 +3,7 @@
 
 mod admin;
 mod client_errors;
+mod console;
 mod courier_fakes;
 mod crash;
 mod delivery;
