@@ -4,6 +4,7 @@
 mod admin;
 mod client_errors;
 mod console;
+mod console_browser;
 mod courier_fakes;
 mod crash;
 mod delivery;
@@ -18,6 +19,7 @@ mod helpers;
 mod http_limits;
 mod inventory;
 mod logs;
+mod monitoring;
 mod operations;
 mod order_cancel;
 mod order_intake;

@@ -133,11 +133,11 @@ fn orders_chart(v: &OverviewView, first_hour: i64) -> Markup {
         }
     }
     let series = [
-        Series { name: "received", class: "s1", values: received },
-        Series { name: "sent to the WMS", class: "s2", values: sent },
-        Series { name: "rejected", class: "s3", values: rejected },
+        Series { name: "received", class: "s1", values: received, total: true },
+        Series { name: "sent to the WMS", class: "s2", values: sent, total: true },
+        Series { name: "rejected", class: "s3", values: rejected, total: true },
     ];
-    html! { section { h2 { "Orders per hour, last 7 days (UTC)" } (hourly("Orders per hour", "orders", first_hour, &series)) } }
+    html! { section { h2 { "Orders per hour, last 7 days (UTC)" } (hourly("Orders per hour", first_hour, &series)) } }
 }
 
 /// Mean and slowest webhook acknowledgement per hour (since this process started).
@@ -150,13 +150,15 @@ fn latency_chart(latency: &[LatencyHour], first_hour: i64) -> Markup {
             (mean[i], max[i]) = (h.mean_ms(), h.max_ms);
         }
     }
-    let series =
-        [Series { name: "mean", class: "s1", values: mean }, Series { name: "slowest", class: "s3", values: max }];
+    let series = [
+        Series { name: "mean", class: "s1", values: mean, total: false },
+        Series { name: "slowest", class: "s3", values: max, total: false },
+    ];
     html! {
         section {
             h2 { "Webhook acknowledgement latency (ms), per hour" }
             p.hint { "From receipt to the 200 answer, the event durably stored. Kept in memory: since channeld last started." }
-            (hourly("Acknowledgement latency", "ms", first_hour, &series))
+            (hourly("Acknowledgement latency (ms)", first_hour, &series))
         }
     }
 }
