@@ -342,6 +342,7 @@ mod tests {
     fn counts_follow_every_write_and_pruning_reads_only_what_is_due() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 8).unwrap();
+        assert_eq!(store.newest_order_ms().unwrap(), None);
         for id in 1..=3 {
             ingest(&store, id, id as i64 * DAY);
         }
@@ -395,6 +396,7 @@ mod tests {
             store.update_order(id, |r| r.status = OrderStatus::Rejected).unwrap();
         }
         let ids = |v: Vec<OrderRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(store.newest_order_ms().unwrap(), Some(25 * DAY), "the newest order's first sight");
         let first = store.orders_page(None, None, None, 10).unwrap();
         assert_eq!(ids(first.clone()), (16..=25).rev().collect::<Vec<_>>());
         let next = OrderCursor::parse(&OrderCursor::of(first.last().unwrap()).to_string());
