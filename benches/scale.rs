@@ -6,6 +6,8 @@
 //!     cargo bench --bench scale -- 200000       # another N
 //!     cargo bench --bench scale -- --retention  # a year of N orders pruned to the 90-day retention:
 //!                                               # what is kept, disk and memory before and after
+//!     cargo bench --bench scale -- --console    # the operator console over the same N orders: median
+//!                                               # and 95th-percentile answer times of its pages
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -62,6 +64,12 @@ reconcile_schedule = "0 0 0 1 1 *"
 /// daemon would have (webhook ids older than 7 days). Raw bodies are in journal segments, which a
 /// start reads only the newest of: none are written here.
 fn populate(dir: &Path, n: u64) {
+    populate_with(dir, n, None)
+}
+
+/// [`populate`], with every `rejected_every`-th order rejected for two reasons instead (the
+/// console's status filter then has something to find among the rest).
+fn populate_with(dir: &Path, n: u64, rejected_every: Option<u64>) {
     const DAY: i64 = 86_400_000;
     let store = Store::open(&dir.join("store"), 64).unwrap();
     let started = Instant::now();
@@ -76,6 +84,11 @@ fn populate(dir: &Path, n: u64) {
                 (record.id, record.name, record.first_seen_ms, record.changed_ms) = (id, format!("#{id}"), at, at);
                 record.status = OrderStatus::Sent;
                 record.wms_created = true;
+                if rejected_every.is_some_and(|every| id % every == 0) {
+                    record.status = OrderStatus::Rejected;
+                    record.wms_created = false;
+                    record.reasons = vec!["shipping address is missing".into(), "line item 1 has no SKU".into()];
+                }
                 Change { record, tasks: Vec::new(), outcome: "queued", not_forwarded: Vec::new() }
             })
             .unwrap();
@@ -226,11 +239,139 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// What a page of the console bench asks for next.
+type NextPath = Box<dyn FnMut() -> String>;
+
+/// The console's password in `--console`.
+const CONSOLE_PASSWORD: &str = "bench-console";
+
+/// `--console`: the operator console over `n` stored orders (every 50th rejected), on the real
+/// binary: each page fetched `ROUNDS` times after a warm-up, logged in as a browser would be.
+async fn console(n: u64) {
+    const ROUNDS: usize = 200;
+    let dir = tempfile::tempdir().unwrap();
+    eprintln!("storing {n} orders (every 50th rejected)...");
+    let path = dir.path().to_path_buf();
+    tokio::task::spawn_blocking(move || populate_with(&path, n, Some(50))).await.unwrap();
+    let (port, console_port) = (free_port(), free_port());
+    let config = config(dir.path(), port);
+    let text = std::fs::read_to_string(&config).unwrap()
+        + &format!("[console]\nlisten = \"127.0.0.1:{console_port}\"\npassword = \"{CONSOLE_PASSWORD}\"\n");
+    std::fs::write(&config, text).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_channeld"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{console_port}");
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let session = console_login(&http, &base).await;
+    let get = |path: String| {
+        let req = http.get(format!("{base}{path}")).header("cookie", format!("channeld_session={session}"));
+        async move {
+            let t0 = Instant::now();
+            let resp = req.send().await.unwrap();
+            let status = resp.status();
+            let body = resp.text().await.unwrap();
+            assert!(status.is_success() || status.is_redirection(), "{path}: {status}");
+            (t0.elapsed().as_secs_f64() * 1000.0, body)
+        }
+    };
+    // Random orders and pages at random depths: mostly outside sled's cache, as an operator's
+    // clicks through a large store would be.
+    let random = |seed: u64| {
+        let mut rng = seed;
+        move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            1 + rng % n
+        }
+    };
+    let (mut order_id, mut page_at, mut name) =
+        (random(0x9e37_79b9_7f4a_7c15), random(0x2545_f491_4f6c_dd1d), random(0xd1b5_4a32_d192_ed03));
+    let pages: Vec<(&str, NextPath)> = vec![
+        ("orders page (newest 50)", Box::new(|| "/orders".to_string())),
+        ("orders page, status = rejected", Box::new(|| "/orders?status=rejected".to_string())),
+        (
+            "orders page at a random depth",
+            Box::new(move || {
+                let at = page_at();
+                format!("/orders?before={}-{at}", deep_cursor_ms(n, at))
+            }),
+        ),
+        ("an order's page (random id)", Box::new(move || format!("/orders/{}", order_id()))),
+        ("search by #name (answers a redirect)", Box::new(move || format!("/orders?q=%23{}", name()))),
+        ("overview", Box::new(|| "/".to_string())),
+    ];
+    println!("console: {n} stored orders (every 50th rejected), sled cache 64 MB; {ROUNDS} requests per page after 10 warm-up");
+    println!("  {:<40} {:>10} {:>10} {:>10}", "page", "median ms", "p95 ms", "max ms");
+    for (name, mut path) in pages {
+        for _ in 0..10 {
+            get(path()).await;
+        }
+        let mut times = Vec::with_capacity(ROUNDS);
+        for _ in 0..ROUNDS {
+            times.push(get(path()).await.0);
+        }
+        times.sort_by(f64::total_cmp);
+        let (median, p95, max) = (times[ROUNDS / 2], times[ROUNDS * 95 / 100], times[ROUNDS - 1]);
+        println!("  {name:<40} {median:>10.2} {p95:>10.2} {max:>10.2}");
+    }
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+}
+
+/// When order `id` of `n` was first seen in [`populate`] (the store's cursor is that time and
+/// the id).
+fn deep_cursor_ms(n: u64, id: u64) -> i64 {
+    // `populate` spaced the orders `step` apart, ending now; the cursor needs only to fall
+    // between two orders' times, so an estimate from the same formula is enough.
+    const DAY: i64 = 86_400_000;
+    let step = 89 * DAY / n as i64;
+    chrono::Utc::now().timestamp_millis() - (n - id) as i64 * step
+}
+
+/// Logs in to the console at `base` as a browser does; returns the session token.
+async fn console_login(http: &reqwest::Client, base: &str) -> String {
+    let started = Instant::now();
+    let form = loop {
+        if let Ok(r) = http.get(format!("{base}/login")).send().await {
+            break r;
+        }
+        assert!(started.elapsed() < Duration::from_secs(300), "the console did not answer within 5 minutes");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let cookie = form.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let html = form.text().await.unwrap();
+    let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = html[at..].split('"').next().unwrap().to_string();
+    let body = format!("csrf={csrf}&username=admin&password={CONSOLE_PASSWORD}");
+    let answer = http
+        .post(format!("{base}/login"))
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let session = answer.headers().get_all("set-cookie").iter().find_map(|c| {
+        let c = c.to_str().ok()?;
+        c.strip_prefix("channeld_session=").map(|rest| rest.split(';').next().unwrap_or("").to_string())
+    });
+    session.expect("logged in")
+}
+
 #[tokio::main]
 async fn main() {
     let n: u64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1_000_000);
     if std::env::args().any(|a| a == "--retention") {
         return retention(n).await;
+    }
+    if std::env::args().any(|a| a == "--console") {
+        return console(n).await;
     }
     let empty = tempfile::tempdir().unwrap();
     let full = tempfile::tempdir().unwrap();

@@ -42,6 +42,10 @@ pub struct App {
     pub wms_auth_alert: AtomicBool,
     /// When store-derived gauges were last computed (unix ms): they need a scan.
     gauges_at: AtomicI64,
+    /// Webhook acknowledgement latency per hour (the console's chart; in memory).
+    pub ack_latency: crate::telemetry::AckLatency,
+    /// Where the console listens, once `serve` bound it (tests bind port 0 and read it here).
+    pub console_addr: OnceLock<std::net::SocketAddr>,
 }
 
 /// How long store-derived gauges (orders by status, inventory rows, jobs) may be reused.
@@ -74,6 +78,8 @@ impl App {
             stopped_worker: std::sync::Mutex::new(None),
             wms_auth_alert: AtomicBool::new(store_alert),
             gauges_at: AtomicI64::new(0),
+            ack_latency: crate::telemetry::AckLatency::default(),
+            console_addr: OnceLock::new(),
         }))
     }
 

@@ -93,6 +93,8 @@ pub struct Config {
     pub returns: Returns,
     #[serde(default)]
     pub tracking: Tracking,
+    #[serde(default)]
+    pub console: Console,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -440,6 +442,34 @@ pub struct Tracking {
     pub rto_to_wms: bool,
 }
 
+/// `[console]` (CONTRACT.md §4.4): the operator console, on its own listener, always behind a
+/// login. It is off unless both `listen` and `password` are set.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Console {
+    /// Where the console listens; empty = off. Never the webhook listener (`server.listen`).
+    #[serde(default = "d_console_listen")]
+    pub listen: String,
+    #[serde(default = "d_console_username")]
+    pub username: String,
+    /// Empty = no console: it shows personal data, so there is no console without a login.
+    #[serde(default)]
+    pub password: Secret,
+}
+
+impl Console {
+    /// Why the console is off (the key to set), or `None` when it is on.
+    pub fn off_because(&self) -> Option<&'static str> {
+        if self.listen.trim().is_empty() {
+            Some("console.listen is empty")
+        } else if self.password.is_empty() {
+            Some("console.password is empty")
+        } else {
+            None
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Jobs {
@@ -582,6 +612,12 @@ fn d_reconcile_schedule() -> String {
 fn d_overlap() -> u32 {
     60
 }
+fn d_console_listen() -> String {
+    "127.0.0.1:8081".into()
+}
+fn d_console_username() -> String {
+    "admin".into()
+}
 fn d_return_order_type() -> String {
     "CUSTOMER_RETURN".into()
 }
@@ -611,7 +647,8 @@ section_default!(
     Handover,
     Jobs,
     Returns,
-    Tracking
+    Tracking,
+    Console
 );
 
 impl Default for Server {
@@ -662,6 +699,7 @@ impl Config {
         if self.server.listen.parse::<SocketAddr>().is_err() {
             errs.push(format!("server.listen: {:?} is not an address like 127.0.0.1:8080", self.server.listen));
         }
+        errs.extend(self.console_errors());
         if !self.server.public_url.is_empty() && reqwest::Url::parse(&self.server.public_url).is_err() {
             errs.push("server.public_url: not a URL".into());
         }
@@ -755,6 +793,28 @@ impl Config {
         } else {
             bail!("{}", errs.join("\n"))
         }
+    }
+
+    /// `[console]`: an address of its own, and a user name when there is a password.
+    fn console_errors(&self) -> Vec<String> {
+        let c = &self.console;
+        let mut errs = Vec::new();
+        if c.listen.trim().is_empty() {
+            return errs;
+        }
+        match c.listen.parse::<SocketAddr>() {
+            Err(_) => errs.push(format!("console.listen: {:?} is not an address like 127.0.0.1:8081", c.listen)),
+            Ok(addr) if self.server.listen.parse::<SocketAddr>().is_ok_and(|s| s == addr && s.port() != 0) => errs
+                .push(
+                    "console.listen: must differ from server.listen (the console never shares the webhook listener)"
+                        .into(),
+                ),
+            Ok(_) => {}
+        }
+        if !c.password.is_empty() && c.username.trim().is_empty() {
+            errs.push("console.username: must not be empty when console.password is set".into());
+        }
+        errs
     }
 
     /// The rules tying the HTTP server's limits to each other and to the pack call's wait.
@@ -1074,6 +1134,31 @@ base_url = "http://127.0.0.1:9"
         for key in ["inbound_failure_delay_ms", "inbound_failure_max_delay_ms"] {
             assert!(text.contains(&format!("\n{key} = ")), "config.example.toml does not document wms.{key}");
         }
+        let console = text.split("\n[console]").nth(1).expect("config.example.toml has a [console] section");
+        for key in toml::Value::try_from(&c.console).unwrap().as_table().unwrap().keys() {
+            assert!(console.contains(&format!("\n{key} = ")), "config.example.toml does not document console.{key}");
+        }
+    }
+
+    #[test]
+    fn the_console_is_off_without_a_password_or_an_address_and_never_on_the_webhook_listener() {
+        let d = tempfile::tempdir().unwrap();
+        let c = Config::load(&write(d.path(), MIN)).unwrap();
+        assert_eq!((c.console.listen.as_str(), c.console.username.as_str()), ("127.0.0.1:8081", "admin"));
+        assert_eq!(c.console.off_because(), Some("console.password is empty"));
+        let on = format!("{MIN}\n[console]\npassword = \"pw\"\n");
+        assert_eq!(Config::load(&write(d.path(), &on)).unwrap().console.off_because(), None);
+        let no_address = format!("{MIN}\n[console]\nlisten = \"\"\npassword = \"pw\"\n");
+        assert_eq!(
+            Config::load(&write(d.path(), &no_address)).unwrap().console.off_because(),
+            Some("console.listen is empty")
+        );
+        let listen = Config::load(&write(d.path(), MIN)).unwrap().server.listen;
+        let shared = format!("{MIN}\n[console]\nlisten = \"{listen}\"\npassword = \"pw\"\n");
+        let msg = format!("{:#}", Config::load(&write(d.path(), &shared)).unwrap_err());
+        assert!(msg.contains("console.listen: must differ from server.listen"), "{msg}");
+        let masked = Config::load(&write(d.path(), &on)).unwrap().to_masked_toml();
+        assert!(masked.contains("[console]") && !masked.contains("\"pw\""), "{masked}");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [`app`]: the shared context; [`services`]: the operations handlers, commands and workers call
 //!   (webhooks, `/wms/*` calls, bookings), each journaled and applied by one function.
 //! - [`http`]: the router and thin handlers; [`admin`]: commands over the unix socket.
+//! - [`console`]: the operator console, on its own listener, running the admin commands.
 //! - [`outbox`]: the delivery worker; [`jobs`]: scheduled jobs; [`server`]: starts and stops
 //!   everything.
 //! - [`cli`]: the command line; [`telemetry`], [`systemd`]: logs, metrics, readiness.
@@ -24,6 +25,7 @@ pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod courier;
 pub mod flows;
 #[cfg(any(test, feature = "fuzz"))]

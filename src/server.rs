@@ -1,5 +1,5 @@
-//! `serve`: the HTTP server, the admin socket and the background workers, started together and
-//! stopped together.
+//! `serve`: the HTTP server, the admin socket, the operator console (on its own listener, when
+//! configured) and the background workers, started together and stopped together.
 //!
 //! [`run`] takes its listener and shutdown token from the caller, so tests run the real server
 //! in-process on `127.0.0.1:0`. Shutdown order: stop accepting (HTTP requests in flight get
@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{now_ms, App};
-use crate::{admin, http, jobs, outbox, systemd, telemetry};
+use crate::{admin, console, http, jobs, outbox, systemd, telemetry};
 
 /// How long a daemon whose worker stopped stays up, answering `/readyz` 503, before it stops: a
 /// health checker or load balancer sees it unready first, then systemd restarts it.
@@ -30,6 +30,10 @@ const DEDUPE_DAYS: i64 = 7;
 pub async fn run(app: Arc<App>, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     telemetry::install_metrics();
     let admin_listener = admin::socket::bind(&app.cfg.storage.path)?;
+    let console_listener = console::bind(&app.cfg).await?;
+    let store = app.store.clone();
+    let newest = tokio::task::spawn_blocking(move || store.newest_order_ms()).await?.ok().flatten();
+    telemetry::seed_last_webhook(newest, now_ms());
     let mut workers = vec![
         supervised(&app, &shutdown, "outbox", outbox::worker_loop(app.clone(), shutdown.clone())),
         supervised(
@@ -45,6 +49,15 @@ pub async fn run(app: Arc<App>, listener: TcpListener, shutdown: CancellationTok
     workers.push(supervised(&app, &shutdown, "job scheduler", scheduler.watch_loop(shutdown.clone())));
     // Bookings interrupted by a stop or a crash finish now (the courier recognises a repeat).
     crate::services::shipments::resume_bookings(&app).await?;
+    // The console is no worker the daemon needs: it runs beside them and stops with them.
+    let console_task = match console_listener {
+        Some(l) => {
+            let _ = app.console_addr.set(l.local_addr()?);
+            let stop = shutdown.clone();
+            Some(tokio::spawn(console::serve(app.clone(), l, async move { stop.cancelled().await })))
+        }
+        None => None,
+    };
     app.ready.store(true, Ordering::Release);
     tracing::info!(listen = %listener.local_addr()?, "channeld is serving");
     systemd::notify("READY=1");
@@ -63,7 +76,7 @@ pub async fn run(app: Arc<App>, listener: TcpListener, shutdown: CancellationTok
     shutdown.cancel();
     app.ready.store(false, Ordering::Release);
     // The scheduler's watcher stops it on the same token.
-    for w in workers {
+    for w in workers.into_iter().chain(console_task) {
         let _ = w.await;
     }
     if let Some(why) = app.store.health().fatal() {

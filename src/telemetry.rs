@@ -1,13 +1,17 @@
-//! Logs (tracing: plain or JSON) and metrics (Prometheus text at `/metrics`). Libraries' own
-//! chatter (tokio-cron-scheduler's start-up lines) is quiet unless `log.level` asks for it.
+//! Logs (tracing: plain or JSON) and metrics (Prometheus text at `/metrics`), and the webhook
+//! acknowledgement latency the console charts. Libraries' own chatter (tokio-cron-scheduler's
+//! start-up lines) is quiet unless `log.level` asks for it.
 //!
 //! The metrics recorder is process-global (the `metrics` facade); it is installed once, so several
 //! servers in one test process share it. Labels never carry personal data: only topics, results,
 //! call names and statuses.
 
-use std::sync::OnceLock;
+use std::collections::VecDeque;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde::Serialize;
 use tracing::Subscriber;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -44,6 +48,77 @@ pub fn log_filter(directives: &str) -> Result<EnvFilter, tracing_subscriber::fil
 
 pub fn render_metrics() -> String {
     install_metrics().render()
+}
+
+const HOUR_MS: i64 = 3_600_000;
+/// Hours of acknowledgement latency kept in memory: the console charts a week.
+const LATENCY_HOURS: usize = 7 * 24;
+
+/// How long webhooks took to be acknowledged (durably stored, then answered 200), per hour, for
+/// the console's chart. Kept in memory only — a restart starts it afresh; Prometheus keeps the
+/// long view (`channeld_webhook_ack_seconds`) — because writing it to the store would add a write
+/// to every webhook for a chart.
+#[derive(Default)]
+pub struct AckLatency {
+    hours: Mutex<VecDeque<LatencyHour>>,
+}
+
+/// One hour of acknowledgement latency.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct LatencyHour {
+    /// The hour's start (unix ms, UTC).
+    pub hour_ms: i64,
+    pub count: u64,
+    pub sum_ms: f64,
+    pub max_ms: f64,
+}
+
+impl LatencyHour {
+    pub fn mean_ms(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.sum_ms / self.count as f64
+        }
+    }
+}
+
+impl AckLatency {
+    /// Records a webhook acknowledged at `at_ms` after `took`: in the hourly chart, the
+    /// `channeld_webhook_ack_seconds` summary and the time of the last webhook received.
+    pub fn record(&self, at_ms: i64, took: Duration) {
+        metrics::histogram!("channeld_webhook_ack_seconds").record(took.as_secs_f64());
+        metrics::gauge!("channeld_webhook_last_received_timestamp_seconds").set(at_ms as f64 / 1000.0);
+        let hour_ms = at_ms.max(0) / HOUR_MS * HOUR_MS;
+        let ms = took.as_secs_f64() * 1000.0;
+        let Ok(mut hours) = self.hours.lock() else { return };
+        if hours.back().is_none_or(|h| h.hour_ms < hour_ms) {
+            hours.push_back(LatencyHour { hour_ms, ..LatencyHour::default() });
+            while hours.len() > LATENCY_HOURS {
+                hours.pop_front();
+            }
+        }
+        // A sample from an earlier hour (clock steps back) joins the newest.
+        if let Some(h) = hours.back_mut() {
+            h.count += 1;
+            h.sum_ms += ms;
+            h.max_ms = h.max_ms.max(ms);
+        }
+    }
+
+    /// The hours from `since_ms` on, oldest first (hours without a webhook left out).
+    pub fn hours(&self, since_ms: i64) -> Vec<LatencyHour> {
+        let Ok(hours) = self.hours.lock() else { return Vec::new() };
+        hours.iter().filter(|h| h.hour_ms + HOUR_MS > since_ms).copied().collect()
+    }
+}
+
+/// Sets `channeld_webhook_last_received_timestamp_seconds` at start-up, before any webhook of this
+/// run: to when the newest stored order was first seen, else to now, so that an alert on webhooks
+/// stopping counts a quiet spell across a restart, and one that never ends after a fresh start.
+pub fn seed_last_webhook(newest_order_ms: Option<i64>, now_ms: i64) {
+    let at = newest_order_ms.unwrap_or(now_ms);
+    metrics::gauge!("channeld_webhook_last_received_timestamp_seconds").set(at as f64 / 1000.0);
 }
 
 /// Sets up logging on stderr. `RUST_LOG` overrides `log.level` when set. Personal data is only
@@ -191,6 +266,23 @@ mod tests {
             }
         }
         assert!(offenders.is_empty(), "tracing events with a field named `message`: {offenders:#?}");
+    }
+
+    #[test]
+    fn acknowledgement_latency_is_kept_per_hour_for_a_week() {
+        let l = AckLatency::default();
+        let h = 500 * HOUR_MS;
+        l.record(h + 1, Duration::from_millis(4));
+        l.record(h + 2, Duration::from_millis(8));
+        l.record(h + HOUR_MS, Duration::from_millis(2));
+        let hours = l.hours(0);
+        assert_eq!(hours.len(), 2);
+        assert_eq!((hours[0].count, hours[0].mean_ms().round(), hours[0].max_ms.round()), (2, 6.0, 8.0));
+        assert_eq!(l.hours(h + HOUR_MS).len(), 1);
+        for n in 0..(LATENCY_HOURS as i64 + 10) {
+            l.record(h + (2 + n) * HOUR_MS, Duration::from_millis(1));
+        }
+        assert_eq!(l.hours(0).len(), LATENCY_HOURS, "a week at most");
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! Admin commands (`orders`, `outbox`, `listings`, `inventory`, `returns`, `shipments`) and how they
-//! reach the store.
+//! reach the store; the operator console runs the very same [`execute`] for every page and action.
 //!
 //! sled allows one process per database. While `serve` runs, commands are sent over the unix
 //! socket `{storage.path}/admin.sock` (mode 0660, never on the network) as one JSON line each way
 //! and executed inside the daemon; when nothing answers there, the CLI opens the store itself
 //! and executes the same [`execute`] function. Both paths therefore give the same answers.
 
+pub mod overview;
 pub mod returns;
 pub mod shipments;
 pub mod socket;
+pub mod timeline;
 
 use std::sync::Arc;
 
@@ -41,7 +43,7 @@ pub enum Request {
         id: String,
     },
     /// One page, in queue order (by order, then by when queued); with `since_ms`, only entries
-    /// queued at or after it, oldest first.
+    /// queued at or after it, oldest first; with `dead_only`, only dead letters (in queue order).
     OutboxList {
         #[serde(default)]
         since_ms: Option<i64>,
@@ -49,6 +51,8 @@ pub enum Request {
         after: Option<String>,
         #[serde(default = "default_limit")]
         limit: usize,
+        #[serde(default)]
+        dead_only: bool,
     },
     /// One entry by its id, or every dead letter when `seq` is `None`.
     OutboxRetry {
@@ -90,6 +94,8 @@ pub enum Request {
     ReturnsRetry {
         id: String,
     },
+    /// The console's overview: counts, per-hour activity, jobs, alerts.
+    Overview,
     /// One page of shipments, newest order first.
     ShipmentsList {
         status: Option<crate::flows::tracking::ShipmentStatus>,
@@ -159,6 +165,12 @@ pub struct OrderView {
     /// The order's shipments with their last status (`orders show` only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shipments: Vec<shipments::ShipmentSummary>,
+    /// The calls still queued for it, pending or dead (`orders show` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outbox: Vec<EntryView>,
+    /// Everything known to have happened to it, oldest first (`orders show` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<timeline::TimelineEntry>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -236,12 +248,14 @@ fn execute_blocking(app: &App, req: Request) -> Response {
             Some(rec) => to_json(&OrderView {
                 returns: returns::of_order(app, rec.id),
                 shipments: shipments::of_order(app, rec.id),
+                outbox: store.order_entries(rec.id).map_err(err)?.iter().map(entry_view).collect(),
+                timeline: timeline::of_order(app, &rec).map_err(err)?,
                 ..order_view(&rec)
             }),
             None => Err(format!("no order {id} is stored")),
         },
         Request::OrdersRetry { .. } => Err("orders retry runs in the async path".into()),
-        Request::OutboxList { since_ms: Some(since_ms), after, limit } => {
+        Request::OutboxList { since_ms: Some(since_ms), after, limit, .. } => {
             let after = match after.as_deref() {
                 Some(c) => {
                     Some(parse_triple(c).ok_or_else(|| format!("--after {c:?} is not a page cursor of --since"))?)
@@ -252,12 +266,16 @@ fn execute_blocking(app: &App, req: Request) -> Response {
             let page = Page::of(rows, limit, |e| format!("{}:{}:{}", e.created_ms, e.order_id, e.seq));
             to_json(&Page { items: page.items.iter().map(entry_view).collect::<Vec<_>>(), next: page.next })
         }
-        Request::OutboxList { since_ms: None, after, limit } => {
+        Request::OutboxList { since_ms: None, after, limit, dead_only } => {
             let after = match after.as_deref() {
                 Some(c) => Some(parse_pair(c).ok_or_else(|| format!("--after {c:?} is not a page cursor"))?),
                 None => None,
             };
-            let rows = store.outbox_page(after, limit + 1).map_err(err)?;
+            let rows = if dead_only {
+                store.outbox_dead_page(after, limit + 1).map_err(err)?
+            } else {
+                store.outbox_page(after, limit + 1).map_err(err)?
+            };
             let page = Page::of(rows, limit, |e| format!("{}:{}", e.order_id, e.seq));
             to_json(&Page { items: page.items.iter().map(entry_view).collect::<Vec<_>>(), next: page.next })
         }
@@ -297,6 +315,7 @@ fn execute_blocking(app: &App, req: Request) -> Response {
         Request::ReturnsRetry { id } => returns::retry(app, &id),
         Request::ShipmentsList { status, before, limit } => shipments::list(app, status, before.as_deref(), limit),
         Request::ShipmentsShow { id } => shipments::show(app, &id),
+        Request::Overview => overview::overview(app),
     }
 }
 
@@ -344,6 +363,8 @@ fn order_view(r: &OrderRecord) -> OrderView {
         changed: time(r.changed_ms),
         returns: Vec::new(),
         shipments: Vec::new(),
+        outbox: Vec::new(),
+        timeline: Vec::new(),
     }
 }
 

@@ -32,6 +32,12 @@ pub struct ShipmentView {
     pub ndr_attempts: u32,
     pub ndr_reason: String,
     pub flags: Vec<String>,
+    /// The courier's label, when it sent one.
+    #[serde(default)]
+    pub label_url: String,
+    /// The invoice: the courier's (Shiprocket), else the one the pack call sent.
+    #[serde(default)]
+    pub invoice_url: String,
     /// Every event received, oldest first (`show` only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<EventView>,
@@ -41,6 +47,9 @@ pub struct ShipmentView {
     /// The Shopify fulfillment events made of them (`show` only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shopify_events: Vec<ShopifyEventView>,
+    /// When the pack call created it.
+    #[serde(default)]
+    pub created: String,
     pub changed: String,
 }
 
@@ -189,9 +198,16 @@ fn view(s: &ShipmentRecord, status: Option<ShipmentStatus>, t: Option<&TrackingR
         ndr_attempts: t.map_or(0, |t| t.ndr_attempts),
         ndr_reason: t.map(|t| t.ndr_reason.clone()).unwrap_or_default(),
         flags: t.map(|t| t.flags.clone()).unwrap_or_default(),
+        label_url: s.label_url.clone(),
+        invoice_url: match (&s.invoice_url, &s.invoice) {
+            (url, _) if !url.is_empty() => url.clone(),
+            (_, Some(i)) => i.url.clone(),
+            _ => String::new(),
+        },
         timeline,
         dropped: t.map_or(0, |t| t.dropped),
         shopify_events,
+        created: time(s.created_ms),
         changed: time(t.map_or(s.updated_ms, |t| t.changed_ms.max(s.updated_ms))),
     }
 }

@@ -39,7 +39,7 @@ pub async fn outbox(path: &Path, cmd: OutboxCmd) -> anyhow::Result<()> {
     match cmd {
         OutboxCmd::List { since, after, page, out } => {
             let since_ms = since_ms(since.as_deref())?;
-            let v = call(cfg, Request::OutboxList { since_ms, after, limit: page.limit }).await?;
+            let v = call(cfg, Request::OutboxList { since_ms, after, limit: page.limit, dead_only: false }).await?;
             let (items, next) = page_of(v)?;
             print_entries(serde_json::from_value(items.clone())?, &items, out)?;
             print_next(next, "--after")
@@ -197,6 +197,10 @@ fn print_order(o: OrderView, raw: &Value, out: Output) -> anyhow::Result<()> {
     for i in &o.items {
         println!("item       {} x{} (orderItemCode {})", i.sku, i.quantity, i.order_item_code);
     }
+    for e in &o.outbox {
+        let error = e.last_error.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
+        println!("queued     {} {} (entry {}, {} attempt(s)){error}", e.call, e.state, e.id, e.attempts);
+    }
     for r in &o.returns {
         let mut line = format!(
             "return     {} {} {}: {} pass, {} fail, {} awaiting QC",
@@ -224,6 +228,9 @@ fn print_order(o: OrderView, raw: &Value, out: Output) -> anyhow::Result<()> {
             line.push_str(&format!("; flags: {}", s.flags.join(", ")));
         }
         println!("{line}");
+    }
+    for e in &o.timeline {
+        println!("{:<10} {}  {}", if e.kind == "dead" { "DEAD" } else { "event" }, e.at, e.text);
     }
     Ok(())
 }

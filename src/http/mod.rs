@@ -15,7 +15,7 @@
 
 mod health;
 mod limits;
-mod refusals;
+pub(crate) mod refusals;
 pub mod serve;
 mod tracking;
 mod webhooks;

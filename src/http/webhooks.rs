@@ -118,7 +118,11 @@ impl IntoResponse for Accepted {
 
 /// Counts every delivery by outcome, and logs each refusal.
 async fn receive(app: &Arc<App>, topic: Topic, headers: &HeaderMap, body: &[u8]) -> Response {
+    let started = std::time::Instant::now();
     let result = accept(app, topic, headers, body).await;
+    if result.is_ok() {
+        app.ack_latency.record(crate::app::now_ms(), started.elapsed());
+    }
     let label = result.as_ref().map_or_else(|e| e.answer().1, |a| a.result);
     metrics::counter!("channeld_webhooks_total", "topic" => topic.as_str(), "result" => label).increment(1);
     match result {
@@ -156,10 +160,14 @@ fn verified<'h>(cfg: &Config, headers: &'h HeaderMap, body: &[u8]) -> Result<Opt
 
 /// A return delivery: the same checks and answers as an order's; `services::returns` counts it.
 async fn receive_return(app: &Arc<App>, topic: ReturnTopic, headers: &HeaderMap, body: &[u8]) -> Response {
+    let started = std::time::Instant::now();
     let taken = match verified(&app.cfg, headers, body) {
         Ok(event_key) => returns::ingest_webhook(app, topic, event_key, body).await.map_err(WebhookError::from),
         Err(e) => Err(e),
     };
+    if taken.is_ok() {
+        app.ack_latency.record(crate::app::now_ms(), started.elapsed());
+    }
     match taken {
         Ok(ReturnIngested::Duplicate) => Accepted { result: "duplicate", message: "already received" }.into_response(),
         Ok(ReturnIngested::Ignored) => {

@@ -85,31 +85,33 @@ async fn clear_wms_alert(app: &App) {
 async fn record(app: &App, mut entry: OutboxEntry, step: Step) -> Result<(), crate::store::StoreError> {
     let (order, kind) = (entry.order_id, entry.task.kind());
     let store = &app.store;
-    let finish = |entry: OutboxEntry, effect: Box<dyn Fn(&mut OrderRecord) + Send>, next: Vec<Task>| {
-        store.call(move |s| s.finish_entry(&entry, effect, &next))
+    let finish = |entry: OutboxEntry, effect: Box<dyn Fn(&mut OrderRecord) + Send>, next: Vec<Task>, note: String| {
+        store.call(move |s| s.finish_entry(&entry, effect, &next, &note))
     };
-    let save = |entry: OutboxEntry| store.call(move |s| s.save_entry(&entry));
+    let save = |entry: OutboxEntry, note: String| store.call(move |s| s.save_entry(&entry, &note));
     match step {
         Step::Done(effect) => {
             tracing::info!(order, call = kind, "delivered");
-            finish(entry, Box::new(effect), Vec::new()).await
+            finish(entry, Box::new(effect), Vec::new(), format!("{kind} delivered")).await
         }
         Step::DoneThen(next) => {
             tracing::info!(order, call = kind, follow_ups = next.len(), "delivered");
-            finish(entry, Box::new(|_| {}), next).await
+            let note = format!("{kind} delivered; {} follow-up call(s) queued", next.len());
+            finish(entry, Box::new(|_| {}), next, note).await
         }
         Step::Dropped(why) => {
             tracing::info!(order, call = kind, why, "not sent");
-            finish(entry, Box::new(|_| {}), Vec::new()).await
+            finish(entry, Box::new(|_| {}), Vec::new(), format!("{kind} not sent: {why}")).await
         }
         Step::Reject(reason) => {
             tracing::warn!(order, %reason, "order rejected at delivery");
             metrics::counter!("channeld_orders_total", "outcome" => "rejected").increment(1);
+            let note = format!("{kind}: the order is rejected at delivery: {reason}");
             let effect = move |r: &mut OrderRecord| {
                 r.status = OrderStatus::Rejected;
                 r.reasons = vec![reason.clone()];
             };
-            finish(entry, Box::new(effect), Vec::new()).await
+            finish(entry, Box::new(effect), Vec::new(), note).await
         }
         Step::Refused { error, effect } => {
             entry.attempts += 1;
@@ -118,7 +120,8 @@ async fn record(app: &App, mut entry: OutboxEntry, step: Step) -> Result<(), cra
             metrics::counter!("channeld_orders_total", "outcome" => "rejected").increment(1);
             entry.state = EntryState::Dead;
             entry.last_error = Some(error.to_string());
-            store.call(move |s| s.bury_entry(&entry, effect)).await
+            let note = format!("{kind} refused by the WMS (dead letter {}): {error}", entry.seq);
+            store.call(move |s| s.bury_entry(&entry, effect, &note)).await
         }
         Step::Failed(CallError::Unauthorized { message }) => {
             if kind.starts_with("wms_") {
@@ -127,8 +130,9 @@ async fn record(app: &App, mut entry: OutboxEntry, step: Step) -> Result<(), cra
             let pause =
                 if kind.starts_with("wms_") { Duration::from_secs(app.cfg.wms.auth_pause_seconds) } else { AUTH_PAUSE };
             entry.next_attempt_ms = now_ms() + pause.as_millis() as i64;
+            let note = format!("{kind}: our credentials were refused; paused: {message}");
             entry.last_error = Some(message);
-            save(entry).await
+            save(entry, note).await
         }
         Step::Failed(CallError::Transient { message, retry_after })
             if entry.attempts + 1 < app.cfg.outbox.max_attempts =>
@@ -144,8 +148,9 @@ async fn record(app: &App, mut entry: OutboxEntry, step: Step) -> Result<(), cra
             .max(retry_after.unwrap_or_default());
             tracing::warn!(order, call = kind, attempt = entry.attempts, retry_in_ms = wait.as_millis() as u64, error = %message, "call failed; will retry");
             entry.next_attempt_ms = now_ms() + wait.as_millis() as i64;
+            let note = format!("{kind} attempt {} failed, will retry: {message}", entry.attempts);
             entry.last_error = Some(message);
-            save(entry).await
+            save(entry, note).await
         }
         Step::Failed(e) => {
             entry.attempts += 1;
@@ -153,7 +158,8 @@ async fn record(app: &App, mut entry: OutboxEntry, step: Step) -> Result<(), cra
             metrics::counter!("channeld_outbox_dead_letters_total", "call" => kind).increment(1);
             entry.state = EntryState::Dead;
             entry.last_error = Some(e.to_string());
-            save(entry).await
+            let note = format!("{kind} dead-lettered after {} attempt(s) (entry {}): {e}", entry.attempts, entry.seq);
+            save(entry, note).await
         }
     }
 }

@@ -20,8 +20,9 @@
 //! `meta` value this file does not know, as its bytes.
 //!
 //! Each line carries the version of the format that wrote it (`"v"`; none is version 1). Version 2
-//! added tombstones and the rest of `meta`, version 3 shipments' tracking records; an older line
-//! reads as it always did, and a line from a newer format is refused by name rather than misread.
+//! added tombstones and the rest of `meta`; version 3 shipments' tracking records and the `activity`
+//! tree (orders per hour, each order's log). A line of an older version reads as it always did, and
+//! a line from a newer format is refused by name rather than misread.
 
 use std::collections::BTreeMap;
 
@@ -29,6 +30,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 use sled::transaction::{ConflictableTransactionError as Abort, TransactionError, Transactional};
 
+use super::activity::Record;
 use super::handovers::HandoverRecord;
 use super::inventory::JobStatus;
 use super::order_index::{reindex, Indexed, META_INDEXED, META_LISTED};
@@ -182,6 +184,14 @@ impl Store {
         }
         self.each_return(|r| put(line("returns", json!(r.id), json!(r))))?;
         self.each_tracking(|t| put(line("tracking", json!([t.order_id, t.shipment_id]), json!(t))))?;
+        self.each_activity(|record| match record {
+            Record::Hour { hour_ms, kind, shard, count } => {
+                put(line("activity", json!(["hour", hour_ms, kind, shard]), json!(count)))
+            }
+            Record::Event { order_id, at_ms, tag, what } => {
+                put(line("activity", json!(["event", order_id, at_ms, tag]), json!(what)))
+            }
+        })?;
         self.each_inbound(|seq, event| match event.webhook_body() {
             Some((topic, body)) => {
                 let value = json!({ "topic": topic, "received_ms": event.received_ms(), "body": body });
@@ -328,6 +338,26 @@ impl Store {
                 };
                 self.restore_tracking(&t)?;
                 report.tracking += 1;
+            }
+            "activity" => {
+                let num = |i: usize| key[i].as_i64();
+                match (key[0].as_str(), num(1), num(2), num(3)) {
+                    (Some("hour"), Some(hour), Some(kind), Some(shard)) => {
+                        let (Ok(kind), Ok(shard), Some(n)) = (u8::try_from(kind), u8::try_from(shard), value.as_i64())
+                        else {
+                            return typed();
+                        };
+                        self.restore_hour(hour, kind, shard, n)?;
+                    }
+                    (Some("event"), Some(_), Some(at), Some(tag)) => {
+                        let (Some(order), Ok(tag), Some(what)) = (key[1].as_u64(), u32::try_from(tag), value.as_str())
+                        else {
+                            return typed();
+                        };
+                        self.restore_event(order, at, tag, what)?;
+                    }
+                    _ => return typed(),
+                }
             }
             "payloads" => {
                 let text = |k: &str| value[k].as_str().map(str::to_string);

@@ -52,6 +52,14 @@ impl Store {
         }
     }
 
+    /// The handover of one order, if any.
+    pub fn handover(&self, order_id: u64) -> Result<Option<HandoverRecord>> {
+        match self.inner.handovers.get(be(order_id))? {
+            Some(v) => Ok(Some(codec::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
     pub fn handovers(&self) -> Result<Vec<HandoverRecord>> {
         self.inner.handovers.iter().map(|item| Ok(codec::decode(&item?.1)?)).collect()
     }

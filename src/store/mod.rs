@@ -23,6 +23,8 @@
 //!   [`TrackingRecord`](crate::flows::tracking::TrackingRecord), a shipment's courier events and
 //!   Shopify fulfillment; found by AWB and listed by status through `shipment_index` (see
 //!   `tracking.rs`)
+//! - `activity`: orders received and entering each status per hour, and a short log per order,
+//!   for the operator console (see `activity.rs`)
 //! - `overflow`: the chunks of orders, shipments, outbox entries, returns and tracking records too
 //!   large to keep inline (`chunks.rs`: sled would put them in blob files it never syncs)
 //! - `meta`: store format, first start, the last applied journal record, job statuses and other
@@ -39,6 +41,7 @@
 //! ([`Store::sync_state`]). After a crash or a power cut, the records sled had not made durable are
 //! applied again ([`Store::replay`]).
 
+mod activity;
 mod chunks;
 mod codec;
 mod commit;
@@ -62,6 +65,7 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
+pub use activity::{HourCounts, OrderEvent, KEEP_HOURS};
 pub use codec::{CodecError, FORMAT_VERSION};
 pub use commit::Health;
 pub use export::{Imported, RawTrees};
@@ -171,6 +175,8 @@ struct Inner {
     tracking: sled::Tree,
     /// Chunks of values too large to keep inline (see `chunks.rs`).
     overflow: sled::Tree,
+    /// Orders per hour and each order's log, for the console (see `activity.rs`).
+    activity: sled::Tree,
     meta: sled::Tree,
     pipeline: commit::Pipeline,
     health: Health,
@@ -252,6 +258,7 @@ impl Store {
             return_index: tree("return_index")?,
             tracking: tree("tracking")?,
             overflow: tree("overflow")?,
+            activity: tree("activity")?,
             meta,
             pipeline: commit::Pipeline::new(&journal, journal_dir, applied, opts.min_free_mb * 1_048_576),
             health: Health::default(),
@@ -484,6 +491,8 @@ impl Store {
         removed += self.prune_finished(payloads_before_ms, archive)?;
         removed += self.prune_tombstones(now_ms())?;
         removed += self.prune_returns(payloads_before_ms)?;
+        // History, not records: not counted among what retention removed.
+        self.prune_activity(now_ms() - activity::KEEP_HOURS * 3_600_000)?;
         Ok(removed)
     }
 

@@ -24,7 +24,7 @@ pub(super) const META_INDEXED: &[u8] = b"order_indexes";
 pub(super) const META_LISTED: &[u8] = b"order_list_index";
 
 /// A status's stored code. Never renumber: the codes are on disk.
-fn code(s: OrderStatus) -> u8 {
+pub(super) fn code(s: OrderStatus) -> u8 {
     match s {
         OrderStatus::Received => 0,
         OrderStatus::Queued => 1,
@@ -80,6 +80,10 @@ pub(super) struct Indexed {
 impl Indexed {
     pub(super) fn of(rec: &OrderRecord) -> Self {
         Self { id: rec.id, status: rec.status, personal: holds_personal(rec), first_seen_ms: rec.first_seen_ms }
+    }
+
+    pub(super) fn status(&self) -> OrderStatus {
+        self.status
     }
 }
 
@@ -177,6 +181,14 @@ pub(super) fn listed_id(key: &[u8]) -> Option<u64> {
 }
 
 impl Store {
+    /// When the newest stored order was first seen (the last key of the order list).
+    pub fn newest_order_ms(&self) -> Result<Option<i64>> {
+        let all = list_key(None, 0, 0)..list_key(None, i64::MAX, u64::MAX);
+        let Some(item) = self.inner.order_list.range(all).next_back() else { return Ok(None) };
+        let key = item?.0;
+        Ok(key.get(1..9).and_then(|b| b.try_into().ok()).map(|b| u64::from_be_bytes(b) as i64))
+    }
+
     /// How many orders have each status (from the counters: no walk over the orders).
     pub fn order_counts(&self) -> Result<Vec<(OrderStatus, usize)>> {
         let counts = &self.inner.order_counts;
@@ -330,6 +342,7 @@ mod tests {
     fn counts_follow_every_write_and_pruning_reads_only_what_is_due() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 8).unwrap();
+        assert_eq!(store.newest_order_ms().unwrap(), None);
         for id in 1..=3 {
             ingest(&store, id, id as i64 * DAY);
         }
@@ -346,6 +359,7 @@ mod tests {
                     r.status = OrderStatus::Sent;
                 },
                 &[],
+                "done",
             )
             .unwrap();
         store.update_order(2, |r| r.status = OrderStatus::Cancelled).unwrap();
@@ -382,6 +396,7 @@ mod tests {
             store.update_order(id, |r| r.status = OrderStatus::Rejected).unwrap();
         }
         let ids = |v: Vec<OrderRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(store.newest_order_ms().unwrap(), Some(25 * DAY), "the newest order's first sight");
         let first = store.orders_page(None, None, None, 10).unwrap();
         assert_eq!(ids(first.clone()), (16..=25).rev().collect::<Vec<_>>());
         let next = OrderCursor::parse(&OrderCursor::of(first.last().unwrap()).to_string());

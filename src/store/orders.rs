@@ -72,59 +72,68 @@ impl Store {
             &i.personal,
             &i.overflow,
             &i.order_list,
+            &i.activity,
         );
-        let result = trees.transaction(|(orders, names, outbox, queued, ids, counts, personal, overflow, list)| {
-            if let Some(k) = &dedupe_key {
-                if ids.get(k)?.is_some() {
-                    return Ok(Ingested::Duplicate);
+        let about = format!("{topic} {}", event_key.unwrap_or_default());
+        let result =
+            trees.transaction(|(orders, names, outbox, queued, ids, counts, personal, overflow, list, activity)| {
+                if let Some(k) = &dedupe_key {
+                    if ids.get(k)?.is_some() {
+                        return Ok(Ingested::Duplicate);
+                    }
+                    ids.insert(k.as_slice(), seen_at.as_slice())?;
                 }
-                ids.insert(k.as_slice(), seen_at.as_slice())?;
-            }
-            let existing = match chunks::get(orders, overflow, chunks::ORDERS, &be(order_id))? {
-                None if Store::was_pruned(names, order_id)? => {
-                    // Finished and pruned after the retention: nothing to do with it any more.
-                    return Ok(Ingested::Applied {
-                        status: OrderStatus::Skipped,
-                        outcome: "pruned",
-                        queued: 0,
-                        not_forwarded: Vec::new(),
-                    });
+                let existing = match chunks::get(orders, overflow, chunks::ORDERS, &be(order_id))? {
+                    None if Store::was_pruned(names, order_id)? => {
+                        // Finished and pruned after the retention: nothing to do with it any more.
+                        return Ok(Ingested::Applied {
+                            status: OrderStatus::Skipped,
+                            outcome: "pruned",
+                            queued: 0,
+                            not_forwarded: Vec::new(),
+                        });
+                    }
+                    Some(v) => Some(codec::decode::<OrderRecord>(&v).map_err(ConflictableTransactionError::Abort)?),
+                    None => None,
+                };
+                let before = existing.as_ref().map(Indexed::of);
+                let change = decide(existing);
+                if !change.record.name.is_empty() {
+                    names.insert(change.record.name.as_bytes(), &be(order_id))?;
                 }
-                Some(v) => Some(codec::decode::<OrderRecord>(&v).map_err(ConflictableTransactionError::Abort)?),
-                None => None,
-            };
-            let before = existing.as_ref().map(Indexed::of);
-            let change = decide(existing);
-            if !change.record.name.is_empty() {
-                names.insert(change.record.name.as_bytes(), &be(order_id))?;
-            }
-            reindex(counts, personal, list, before, &change.record)?;
-            let rec = codec::encode(&change.record).map_err(ConflictableTransactionError::Abort)?;
-            chunks::put(orders, overflow, chunks::ORDERS, &be(order_id), &rec)?;
-            let tasks = super::outbox::settle_dead_creations(
-                outbox,
-                queued,
-                overflow,
-                &dead_creations,
-                &change.record,
-                &change.tasks,
-                now_ms,
-            )?;
-            for task in &tasks {
-                super::outbox::queue(outbox, queued, overflow, order_id, task, now_ms)?;
-            }
-            Ok(Ingested::Applied {
-                status: change.record.status,
-                outcome: change.outcome,
-                queued: change.tasks.len(),
-                not_forwarded: change.not_forwarded.clone(),
-            })
-        });
+                reindex(counts, personal, list, before, &change.record)?;
+                super::activity::count_change(activity, before, &change.record, now_ms)?;
+                let what = format!("webhook {topic}: {}", change.outcome);
+                super::activity::note(activity, order_id, now_ms, &about, &what)?;
+                let rec = codec::encode(&change.record).map_err(ConflictableTransactionError::Abort)?;
+                chunks::put(orders, overflow, chunks::ORDERS, &be(order_id), &rec)?;
+                let tasks = super::outbox::settle_dead_creations(
+                    outbox,
+                    queued,
+                    overflow,
+                    &dead_creations,
+                    &change.record,
+                    &change.tasks,
+                    now_ms,
+                )?;
+                for task in &tasks {
+                    super::outbox::queue(outbox, queued, overflow, order_id, task, now_ms)?;
+                }
+                Ok(Ingested::Applied {
+                    status: change.record.status,
+                    outcome: change.outcome,
+                    queued: change.tasks.len(),
+                    not_forwarded: change.not_forwarded.clone(),
+                })
+            });
         let result = result.map_err(|e| match e {
             TransactionError::Abort(e) => StoreError::Codec(e),
             TransactionError::Storage(e) => StoreError::Sled(e),
         })?;
         write.made_due(if let Ingested::Applied { queued, .. } = &result { *queued } else { 0 });
+        if result != Ingested::Duplicate {
+            self.trim_events(order_id)?;
+        }
         Ok(result)
     }
 
@@ -172,8 +181,9 @@ impl Store {
     /// indexes right. An unreadable record is left exactly as it is (never dropped): `Ok(None)`.
     pub fn update_order(&self, id: u64, f: impl Fn(&mut OrderRecord)) -> Result<Option<OrderRecord>> {
         let i = &self.inner;
-        let trees = (&i.orders, &i.order_counts, &i.personal, &i.overflow, &i.order_list);
-        let result = trees.transaction(|(orders, counts, personal, overflow, list)| {
+        let trees = (&i.orders, &i.order_counts, &i.personal, &i.overflow, &i.order_list, &i.activity);
+        let at_ms = super::now_ms();
+        let result = trees.transaction(|(orders, counts, personal, overflow, list, activity)| {
             let Some(old) = chunks::get(orders, overflow, chunks::ORDERS, &be(id))? else {
                 return Ok::<_, ConflictableTransactionError<Infallible>>(None);
             };
@@ -183,6 +193,7 @@ impl Store {
             let Ok(bytes) = codec::encode(&rec) else { return Ok(None) };
             chunks::put(orders, overflow, chunks::ORDERS, &be(id), &bytes)?;
             reindex(counts, personal, list, Some(before), &rec)?;
+            super::activity::count_change(activity, Some(before), &rec, at_ms)?;
             Ok(Some(rec))
         });
         result.map_err(|e| match e {

@@ -19,6 +19,12 @@ use crate::flows::model::{EntryState, OrderRecord, OrderStatus, OutboxEntry, Tas
 /// Set in `meta` once `outbox_queued` covers every entry.
 pub(super) const META_QUEUED: &[u8] = b"outbox_queued_index";
 
+/// What an outbox event in an order's log is about: the entry, its attempt and what happened (so
+/// each outcome is its own line, and the same outcome written again is one).
+fn about(entry: &OutboxEntry, what: &str) -> String {
+    format!("outbox {} {} {what}", entry.seq, entry.attempts)
+}
+
 /// Where an entry sits in `outbox_queued`.
 fn queued_key(created_ms: i64, order_id: u64, seq: u64) -> [u8; 24] {
     let mut k = [0u8; 24];
@@ -115,18 +121,30 @@ impl Store {
     }
 
     /// Removes a finished entry, applies its effect on the order and queues its follow-up tasks,
-    /// in one transaction.
+    /// in one transaction; `note` goes in the order's log.
     pub fn finish_entry(
         &self,
         entry: &OutboxEntry,
         effect: impl Fn(&mut OrderRecord),
         follow_ups: &[Task],
+        note: &str,
     ) -> Result<()> {
         use sled::transaction::{ConflictableTransactionError as Abort, TransactionError, Transactional};
         let i = &self.inner;
         let write = self.outbox_write();
-        (&i.outbox, &i.outbox_queued, &i.orders, &i.order_counts, &i.personal, &i.overflow, &i.order_list)
-            .transaction(|(outbox, queued, orders, counts, personal, overflow, list)| {
+        let (at_ms, about) = (super::now_ms(), about(entry, "done"));
+        let trees = (
+            &i.outbox,
+            &i.outbox_queued,
+            &i.orders,
+            &i.order_counts,
+            &i.personal,
+            &i.overflow,
+            &i.order_list,
+            &i.activity,
+        );
+        trees
+            .transaction(|(outbox, queued, orders, counts, personal, overflow, list, activity)| {
                 take_entry(outbox, queued, overflow, entry)?;
                 let key = be(entry.order_id);
                 if let Some(v) = chunks::get(orders, overflow, chunks::ORDERS, &key)? {
@@ -135,7 +153,9 @@ impl Store {
                     effect(&mut rec);
                     chunks::put(orders, overflow, chunks::ORDERS, &key, &codec::encode(&rec).map_err(Abort::Abort)?)?;
                     super::order_index::reindex(counts, personal, list, Some(before), &rec)?;
+                    super::activity::count_change(activity, Some(before), &rec, at_ms)?;
                 }
+                super::activity::note(activity, entry.order_id, at_ms, &about, note)?;
                 for task in follow_ups {
                     queue(outbox, queued, overflow, entry.order_id, task, entry.next_attempt_ms)?;
                 }
@@ -152,15 +172,18 @@ impl Store {
         Ok(())
     }
 
-    /// Saves an entry's new state (rescheduled or dead), unless it was removed meanwhile.
-    pub fn save_entry(&self, entry: &OutboxEntry) -> Result<()> {
+    /// Saves an entry's new state (rescheduled or dead), unless it was removed meanwhile; `note`
+    /// goes in the order's log.
+    pub fn save_entry(&self, entry: &OutboxEntry, note: &str) -> Result<()> {
         use sled::transaction::{TransactionError, Transactional};
         let i = &self.inner;
         let key = pair_key(entry.order_id, entry.seq);
-        (&i.outbox, &i.overflow)
-            .transaction(|(outbox, overflow)| {
+        let (at_ms, about) = (super::now_ms(), about(entry, "saved"));
+        (&i.outbox, &i.overflow, &i.activity)
+            .transaction(|(outbox, overflow, activity)| {
                 if outbox.get(key)?.is_some() {
                     put_entry(outbox, overflow, entry)?;
+                    super::activity::note(activity, entry.order_id, at_ms, &about, note)?;
                 }
                 Ok(())
             })
@@ -173,16 +196,18 @@ impl Store {
     /// Saves an entry's new state (dead-lettered) and applies `effect` to its order, in one
     /// transaction: a refused creation is a dead letter and a rejected order at once. Nothing
     /// changes when the entry was removed meanwhile.
-    pub fn bury_entry(&self, entry: &OutboxEntry, effect: impl Fn(&mut OrderRecord)) -> Result<()> {
+    pub fn bury_entry(&self, entry: &OutboxEntry, effect: impl Fn(&mut OrderRecord), note: &str) -> Result<()> {
         use sled::transaction::{ConflictableTransactionError as Abort, TransactionError, Transactional};
         let i = &self.inner;
         let key = pair_key(entry.order_id, entry.seq);
-        (&i.outbox, &i.orders, &i.order_counts, &i.personal, &i.overflow, &i.order_list)
-            .transaction(|(outbox, orders, counts, personal, overflow, list)| {
+        let (at_ms, about) = (super::now_ms(), about(entry, "buried"));
+        (&i.outbox, &i.orders, &i.order_counts, &i.personal, &i.overflow, &i.order_list, &i.activity)
+            .transaction(|(outbox, orders, counts, personal, overflow, list, activity)| {
                 if outbox.get(key)?.is_none() {
                     return Ok(());
                 }
                 put_entry(outbox, overflow, entry)?;
+                super::activity::note(activity, entry.order_id, at_ms, &about, note)?;
                 let order_key = be(entry.order_id);
                 if let Some(v) = chunks::get(orders, overflow, chunks::ORDERS, &order_key)? {
                     let mut rec: OrderRecord = codec::decode(&v).map_err(Abort::Abort)?;
@@ -191,6 +216,7 @@ impl Store {
                     let after = codec::encode(&rec).map_err(Abort::Abort)?;
                     chunks::put(orders, overflow, chunks::ORDERS, &order_key, &after)?;
                     super::order_index::reindex(counts, personal, list, Some(before), &rec)?;
+                    super::activity::count_change(activity, Some(before), &rec, at_ms)?;
                 }
                 Ok(())
             })
@@ -214,6 +240,16 @@ impl Store {
         Ok(keys)
     }
 
+    /// The calls still queued for one order (pending and dead), in its order.
+    pub fn order_entries(&self, order_id: u64) -> Result<Vec<OutboxEntry>> {
+        let mut out = Vec::new();
+        for item in self.inner.outbox.scan_prefix(be(order_id)) {
+            let (k, v) = item?;
+            out.extend(self.read_entry(&k, v)?);
+        }
+        Ok(out)
+    }
+
     /// Whether any call for this order is still queued.
     pub fn has_pending(&self, order_id: u64) -> Result<bool> {
         Ok(self.inner.outbox.scan_prefix(be(order_id)).next().transpose()?.is_some())
@@ -229,6 +265,22 @@ impl Store {
             .filter_map(|item| item.map_err(StoreError::from).and_then(|(k, v)| self.read_entry(&k, v)).transpose())
             .take(limit)
             .collect()
+    }
+
+    /// At most `limit` dead letters in queue order, after the entry `after` (order id, seq). The
+    /// outbox holds work in progress, not history: the pass skips pending entries without keeping
+    /// them.
+    pub fn outbox_dead_page(&self, after: Option<(u64, u64)>, limit: usize) -> Result<Vec<OutboxEntry>> {
+        let start = after.map_or(Bound::Unbounded, |(o, s)| Bound::Excluded(pair_key(o, s).to_vec()));
+        let mut out = Vec::new();
+        for item in self.inner.outbox.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item?;
+            out.extend(self.read_entry(&k, v)?.filter(|e| e.state == EntryState::Dead));
+        }
+        Ok(out)
     }
 
     /// At most `limit` entries queued at or after `since_ms`, in the order they were queued, after
@@ -295,7 +347,7 @@ impl Store {
                 entry.state = EntryState::Pending;
                 entry.attempts = 0;
                 entry.next_attempt_ms = now_ms;
-                self.save_entry(&entry)?;
+                self.save_entry(&entry, &format!("{} queued again by the operator", entry.task.kind()))?;
                 if entry.task == Task::WmsCreate {
                     // The WMS refused it and the order shows rejected: it is in line again.
                     self.update_order(entry.order_id, |r| {
@@ -456,9 +508,9 @@ mod tests {
         assert_eq!(due[0].task, task, "read back whole");
         let mut dead = due[0].clone();
         dead.state = EntryState::Dead;
-        store.save_entry(&dead).unwrap();
+        store.save_entry(&dead, "dead").unwrap();
         assert_eq!(store.outbox_entries().unwrap(), vec![dead.clone()]);
-        store.finish_entry(&dead, |_| {}, &[]).unwrap();
+        store.finish_entry(&dead, |_| {}, &[], "done").unwrap();
         assert!(store.inner.outbox.is_empty() && store.inner.overflow.is_empty(), "no chunk is left behind");
         store.sync_state().await.unwrap();
         let blobs = std::fs::read_dir(dir.path().join("db/blobs")).unwrap().count();
@@ -479,10 +531,10 @@ mod tests {
         let due = store.due_work(1, &HashSet::new(), 10).unwrap().due;
         let (first, other) = (&due[0], &due[1]);
         // The last entry of order 2 done: nothing becomes due on its strength.
-        store.finish_entry(other, |_| {}, &[]).unwrap();
+        store.finish_entry(other, |_| {}, &[], "done").unwrap();
         assert!(!ahead(), "no checkpoint is owed for an order with nothing left");
         // Order 1's creation done: its cancellation is due now, on the strength of that write.
-        store.finish_entry(first, |_| {}, &[]).unwrap();
+        store.finish_entry(first, |_| {}, &[], "done").unwrap();
         assert!(ahead(), "the cancellation must not be sent before the outcome is durable");
         assert_eq!(p.outbox_writes_in_progress.load(Ordering::SeqCst), 0);
         store.sync_outbox().await.unwrap();
@@ -527,13 +579,13 @@ mod tests {
         // A finished call leaves the index with it, and its follow-up joins it.
         let entry = store.outbox_entries().unwrap().into_iter().find(|e| e.order_id == 10).unwrap();
         let follow_up = Task::WmsUpdate { body: "{}".into() };
-        store.finish_entry(&entry, |_| {}, std::slice::from_ref(&follow_up)).unwrap();
+        store.finish_entry(&entry, |_| {}, std::slice::from_ref(&follow_up), "done").unwrap();
         assert_eq!(indexed(&store), 3);
         let listed = store.outbox_since(0, None, 10).unwrap();
         assert_eq!(listed.len(), 3);
         assert!(listed.iter().any(|e| e.order_id == 10 && e.task == follow_up));
         let follow = listed.iter().find(|e| e.order_id == 10).unwrap().clone();
-        store.finish_entry(&follow, |_| {}, &[]).unwrap();
+        store.finish_entry(&follow, |_| {}, &[], "done").unwrap();
         assert_eq!((indexed(&store), since(&store, 0, None, 10)), (2, vec![30, 20]));
     }
 

@@ -1,8 +1,8 @@
 //! Retention of finished records: an order nothing will act on again (cancelled, skipped,
 //! rejected, or handed over and archived), unchanged for longer than `storage.retention_days` and
-//! with no call queued, goes with its name, its indexes, its shipments (with their tracking) and
-//! its handover, in one transaction. Candidates are read from the order list index oldest first, up to the cut only, so
-//! a run costs what it removes, not what the store holds.
+//! with no call queued, goes with its name, its indexes, its shipments (with their tracking), its
+//! handover and its log (`activity`), in one transaction. Candidates are read from the order list
+//! index oldest first, up to the cut only, so a run costs what it removes, not what the store holds.
 //!
 //! A removed order leaves a tombstone in `order_names` (`0x00 ‖ order id → when`, and
 //! `0x01 ‖ when ‖ order id` to expire it), which names never use (they are text): a late webhook or
@@ -90,7 +90,8 @@ impl Store {
                 continue;
             }
             let shipments = self.order_shipments_all(id)?;
-            self.remove_order(&rec, &shipments, before_ms.max(rec.changed_ms))?;
+            let events = self.event_keys(id)?;
+            self.remove_order(&rec, &shipments, &events, before_ms.max(rec.changed_ms))?;
             removed += 1;
         }
         Ok(removed)
@@ -121,7 +122,13 @@ impl Store {
         Ok(out)
     }
 
-    fn remove_order(&self, rec: &OrderRecord, shipments: &[ShipmentRecord], at_ms: i64) -> Result<()> {
+    fn remove_order(
+        &self,
+        rec: &OrderRecord,
+        shipments: &[ShipmentRecord],
+        events: &[sled::IVec],
+        at_ms: i64,
+    ) -> Result<()> {
         let i = &self.inner;
         let trees = (
             &i.orders,
@@ -134,22 +141,40 @@ impl Store {
             &i.shipments,
             &i.shipment_index,
             &i.tracking,
+            &i.activity,
         );
         trees
-            .transaction(|(orders, overflow, names, counts, personal, list, handovers, ships, ship_index, tracking)| {
-                chunks::remove(orders, overflow, chunks::ORDERS, &be(rec.id))?;
-                if !rec.name.is_empty() {
-                    names.remove(rec.name.as_bytes())?;
-                }
-                names.insert(&tombstone(rec.id), &at_ms.to_be_bytes())?;
-                names.insert(tombstone_by_age(at_ms, rec.id), &[])?;
-                unindex(counts, personal, list, rec)?;
-                handovers.remove(&be(rec.id))?;
-                for s in shipments {
-                    super::shipments::unstore(ships, ship_index, overflow, tracking, s)?;
-                }
-                Ok::<_, Abort<()>>(())
-            })
+            .transaction(
+                |(
+                    orders,
+                    overflow,
+                    names,
+                    counts,
+                    personal,
+                    list,
+                    handovers,
+                    ships,
+                    ship_index,
+                    tracking,
+                    activity,
+                )| {
+                    chunks::remove(orders, overflow, chunks::ORDERS, &be(rec.id))?;
+                    if !rec.name.is_empty() {
+                        names.remove(rec.name.as_bytes())?;
+                    }
+                    names.insert(&tombstone(rec.id), &at_ms.to_be_bytes())?;
+                    names.insert(tombstone_by_age(at_ms, rec.id), &[])?;
+                    unindex(counts, personal, list, rec)?;
+                    handovers.remove(&be(rec.id))?;
+                    for s in shipments {
+                        super::shipments::unstore(ships, ship_index, overflow, tracking, s)?;
+                    }
+                    for k in events {
+                        activity.remove(k)?;
+                    }
+                    Ok::<_, Abort<()>>(())
+                },
+            )
             .map_err(|e| match e {
                 TransactionError::Abort(()) => StoreError::NotFound("an order could not be pruned".into()),
                 TransactionError::Storage(e) => StoreError::Sled(e),
@@ -189,6 +214,7 @@ mod tests {
                         r.status = OrderStatus::Sent;
                     },
                     &[],
+                    "done",
                 )
                 .unwrap();
         }

@@ -317,9 +317,18 @@ impl Store {
             Refused(E),
         }
         let i = &self.inner;
-        let trees = (&i.orders, &i.outbox, &i.outbox_queued, &i.order_counts, &i.personal, &i.overflow, &i.order_list);
+        let trees = (
+            &i.orders,
+            &i.outbox,
+            &i.outbox_queued,
+            &i.order_counts,
+            &i.personal,
+            &i.overflow,
+            &i.order_list,
+            &i.activity,
+        );
         let write = self.outbox_write();
-        let result = trees.transaction(|(orders, outbox, queued, counts, personal, overflow, list)| {
+        let result = trees.transaction(|(orders, outbox, queued, counts, personal, overflow, list, activity)| {
             let key = be(order_id);
             let Some(v) = chunks::get(orders, overflow, chunks::ORDERS, &key)? else { return Ok(None) };
             let mut rec: OrderRecord = codec::decode(&v).map_err(|e| Abort::Abort(Stop::Codec(e)))?;
@@ -329,6 +338,13 @@ impl Store {
             let bytes = codec::encode(&rec).map_err(|e| Abort::Abort(Stop::Codec(e)))?;
             chunks::put(orders, overflow, chunks::ORDERS, &key, &bytes)?;
             super::order_index::reindex(counts, personal, list, Some(before), &rec)?;
+            super::activity::count_change(activity, Some(before), &rec, now_ms)?;
+            let what = match &task {
+                Some(Task::ShopifyCancelOrder) => "seller cancellation from the WMS: every unit, cancelled on Shopify",
+                Some(_) => "seller cancellation from the WMS: some units, taken off the order on Shopify",
+                None => "seller cancellation from the WMS: nothing more to cancel",
+            };
+            super::activity::note(activity, order_id, now_ms, &format!("seller-cancel {now_ms}"), what)?;
             if let Some(task) = &task {
                 super::outbox::queue(outbox, queued, overflow, order_id, task, now_ms).map_err(|e| match e {
                     Abort::Abort(e) => Abort::Abort(Stop::Codec(e)),

@@ -3,6 +3,8 @@
 
 mod admin;
 mod client_errors;
+mod console;
+mod console_browser;
 mod courier_fakes;
 mod crash;
 mod delivery;
@@ -17,6 +19,7 @@ mod helpers;
 mod http_limits;
 mod inventory;
 mod logs;
+mod monitoring;
 mod operations;
 mod order_cancel;
 mod order_intake;
