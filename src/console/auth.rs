@@ -24,7 +24,6 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -308,16 +307,21 @@ fn decode(v: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Refuses (403) every state-changing request whose form does not carry the right CSRF token:
-/// the session's, or on `/login` the one of the login cookie. Runs before any handler, so no
-/// route can forget it.
-pub(super) async fn require_csrf(
-    axum::extract::State(console): axum::extract::State<Arc<Console>>,
-    req: Request,
-    next: Next,
-) -> Response {
+/// Why a form was refused by [`check_csrf`].
+pub(super) enum CsrfRefusal {
+    /// Larger than the console's forms ever are (413).
+    TooLarge,
+    /// No token, or not the right one (403).
+    Invalid,
+}
+
+/// Checks that a state-changing request's form carries the right CSRF token: the session's, or on
+/// `/login` the one of the login cookie. GET and HEAD pass as they are; a checked request comes back
+/// with its body buffered. The console's middleware runs it before any handler, so no route can
+/// forget it.
+pub(super) async fn check_csrf(console: &Console, req: Request) -> Result<Request, CsrfRefusal> {
     if matches!(*req.method(), Method::GET | Method::HEAD) {
-        return next.run(req).await;
+        return Ok(req);
     }
     let expected = if req.uri().path() == "/login" {
         cookie(req.headers(), LOGIN_COOKIE).map(str::to_string)
@@ -326,7 +330,7 @@ pub(super) async fn require_csrf(
     };
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, super::MAX_FORM_BYTES).await else {
-        return (StatusCode::PAYLOAD_TOO_LARGE, "the form is too large\n").into_response();
+        return Err(CsrfRefusal::TooLarge);
     };
     let sent = form_field(&bytes, "csrf");
     let valid = match (expected, sent) {
@@ -335,9 +339,9 @@ pub(super) async fn require_csrf(
     };
     if !valid {
         tracing::warn!(path = parts.uri.path(), "console: a form without a valid CSRF token was refused");
-        return super::pages::layout::forbidden();
+        return Err(CsrfRefusal::Invalid);
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
 #[cfg(test)]

@@ -25,10 +25,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
@@ -99,7 +99,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/logout", post(pages::login::logout))
         .route("/static/console.css", get(pages::layout::stylesheet))
         .fallback(pages::layout::not_found)
-        .layer(middleware::from_fn_with_state(console.clone(), auth::require_csrf))
+        .layer(middleware::from_fn_with_state(console.clone(), require_csrf))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
@@ -107,6 +107,18 @@ pub fn router(app: Arc<App>) -> Router {
         ))
         .layer(middleware::from_fn(protect))
         .with_state(console)
+}
+
+/// Refuses (403) every state-changing request whose form does not carry the right CSRF token
+/// ([`auth::check_csrf`]), before any handler runs.
+async fn require_csrf(State(console): State<Arc<Console>>, req: Request, next: Next) -> Response {
+    match auth::check_csrf(&console, req).await {
+        Ok(req) => next.run(req).await,
+        Err(auth::CsrfRefusal::TooLarge) => {
+            (axum::http::StatusCode::PAYLOAD_TOO_LARGE, "the form is too large\n").into_response()
+        }
+        Err(auth::CsrfRefusal::Invalid) => pages::layout::forbidden(),
+    }
 }
 
 /// The headers every console answer carries: nothing from elsewhere may load, no other site may

@@ -11,28 +11,11 @@ use crate::flows::routing::{decide, RoutingDecision};
 use crate::remote::CallError;
 use crate::store::JobStatus;
 
+use super::step::Step;
+
 /// How long Shopify work waits after Shopify refused our credentials (not counted as an attempt).
 /// (WMS work pauses for `wms.auth_pause_seconds` instead.)
 const AUTH_PAUSE: Duration = Duration::from_secs(60);
-
-/// The end of one run of an entry.
-pub(super) enum Step {
-    /// Delivered: apply this to the order and remove the entry.
-    Done(fn(&mut OrderRecord)),
-    /// Delivered, and this work follows (queued behind the order's other calls).
-    DoneThen(Vec<Task>),
-    /// Nothing to send any more (the reason is logged); the entry is removed.
-    Dropped(String),
-    /// The order is rejected at delivery time (e.g. routed to an unmapped location).
-    Reject(String),
-    /// The WMS refused the creation: the entry is dead-lettered (replayable) and the order
-    /// rejected with the WMS's message, in one write.
-    Refused {
-        error: CallError,
-        effect: Box<dyn Fn(&mut OrderRecord) + Send>,
-    },
-    Failed(CallError),
-}
 
 /// Runs one entry; `false` when its outcome could not be recorded.
 pub(super) async fn run_entry(app: &std::sync::Arc<App>, entry: OutboxEntry) -> bool {
@@ -161,15 +144,6 @@ async fn record(app: &App, mut entry: OutboxEntry, step: Step) -> Result<(), cra
             let note = format!("{kind} dead-lettered after {} attempt(s) (entry {}): {e}", entry.attempts, entry.seq);
             save(entry, note).await
         }
-    }
-}
-
-/// The return a call is about, as stored now.
-pub(super) async fn load_return(app: &App, return_id: u64) -> Result<crate::flows::returns::ReturnRecord, Step> {
-    match app.store.call(move |s| s.return_record(return_id)).await {
-        Ok(Some(rec)) => Ok(rec),
-        Ok(None) => Err(Step::Dropped(format!("return {return_id} is no longer stored"))),
-        Err(e) => Err(Step::Failed(CallError::transient(e.to_string()))),
     }
 }
 

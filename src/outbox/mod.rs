@@ -11,6 +11,7 @@
 
 mod deliver;
 mod returns;
+mod step;
 mod tracking;
 
 use std::collections::{HashMap, HashSet};

@@ -9,7 +9,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use super::deliver::{load_return, Step};
+use super::step::Step;
 use crate::app::{now_ms, App};
 use crate::flows::model::{OrderRecord, Task};
 use crate::flows::returns::{flag, plan_process, plan_wms, ready_to_close, ReturnRecord, ReturnRules, ReturnStatus};
@@ -418,5 +418,14 @@ pub(super) async fn close(app: &Arc<App>, return_id: u64) -> Step {
             Step::Done(|_| {})
         }
         Err(e) => transient(e),
+    }
+}
+
+/// The return a call is about, as stored now.
+async fn load_return(app: &App, return_id: u64) -> Result<ReturnRecord, Step> {
+    match app.store.call(move |s| s.return_record(return_id)).await {
+        Ok(Some(rec)) => Ok(rec),
+        Ok(None) => Err(Step::Dropped(format!("return {return_id} is no longer stored"))),
+        Err(e) => Err(Step::Failed(CallError::transient(e.to_string()))),
     }
 }

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use super::deliver::Step;
+use super::step::Step;
 use crate::app::{now_ms, App};
 use crate::flows::tracking::{ShopifyStep, StepState, TrackingRecord};
 use crate::remote::CallError;

@@ -617,6 +617,12 @@ pub struct Tracking {
     pub url: String,
 }
 
+/// Every GraphQL document the code can send, with example variables: the schema test validates
+/// each against the vendored 2026-10 schema.
+pub fn documents() -> Vec<(&'static queries::Document, Value)> {
+    queries::documents().into_iter().chain(returns::documents()).chain(tracking::documents()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

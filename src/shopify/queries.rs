@@ -335,8 +335,9 @@ pub const PRODUCT_VARIANTS: Document = Document {
 }"#,
 };
 
-/// Every document the code can send, with example variables for the schema test.
-pub fn all() -> Vec<(&'static Document, Value)> {
+/// The documents of this file, with example variables for the schema test ([`super::documents`]
+/// adds those of returns and tracking).
+pub fn documents() -> Vec<(&'static Document, Value)> {
     let row = PushRow { sku: "A".into(), item_id: 49148385, location_id: 655441491, quantity: 4 };
     vec![
         (&FULFILLMENT_ORDERS, json!({ "id": order_gid(450789469) })),
@@ -399,10 +400,6 @@ pub fn all() -> Vec<(&'static Document, Value)> {
                     "fulfillmentOrderLineItems": [{ "id": "gid://shopify/FulfillmentOrderLineItem/2", "quantity": 1 }] }] } }),
         ),
     ]
-    .into_iter()
-    .chain(super::returns::documents())
-    .chain(super::tracking::documents())
-    .collect()
 }
 
 /// The `@idempotent` key of the refund an outbox entry makes: derived from the stored entry (its

@@ -17,7 +17,7 @@ fn schema() -> apollo_compiler::validation::Valid<Schema> {
 #[test]
 fn every_document_and_its_variables_validate_against_the_2026_10_schema() {
     let schema = schema();
-    let docs = channeld::shopify::queries::all();
+    let docs = channeld::shopify::documents();
     assert!(!docs.is_empty());
     for (doc, variables) in docs {
         let exec = ExecutableDocument::parse_and_validate(&schema, doc.text, format!("{}.graphql", doc.name))
@@ -76,7 +76,7 @@ fn every_document_calling_a_mutation_that_needs_idempotent_carries_it() {
     use crate::shopify_inventory_fake::missing_idempotent;
     let needs = channeld::shopify::queries::IDEMPOTENT_REQUIRED;
     let mut calling = Vec::new();
-    for (doc, variables) in channeld::shopify::queries::all() {
+    for (doc, variables) in channeld::shopify::documents() {
         if needs.iter().any(|m| doc.text.contains(&format!("{m}("))) {
             calling.push(doc.name);
         }

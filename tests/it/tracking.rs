@@ -486,9 +486,9 @@ async fn kill_9_between_shopify_s_answer_to_an_event_and_channeld_recording_it_m
 
 #[test]
 fn the_tracking_documents_are_among_those_validated_against_the_schema() {
-    let names: Vec<&str> = channeld::shopify::queries::all().iter().map(|(d, _)| d.name).collect();
+    let names: Vec<&str> = channeld::shopify::documents().iter().map(|(d, _)| d.name).collect();
     for name in ["FulfillmentEventCreate", "FulfillmentEvents", "OrderFulfillments", "FulfillmentState"] {
-        assert!(names.contains(&name), "{name} is not in queries::all(): {names:?}");
+        assert!(names.contains(&name), "{name} is not in shopify::documents(): {names:?}");
     }
 }
 
