@@ -245,13 +245,16 @@ fn execute_blocking(app: &App, req: Request) -> Response {
             to_json(&Page { items: page.items.iter().map(order_view).collect::<Vec<_>>(), next: page.next })
         }
         Request::OrdersShow { id } => match store.find_order(&id).map_err(err)? {
-            Some(rec) => to_json(&OrderView {
-                returns: returns::of_order(app, rec.id),
-                shipments: shipments::of_order(app, rec.id),
-                outbox: store.order_entries(rec.id).map_err(err)?.iter().map(entry_view).collect(),
-                timeline: timeline::of_order(app, &rec).map_err(err)?,
-                ..order_view(&rec)
-            }),
+            Some(rec) => {
+                let known = timeline::OrderReads::of(app, rec.id).map_err(err)?;
+                to_json(&OrderView {
+                    returns: returns::summaries(&known.returns),
+                    shipments: shipments::summaries(app, &known.shipments),
+                    outbox: known.queued.iter().map(entry_view).collect(),
+                    timeline: known.timeline(&rec),
+                    ..order_view(&rec)
+                })
+            }
             None => Err(format!("no order {id} is stored")),
         },
         Request::OrdersRetry { .. } => Err("orders retry runs in the async path".into()),

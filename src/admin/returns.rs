@@ -97,8 +97,7 @@ pub(super) fn retry(app: &App, which: &str) -> Response {
 }
 
 /// The returns of an order, summed up.
-pub(super) fn of_order(app: &App, order_id: u64) -> Vec<ReturnSummary> {
-    let returns = app.store.returns_of_order(order_id).unwrap_or_default();
+pub(super) fn summaries(returns: &[ReturnRecord]) -> Vec<ReturnSummary> {
     returns
         .iter()
         .map(|r| {

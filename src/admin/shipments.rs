@@ -99,21 +99,24 @@ pub(super) fn list(app: &App, status: Option<ShipmentStatus>, before: Option<&st
     let err = |e: StoreError| e.to_string();
     let rows = app.store.shipments_page(status, before, limit + 1).map_err(err)?;
     let page = Page::of(rows, limit, |s| format!("{}:{}", s.order_id, s.shipment_id));
-    let mut items = Vec::with_capacity(page.items.len());
-    for s in &page.items {
-        let tracking = app.store.tracking(s.order_id, s.shipment_id).map_err(err)?;
-        let status = app.store.shipment_status(s.order_id, s.shipment_id).map_err(err)?;
-        items.push(view(s, status, tracking.as_ref(), false));
-    }
+    let items = page.items.iter().map(|s| read_view(app, s, false)).collect::<Result<Vec<_>, _>>().map_err(err)?;
     to_json(&Page { items, next: page.next })
 }
 
 pub(super) fn show(app: &App, which: &str) -> Response {
     let s = find(app, which)?;
-    let err = |e: StoreError| e.to_string();
-    let tracking = app.store.tracking(s.order_id, s.shipment_id).map_err(err)?;
-    let status = app.store.shipment_status(s.order_id, s.shipment_id).map_err(err)?;
-    to_json(&view(&s, status, tracking.as_ref(), true))
+    to_json(&read_view(app, &s, true).map_err(|e| e.to_string())?)
+}
+
+/// A shipment's view with its tracking record; the status entry is read only for a shipment that
+/// has no record yet (the record's status is the entry's: they are written together).
+fn read_view(app: &App, s: &ShipmentRecord, whole: bool) -> Result<ShipmentView, StoreError> {
+    let tracking = app.store.tracking(s.order_id, s.shipment_id)?;
+    let status = match &tracking {
+        Some(t) => Some(t.status),
+        None => app.store.shipment_status(s.order_id, s.shipment_id)?,
+    };
+    Ok(view(s, status, tracking.as_ref(), whole))
 }
 
 /// The shipment an operator names: the WMS's `shipmentId`, else an AWB.
@@ -142,15 +145,12 @@ fn find(app: &App, which: &str) -> Result<ShipmentRecord, String> {
     Err(format!("no shipment {which} is stored (a WMS shipmentId or an AWB)"))
 }
 
-/// The shipments of an order, summed up.
-pub(super) fn of_order(app: &App, order_id: u64) -> Vec<ShipmentSummary> {
-    let shipments = app.store.order_shipments(order_id).unwrap_or_default();
+/// An order's shipments, summed up (a shipment whose tracking cannot be read shows its booking).
+pub(super) fn summaries(app: &App, shipments: &[ShipmentRecord]) -> Vec<ShipmentSummary> {
     shipments
         .iter()
         .map(|s| {
-            let tracking = app.store.tracking(s.order_id, s.shipment_id).ok().flatten();
-            let status = app.store.shipment_status(s.order_id, s.shipment_id).ok().flatten();
-            let v = view(s, status, tracking.as_ref(), false);
+            let v = read_view(app, s, false).unwrap_or_else(|_| view(s, None, None, false));
             ShipmentSummary {
                 shipment_id: v.shipment_id,
                 courier: v.courier,

@@ -4,7 +4,7 @@
 //! handover and returns.
 //!
 //! [`build`] is a pure function over records the caller read by order id (each keyed by order, so
-//! nothing here walks a whole tree); `of_order` does those reads.
+//! nothing here walks a whole tree); [`OrderReads`] does those reads.
 
 use serde::{Deserialize, Serialize};
 
@@ -146,22 +146,38 @@ fn returned(r: &ReturnRecord) -> Vec<TimelineEntry> {
     out
 }
 
-/// Reads what an order's timeline is built from (each read by the order's id) and builds it.
-pub(super) fn of_order(app: &App, order: &OrderRecord) -> Result<Vec<TimelineEntry>, crate::store::StoreError> {
-    let store = &app.store;
-    let events = store.order_events(order.id)?;
-    let queued = store.order_entries(order.id)?;
-    let shipments = store.order_shipments(order.id)?;
-    let handover = store.handover(order.id)?;
-    let returns = store.returns_of_order(order.id)?;
-    Ok(build(&Known {
-        order,
-        events: &events,
-        queued: &queued,
-        shipments: &shipments,
-        handover: handover.as_ref(),
-        returns: &returns,
-    }))
+/// What `orders show` reads of an order, each by the order's id: the timeline is built from all of
+/// it, and the queued calls, shipments and returns are also listed on their own (read once for both).
+pub(super) struct OrderReads {
+    pub events: Vec<OrderEvent>,
+    pub queued: Vec<OutboxEntry>,
+    pub shipments: Vec<ShipmentRecord>,
+    pub handover: Option<HandoverRecord>,
+    pub returns: Vec<ReturnRecord>,
+}
+
+impl OrderReads {
+    pub(super) fn of(app: &App, order_id: u64) -> Result<Self, crate::store::StoreError> {
+        let store = &app.store;
+        Ok(Self {
+            events: store.order_events(order_id)?,
+            queued: store.order_entries(order_id)?,
+            shipments: store.order_shipments(order_id)?,
+            handover: store.handover(order_id)?,
+            returns: store.returns_of_order(order_id)?,
+        })
+    }
+
+    pub(super) fn timeline(&self, order: &OrderRecord) -> Vec<TimelineEntry> {
+        build(&Known {
+            order,
+            events: &self.events,
+            queued: &self.queued,
+            shipments: &self.shipments,
+            handover: self.handover.as_ref(),
+            returns: &self.returns,
+        })
+    }
 }
 
 #[cfg(test)]
