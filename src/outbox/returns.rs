@@ -44,8 +44,7 @@ pub(super) async fn send(app: &Arc<App>, return_id: u64) -> Step {
         let recorded = app
             .store
             .call(move |s| {
-                let mut cancelled_meanwhile = false;
-                s.update_return(return_id, now_ms(), |r| {
+                let written = s.update_return(return_id, now_ms(), |r| {
                     if let Some(sent) = r.wms.iter_mut().find(|x| x.code == code) {
                         sent.sent = true;
                     }
@@ -54,10 +53,7 @@ pub(super) async fn send(app: &Arc<App>, return_id: u64) -> Step {
                     }
                     r.settle();
                 })?;
-                if let Some(r) = s.return_record(return_id)? {
-                    cancelled_meanwhile = r.status == ReturnStatus::Cancelled;
-                }
-                Ok(cancelled_meanwhile)
+                Ok(written.is_some_and(|r| r.status == ReturnStatus::Cancelled))
             })
             .await;
         match recorded {
@@ -142,8 +138,7 @@ async fn build(app: &Arc<App>, rec: &mut ReturnRecord) -> Result<Option<Step>, S
                         r.status = ReturnStatus::Skipped;
                     }
                 }
-            })?;
-            s.return_record(id)
+            })
         })
         .await
         .map_err(transient)?;
@@ -279,7 +274,7 @@ pub(super) async fn process(app: &Arc<App>, return_id: u64, ack: u32) -> Step {
     let saved = app
         .store
         .call(move |s| {
-            s.update_return(return_id, now_ms(), |r| {
+            let saved = s.update_return(return_id, now_ms(), |r| {
                 for i in &done_units {
                     if let Some(u) = r.units.get_mut(*i) {
                         u.processed = true;
@@ -295,7 +290,7 @@ pub(super) async fn process(app: &Arc<App>, return_id: u64, ack: u32) -> Step {
             for (location, sku) in &restocked {
                 s.repush_inventory(*location, sku)?;
             }
-            s.return_record(return_id)
+            Ok(saved)
         })
         .await;
     let rec = match saved {

@@ -188,18 +188,21 @@ impl Store {
         }
     }
 
-    /// Changes a stored return without queueing anything (outcomes of the return's own calls);
-    /// `false` when it is not stored.
-    pub fn update_return(&self, id: u64, now_ms: i64, f: impl Fn(&mut ReturnRecord)) -> Result<bool> {
+    /// Changes a stored return without queueing anything (outcomes of the return's own calls):
+    /// the record as written, `None` when it is not stored.
+    pub fn update_return(&self, id: u64, now_ms: i64, f: impl Fn(&mut ReturnRecord)) -> Result<Option<ReturnRecord>> {
         let changed = self.change_return(id, None, now_ms, |stored| {
-            let found = stored.is_some();
             let record = stored.map(|mut r| {
                 f(&mut r);
+                r.changed_ms = now_ms;
                 r
             });
-            Ok::<_, ()>(ReturnWrite { record, tasks: Vec::new(), answer: found })
+            Ok::<_, ()>(ReturnWrite { answer: record.clone(), record, tasks: Vec::new() })
         })?;
-        Ok(matches!(changed, ReturnChange::Done(true)))
+        Ok(match changed {
+            ReturnChange::Done(written) => written,
+            _ => None,
+        })
     }
 
     /// Removes returns nothing will act on again (done, cancelled, skipped) unchanged since
@@ -246,14 +249,23 @@ impl Store {
     }
 }
 
-/// Keeps the index entries of a return in step with the record (codes and name only grow).
+/// Keeps the index entries of a return in step with the record (its order may be learned late;
+/// codes and name only grow).
 pub(super) fn index_return(
     index: &TransactionalTree,
     before: Option<&ReturnRecord>,
     rec: &ReturnRecord,
 ) -> std::result::Result<(), sled::transaction::UnabortableTransactionError> {
-    if before.is_none() {
-        index.insert(order_key(rec.order_id, rec.id), &[])?;
+    match before {
+        None => {
+            index.insert(order_key(rec.order_id, rec.id), &[])?;
+        }
+        // A return stored before its order was known (id 0) is indexed under it once learned.
+        Some(b) if b.order_id != rec.order_id => {
+            index.remove(order_key(b.order_id, rec.id))?;
+            index.insert(order_key(rec.order_id, rec.id), &[])?;
+        }
+        Some(_) => {}
     }
     if !rec.name.is_empty() && before.is_none_or(|b| b.name != rec.name) {
         index.insert(name_key(&rec.name), &be(rec.id))?;
@@ -323,6 +335,23 @@ mod tests {
             store.returns_page(Some(ReturnStatus::Held), None, 10).unwrap().iter().map(|r| r.id).collect();
         assert_eq!(held, [946]);
         assert_eq!(store.returns_page(None, Some(946), 10).unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_return_stored_before_its_order_was_known_is_found_by_that_order_once_learned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 8).unwrap();
+        write(&store, ReturnRecord::new(947, 0, ReturnStatus::Queued, 0), Vec::new());
+        let written = store.update_return(947, 9, |r| r.order_id = 4502).unwrap().unwrap();
+        assert_eq!((written.order_id, written.changed_ms), (4502, 9), "the record as written");
+        let ids = |order| store.returns_of_order(order).unwrap().iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(4502), [947]);
+        assert!(ids(0).is_empty(), "the entry under order 0 is gone");
+        assert_eq!(store.prune_returns(i64::MAX).unwrap(), 0, "still queued");
+        store.update_return(947, 10, |r| r.status = ReturnStatus::Done).unwrap();
+        assert_eq!(store.prune_returns(i64::MAX).unwrap(), 1);
+        assert!(ids(4502).is_empty(), "pruned with its index entry");
+        assert_eq!(store.update_return(947, 11, |r| r.closed = true).unwrap(), None, "no longer stored");
     }
 
     #[tokio::test]
