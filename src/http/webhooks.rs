@@ -116,19 +116,29 @@ impl IntoResponse for Accepted {
     }
 }
 
-/// Counts every delivery by outcome, and logs each refusal.
+/// An order delivery, counted and answered by [`respond`].
 async fn receive(app: &Arc<App>, topic: Topic, headers: &HeaderMap, body: &[u8]) -> Response {
     let started = std::time::Instant::now();
     let result = accept(app, topic, headers, body).await;
+    respond(app, topic.as_str(), started, result)
+}
+
+/// Counts every delivery by outcome, times each one taken, and logs each refusal.
+fn respond(
+    app: &App,
+    topic: &'static str,
+    started: std::time::Instant,
+    result: Result<Accepted, WebhookError>,
+) -> Response {
     if result.is_ok() {
         app.ack_latency.record(crate::app::now_ms(), started.elapsed());
     }
     let label = result.as_ref().map_or_else(|e| e.answer().1, |a| a.result);
-    metrics::counter!("channeld_webhooks_total", "topic" => topic.as_str(), "result" => label).increment(1);
+    metrics::counter!("channeld_webhooks_total", "topic" => topic, "result" => label).increment(1);
     match result {
         Ok(accepted) => accepted.into_response(),
         Err(e) => {
-            log_refusal(topic.as_str(), &e);
+            log_refusal(topic, &e);
             e.into_response()
         }
     }
@@ -158,29 +168,25 @@ fn verified<'h>(cfg: &Config, headers: &'h HeaderMap, body: &[u8]) -> Result<Opt
     Ok([header("X-Shopify-Event-Id"), header("X-Shopify-Webhook-Id")].into_iter().find(|k| !k.is_empty()))
 }
 
-/// A return delivery: the same checks and answers as an order's; `services::returns` counts it.
+/// A return delivery: the same checks, answers and counting as an order's.
 async fn receive_return(app: &Arc<App>, topic: ReturnTopic, headers: &HeaderMap, body: &[u8]) -> Response {
     let started = std::time::Instant::now();
-    let taken = match verified(&app.cfg, headers, body) {
-        Ok(event_key) => returns::ingest_webhook(app, topic, event_key, body).await.map_err(WebhookError::from),
-        Err(e) => Err(e),
-    };
-    if taken.is_ok() {
-        app.ack_latency.record(crate::app::now_ms(), started.elapsed());
-    }
-    match taken {
-        Ok(ReturnIngested::Duplicate) => Accepted { result: "duplicate", message: "already received" }.into_response(),
-        Ok(ReturnIngested::Ignored) => {
-            Accepted { result: "ignored", message: "returns are not enabled" }.into_response()
-        }
-        Ok(ReturnIngested::Applied(outcome)) => Accepted { result: outcome, message: "ok" }.into_response(),
-        Err(e) => {
-            metrics::counter!("channeld_webhooks_total", "topic" => topic.as_str(), "result" => e.answer().1)
-                .increment(1);
-            log_refusal(topic.as_str(), &e);
-            e.into_response()
-        }
-    }
+    let result = accept_return(app, topic, headers, body).await;
+    respond(app, topic.as_str(), started, result)
+}
+
+async fn accept_return(
+    app: &Arc<App>,
+    topic: ReturnTopic,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Accepted, WebhookError> {
+    let event_key = verified(&app.cfg, headers, body)?;
+    Ok(match returns::ingest_webhook(app, topic, event_key, body).await? {
+        ReturnIngested::Duplicate => Accepted { result: "duplicate", message: "already received" },
+        ReturnIngested::Ignored => Accepted { result: "ignored", message: "returns are not enabled" },
+        ReturnIngested::Applied(outcome) => Accepted { result: outcome, message: "ok" },
+    })
 }
 
 fn log_refusal(topic: &str, e: &WebhookError) {

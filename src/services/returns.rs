@@ -44,7 +44,6 @@ pub async fn ingest_webhook(
         .store
         .submit(record, move |_, _, _| apply_webhook(&applier, topic, key.as_deref(), &event, received_ms))
         .await?;
-    metrics::counter!("channeld_webhooks_total", "topic" => topic.as_str(), "result" => label(outcome)).increment(1);
     if let ReturnIngested::Applied(_) = outcome {
         app.outbox_wake.notify_one();
     }
@@ -58,14 +57,6 @@ impl ReturnIngested {
             ReturnIngested::Applied("repeated") => ReturnIngested::Ignored,
             other => other,
         }
-    }
-}
-
-fn label(outcome: ReturnIngested) -> &'static str {
-    match outcome {
-        ReturnIngested::Ignored => "ignored",
-        ReturnIngested::Duplicate => "duplicate",
-        ReturnIngested::Applied(outcome) => outcome,
     }
 }
 
