@@ -160,17 +160,8 @@ impl App {
 
     /// `channeld_returns{status}` and `channeld_returns_stale` (returns are few: one pass).
     fn return_gauges(&self, now: i64) {
-        let mut by_status = std::collections::HashMap::new();
-        let mut stale = 0;
-        let days = self.cfg.returns.stale_after_days;
-        let counted = self.store.each_return(|r| {
-            *by_status.entry(r.status).or_insert(0u64) += 1;
-            stale += u64::from(r.is_stale(days, now));
-            Ok(())
-        });
-        if counted.is_ok() {
-            for status in crate::flows::returns::ReturnStatus::ALL {
-                let n = by_status.get(&status).copied().unwrap_or(0);
+        if let Ok((by_status, stale)) = self.store.return_counts(self.cfg.returns.stale_after_days, now) {
+            for (status, n) in by_status {
                 metrics::gauge!("channeld_returns", "status" => status.as_str()).set(n as f64);
             }
             metrics::gauge!("channeld_returns_stale").set(stale as f64);

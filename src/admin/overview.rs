@@ -79,21 +79,15 @@ pub(super) fn overview(app: &App) -> Response {
         inventory_pending: rows.iter().filter(|r| r.is_pending()).count(),
         inventory_quarantined: rows.iter().filter(|r| r.quarantine.is_some()).count(),
         inventory_rows: rows.len(),
-        returns: app.cfg.returns.enabled.then(|| returns_by_status(app)).transpose().map_err(err)?,
+        returns: app
+            .cfg
+            .returns
+            .enabled
+            .then(|| store.return_counts(app.cfg.returns.stale_after_days, at_ms).map(|(by_status, _)| by_status))
+            .transpose()
+            .map_err(err)?,
         jobs: store.job_statuses().map_err(err)?,
         alerts: store.alerts().map_err(err)?,
         hours,
     })
-}
-
-/// Returns by status (returns are few: one pass, as their gauge does).
-fn returns_by_status(app: &App) -> Result<Vec<(ReturnStatus, usize)>, StoreError> {
-    let mut counts = [0usize; ReturnStatus::ALL.len()];
-    app.store.each_return(|r| {
-        if let Some(i) = ReturnStatus::ALL.iter().position(|s| *s == r.status) {
-            counts[i] += 1;
-        }
-        Ok(())
-    })?;
-    Ok(ReturnStatus::ALL.into_iter().zip(counts).collect())
 }

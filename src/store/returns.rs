@@ -205,6 +205,21 @@ impl Store {
         })
     }
 
+    /// How many returns have each status (in [`ReturnStatus::ALL`]'s order), and how many are stale
+    /// after `stale_after_days`: one pass (returns are few), for the gauges and the overview.
+    pub fn return_counts(&self, stale_after_days: u32, now_ms: i64) -> Result<(Vec<(ReturnStatus, usize)>, usize)> {
+        let mut counts = [0usize; ReturnStatus::ALL.len()];
+        let mut stale = 0;
+        self.each_return(|r| {
+            if let Some(i) = ReturnStatus::ALL.iter().position(|s| *s == r.status) {
+                counts[i] += 1;
+            }
+            stale += usize::from(r.is_stale(stale_after_days, now_ms));
+            Ok(())
+        })?;
+        Ok((ReturnStatus::ALL.into_iter().zip(counts).collect(), stale))
+    }
+
     /// Removes returns nothing will act on again (done, cancelled, skipped) unchanged since
     /// `before_ms`, with their index entries. Returns how many went.
     pub(super) fn prune_returns(&self, before_ms: i64) -> Result<usize> {
