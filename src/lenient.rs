@@ -6,6 +6,12 @@
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
+/// The number at the end of a Shopify global id (`gid://shopify/Type/123`, also with a `?query`),
+/// or a bare number.
+pub fn gid_number(gid: &str) -> Option<u64> {
+    gid.rsplit('/').next()?.split('?').next()?.parse().ok()
+}
+
 /// A value as text: strings as they are, numbers and booleans written out, anything else empty.
 pub fn value_text(v: &Value) -> String {
     match v {
@@ -32,11 +38,16 @@ pub fn money<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
 
 /// A count: a number or numeric string; anything else is 0.
 pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    Ok(match Value::deserialize(d)? {
+    Ok(value_count(&Value::deserialize(d)?))
+}
+
+/// [`count`] of a value already read (capped at `u32::MAX`).
+pub fn value_count(v: &Value) -> u32 {
+    match v {
         Value::Number(n) => n.as_u64().map_or(0, |n| n.min(u64::from(u32::MAX)) as u32),
         Value::String(s) => s.trim().parse().unwrap_or(0),
         _ => 0,
-    })
+    }
 }
 
 /// A count that may be absent: `None` for `null` or anything that is not a count, else as
@@ -81,6 +92,13 @@ pub fn list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gid_numbers() {
+        assert_eq!(gid_number("gid://shopify/LineItem/466157049"), Some(466157049));
+        assert_eq!(gid_number("12"), Some(12));
+        assert_eq!(gid_number("gid://shopify/Order/x"), None);
+    }
 
     #[derive(Deserialize)]
     struct T {

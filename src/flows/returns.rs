@@ -10,6 +10,7 @@
 //! - a step never processes more of a line than its QC'd units minus what Shopify already shows
 //!   processed, and nothing for a unit the WMS has not QC'd.
 
+use crate::lenient::gid_number;
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
@@ -95,11 +96,6 @@ fn id_of(id: Option<&serde_json::Value>, gid: Option<&serde_json::Value>) -> Opt
         _ => None,
     };
     id.and_then(number).or_else(|| gid.and_then(number)).filter(|n| *n > 0)
-}
-
-/// The number at the end of `gid://shopify/Type/N`.
-pub fn gid_number(gid: &str) -> Option<u64> {
-    gid.rsplit('/').next()?.split('?').next()?.parse().ok()
 }
 
 /// Where a return stands (`returns list --status`, §9.2).

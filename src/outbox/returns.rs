@@ -14,7 +14,7 @@ use crate::app::{now_ms, App};
 use crate::flows::model::{OrderRecord, Task};
 use crate::flows::returns::{flag, plan_process, plan_wms, ready_to_close, ReturnRecord, ReturnRules, ReturnStatus};
 use crate::remote::CallError;
-use crate::shopify::returns::location_gid;
+use crate::shopify::queries::location_gid;
 
 /// Sends a return's WMS returns not yet sent, building them first from the return as Shopify
 /// shows it when it was never built.

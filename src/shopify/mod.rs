@@ -28,6 +28,7 @@ use crate::flows::inventory::{may_be_a_row, refused_row, PushRow};
 use crate::flows::routing::FulfillmentOrderView;
 use crate::flows::shopify_order::ShopifyOrder;
 use crate::flows::webhooks::Subscription;
+use crate::lenient::gid_number;
 use crate::remote::CallError;
 use graphql::GraphqlClient;
 use job::{JobState, JobWait};
@@ -237,7 +238,7 @@ impl ShopifyClient {
             .map(|nodes| {
                 nodes
                     .iter()
-                    .filter_map(|n| Some((queries::numeric_id(n["id"].as_str()?)?, n["currentQuantity"].as_u64()?)))
+                    .filter_map(|n| Some((gid_number(n["id"].as_str()?)?, n["currentQuantity"].as_u64()?)))
                     .collect()
             })
             .unwrap_or_default();
@@ -478,7 +479,7 @@ fn fo_lines(connection: &Value) -> Vec<FoLine> {
         .filter_map(|li| {
             Some(FoLine {
                 id: li["id"].as_str()?.to_string(),
-                line: li["lineItem"]["id"].as_str().and_then(queries::numeric_id)?,
+                line: li["lineItem"]["id"].as_str().and_then(gid_number)?,
                 remaining: li["remainingQuantity"].as_u64().map_or(0, |r| r.min(u64::from(u32::MAX)) as u32),
             })
         })

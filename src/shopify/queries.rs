@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use crate::flows::inventory::PushRow;
 use crate::flows::routing::FulfillmentOrderView;
 use crate::flows::shopify_order::ShopifyOrder;
+use crate::lenient::gid_number;
 
 /// The mutations Shopify refuses without `@idempotent(key:)` ("The @idempotent directive is
 /// required for this mutation but was not provided"). The schema cannot mark a directive as
@@ -471,11 +472,6 @@ pub fn order_gid(id: u64) -> String {
     format!("gid://shopify/Order/{id}")
 }
 
-/// The numeric id at the end of a `gid://shopify/Type/123` (or a bare number).
-pub fn numeric_id(gid: &str) -> Option<u64> {
-    gid.rsplit('/').next()?.split('?').next()?.parse().ok()
-}
-
 #[derive(Debug, Deserialize)]
 pub struct FulfillmentOrdersData {
     pub order: Option<FoOrder>,
@@ -553,7 +549,7 @@ pub fn order_from_graphql(order: &Value) -> Option<ShopifyOrder> {
         .iter()
         .map(|l| {
             json!({
-                "id": l["id"].as_str().and_then(numeric_id),
+                "id": l["id"].as_str().and_then(gid_number),
                 "sku": l["sku"],
                 "quantity": l["quantity"],
                 "current_quantity": l["currentQuantity"],
@@ -598,16 +594,4 @@ pub fn order_from_graphql(order: &Value) -> Option<ShopifyOrder> {
         return None;
     }
     serde_json::from_value(rest).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gids() {
-        assert_eq!(numeric_id("gid://shopify/LineItem/466157049"), Some(466157049));
-        assert_eq!(numeric_id("12"), Some(12));
-        assert_eq!(numeric_id("gid://shopify/Order/x"), None);
-    }
 }

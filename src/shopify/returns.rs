@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 
 use super::queries::{order_gid, Document};
 use super::ShopifyClient;
-use crate::flows::returns::{gid_number, ReturnLine, ReverseLine, ShopifyReturn};
+use crate::flows::returns::{ReturnLine, ReverseLine, ShopifyReturn};
+use crate::lenient::gid_number;
 use crate::remote::CallError;
 
 pub const RETURN_READ: Document = Document {
@@ -141,10 +142,6 @@ fn gid(kind: &str, id: u64) -> String {
 
 pub fn return_gid(id: u64) -> String {
     gid("Return", id)
-}
-
-pub fn location_gid(id: u64) -> String {
-    gid("Location", id)
 }
 
 /// One refund transaction Shopify suggests: to `parent_gid`, `amount` in the order's presentment

@@ -11,7 +11,7 @@
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone};
 use serde_json::Value;
 
-use crate::lenient::value_text;
+use crate::lenient::{value_count, value_text};
 
 /// The aggregator a webhook comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -89,14 +89,6 @@ fn text(v: &Value, key: &str) -> String {
     value_text(&v[key]).trim().to_string()
 }
 
-fn code(v: &Value) -> u32 {
-    match v {
-        Value::Number(n) => n.as_u64().map_or(0, |n| n.min(u64::from(u32::MAX)) as u32),
-        Value::String(s) => s.trim().parse().unwrap_or(0),
-        _ => 0,
-    }
-}
-
 /// Clickpost's status webhook.
 fn read_clickpost(body: &[u8]) -> Result<CourierEvent, &'static str> {
     let v: Value = serde_json::from_slice(body).map_err(|_| "body is not JSON")?;
@@ -115,7 +107,7 @@ fn read_clickpost(body: &[u8]) -> Result<CourierEvent, &'static str> {
         ndr_reason: text(additional, "ndr_status_description"),
         ndr_code: match &additional["ndr_status_code"] {
             Value::Null => None,
-            v => Some(code(v)).filter(|_| !text(additional, "ndr_status_code").is_empty()),
+            v => Some(value_count(v)).filter(|_| !text(additional, "ndr_status_code").is_empty()),
         },
     })
 }
@@ -124,7 +116,7 @@ fn clickpost_scan(v: &Value) -> Scan {
     let timestamp = text(v, "timestamp");
     let (status, remark) = (text(v, "status"), text(v, "remark"));
     Scan {
-        code: code(&v["clickpost_status_code"]),
+        code: value_count(&v["clickpost_status_code"]),
         description: text(v, "clickpost_status_description"),
         status: if remark.is_empty() || remark == status { status } else { format!("{remark} ({status})") },
         location: text(v, "location"),
@@ -148,7 +140,7 @@ fn read_shiprocket(body: &[u8]) -> Result<CourierEvent, &'static str> {
         .find(|s| !s.is_empty())
         .unwrap_or_default();
     let scan = Scan {
-        code: code(&v["shipment_status_id"]),
+        code: value_count(&v["shipment_status_id"]),
         status: text(&v, "current_status"),
         location: text(&last_scan, "location"),
         at_ms: parse_time(&timestamp),
