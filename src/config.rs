@@ -867,12 +867,14 @@ impl Config {
         match self.shipping.provider {
             Provider::Clickpost if self.clickpost.webhook_key.is_empty() => vec![
                 "clickpost.webhook_key: must not be empty when tracking.enabled (Clickpost's status webhooks could \
-                 not be verified)"
+                 not be verified): register the webhook with Clickpost (README \"Tracking\") and set it to the \
+                 webhook_key its answer gives"
                     .into(),
             ],
             Provider::Shiprocket if self.shiprocket.webhook_token.is_empty() => vec![
                 "shiprocket.webhook_token: must not be empty when tracking.enabled (Shiprocket's tracking webhooks \
-                 could not be verified)"
+                 could not be verified): choose a long random token, set it here and as the webhook's token in \
+                 Shiprocket's panel (Settings > API > Webhooks)"
                     .into(),
             ],
             _ => Vec::new(),
