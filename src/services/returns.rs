@@ -272,15 +272,11 @@ pub fn retry(app: &App, which: &str) -> Result<usize, ServiceError> {
         Task::ShopifyProcessReturn { return_id, .. } => *return_id == rec.id,
         _ => false,
     };
-    let queued: Vec<_> =
-        app.store.outbox_entries()?.into_iter().filter(|e| e.order_id == rec.order_id && ours(&e.task)).collect();
-    let mut in_line = 0;
-    for e in &queued {
-        if e.state == EntryState::Dead {
-            app.store.replay_entries(Replay::One(e.seq), now_ms())?;
-        }
-        in_line += 1;
+    let queued: Vec<_> = app.store.order_entries(rec.order_id)?.into_iter().filter(|e| ours(&e.task)).collect();
+    for e in queued.iter().filter(|e| e.state == EntryState::Dead) {
+        app.store.replay_entries(Replay::One(e.seq), now_ms())?;
     }
+    let mut in_line = queued.len();
     if queued.is_empty() {
         let steps = pending_steps(&rec);
         in_line += steps.len();
