@@ -108,6 +108,16 @@ pub enum StoreError {
     NotFound(String),
 }
 
+/// A transaction that aborted on a record it could not encode or decode, or failed in sled.
+impl From<sled::transaction::TransactionError<CodecError>> for StoreError {
+    fn from(e: sled::transaction::TransactionError<CodecError>) -> Self {
+        match e {
+            sled::transaction::TransactionError::Abort(e) => StoreError::Codec(e),
+            sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
+        }
+    }
+}
+
 impl StoreError {
     pub(crate) fn io(e: std::io::Error) -> Self {
         StoreError::Sled(e.into())

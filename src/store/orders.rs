@@ -126,10 +126,7 @@ impl Store {
                     not_forwarded: change.not_forwarded.clone(),
                 })
             });
-        let result = result.map_err(|e| match e {
-            TransactionError::Abort(e) => StoreError::Codec(e),
-            TransactionError::Storage(e) => StoreError::Sled(e),
-        })?;
+        let result = result.map_err(StoreError::from)?;
         write.made_due(if let Ingested::Applied { queued, .. } = &result { *queued } else { 0 });
         if result != Ingested::Duplicate {
             self.trim_events(order_id)?;

@@ -129,7 +129,7 @@ impl Store {
         follow_ups: &[Task],
         note: &str,
     ) -> Result<()> {
-        use sled::transaction::{ConflictableTransactionError as Abort, TransactionError, Transactional};
+        use sled::transaction::{ConflictableTransactionError as Abort, Transactional};
         let i = &self.inner;
         let write = self.outbox_write();
         let (at_ms, about) = (super::now_ms(), about(entry, "done"));
@@ -161,10 +161,7 @@ impl Store {
                 }
                 Ok(())
             })
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => StoreError::Codec(e),
-                TransactionError::Storage(e) => StoreError::Sled(e),
-            })?;
+            .map_err(StoreError::from)?;
         // The order's next entry is due now on the strength of this write (its creation is done),
         // as are the follow-ups: neither is sent before a checkpoint covers it.
         let next_in_line = !follow_ups.is_empty() || self.has_pending(entry.order_id)?;
@@ -175,7 +172,7 @@ impl Store {
     /// Saves an entry's new state (rescheduled or dead), unless it was removed meanwhile; `note`
     /// goes in the order's log.
     pub fn save_entry(&self, entry: &OutboxEntry, note: &str) -> Result<()> {
-        use sled::transaction::{TransactionError, Transactional};
+        use sled::transaction::Transactional;
         let i = &self.inner;
         let key = pair_key(entry.order_id, entry.seq);
         let (at_ms, about) = (super::now_ms(), about(entry, "saved"));
@@ -187,17 +184,14 @@ impl Store {
                 }
                 Ok(())
             })
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => StoreError::Codec(e),
-                TransactionError::Storage(e) => StoreError::Sled(e),
-            })
+            .map_err(StoreError::from)
     }
 
     /// Saves an entry's new state (dead-lettered) and applies `effect` to its order, in one
     /// transaction: a refused creation is a dead letter and a rejected order at once. Nothing
     /// changes when the entry was removed meanwhile.
     pub fn bury_entry(&self, entry: &OutboxEntry, effect: impl Fn(&mut OrderRecord), note: &str) -> Result<()> {
-        use sled::transaction::{ConflictableTransactionError as Abort, TransactionError, Transactional};
+        use sled::transaction::{ConflictableTransactionError as Abort, Transactional};
         let i = &self.inner;
         let key = pair_key(entry.order_id, entry.seq);
         let (at_ms, about) = (super::now_ms(), about(entry, "buried"));
@@ -220,24 +214,15 @@ impl Store {
                 }
                 Ok(())
             })
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => StoreError::Codec(e),
-                TransactionError::Storage(e) => StoreError::Sled(e),
-            })
+            .map_err(StoreError::from)
     }
 
     /// The keys of this order's dead-lettered creations, for [`settle_dead_creations`] (read
     /// before its transaction: sled's transactions cannot scan).
     pub(super) fn dead_creations(&self, order_id: u64) -> Result<Vec<[u8; 16]>> {
-        let mut keys = Vec::new();
-        for item in self.inner.outbox.scan_prefix(be(order_id)) {
-            let (k, v) = item?;
-            let Some(entry) = self.read_entry(&k, v)? else { continue };
-            if entry.state == EntryState::Dead && entry.task == Task::WmsCreate {
-                keys.push(pair_key(entry.order_id, entry.seq));
-            }
-        }
-        Ok(keys)
+        let entries = self.order_entries(order_id)?;
+        let dead_creations = entries.iter().filter(|e| e.state == EntryState::Dead && e.task == Task::WmsCreate);
+        Ok(dead_creations.map(|e| pair_key(e.order_id, e.seq)).collect())
     }
 
     /// The calls still queued for one order (pending and dead), in its order.
@@ -257,30 +242,31 @@ impl Store {
 
     /// At most `limit` queued entries in queue order, after the entry `after` (order id, seq).
     pub fn outbox_page(&self, after: Option<(u64, u64)>, limit: usize) -> Result<Vec<OutboxEntry>> {
-        use std::ops::Bound;
-        let start = after.map_or(Bound::Unbounded, |(o, s)| Bound::Excluded(pair_key(o, s).to_vec()));
-        self.inner
-            .outbox
-            .range::<Vec<u8>, _>((start, Bound::Unbounded))
-            .filter_map(|item| item.map_err(StoreError::from).and_then(|(k, v)| self.read_entry(&k, v)).transpose())
-            .take(limit)
-            .collect()
+        self.entries_after(after, limit, |_| true)
     }
 
     /// At most `limit` dead letters in queue order, after the entry `after` (order id, seq). The
     /// outbox holds work in progress, not history: the pass skips pending entries without keeping
     /// them.
     pub fn outbox_dead_page(&self, after: Option<(u64, u64)>, limit: usize) -> Result<Vec<OutboxEntry>> {
+        self.entries_after(after, limit, |e| e.state == EntryState::Dead)
+    }
+
+    /// At most `limit` entries that `keep`, in queue order, after the entry `after`.
+    fn entries_after(
+        &self,
+        after: Option<(u64, u64)>,
+        limit: usize,
+        keep: impl Fn(&OutboxEntry) -> bool,
+    ) -> Result<Vec<OutboxEntry>> {
         let start = after.map_or(Bound::Unbounded, |(o, s)| Bound::Excluded(pair_key(o, s).to_vec()));
-        let mut out = Vec::new();
-        for item in self.inner.outbox.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, v) = item?;
-            out.extend(self.read_entry(&k, v)?.filter(|e| e.state == EntryState::Dead));
-        }
-        Ok(out)
+        self.inner
+            .outbox
+            .range::<Vec<u8>, _>((start, Bound::Unbounded))
+            .filter_map(|item| item.map_err(StoreError::from).and_then(|(k, v)| self.read_entry(&k, v)).transpose())
+            .filter(|entry| entry.as_ref().map_or(true, &keep))
+            .take(limit)
+            .collect()
     }
 
     /// At most `limit` entries queued at or after `since_ms`, in the order they were queued, after
@@ -373,17 +359,11 @@ impl Store {
 
     /// Stores an entry as it was (restoring an export).
     pub(super) fn restore_entry(&self, entry: &OutboxEntry) -> Result<()> {
-        use sled::transaction::{TransactionError, Transactional};
+        use sled::transaction::Transactional;
         let i = &self.inner;
         (&i.outbox, &i.outbox_queued, &i.overflow)
-            .transaction(|(outbox, queued, overflow)| {
-                queued.insert(&queued_key(entry.created_ms, entry.order_id, entry.seq), &[])?;
-                put_entry(outbox, overflow, entry)
-            })
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => StoreError::Codec(e),
-                TransactionError::Storage(e) => StoreError::Sled(e),
-            })
+            .transaction(|(outbox, queued, overflow)| insert_entry(outbox, queued, overflow, entry))
+            .map_err(StoreError::from)
     }
 
     /// The entry stored under `key` as read by an iteration (`stored`), reassembled from its
@@ -407,9 +387,18 @@ pub(super) fn queue(
     due_ms: i64,
 ) -> std::result::Result<(), ConflictableTransactionError<CodecError>> {
     let seq = outbox.generate_id()?;
-    let entry = OutboxEntry::new(seq, order_id, task.clone(), due_ms);
-    put_entry(outbox, overflow, &entry)?;
-    queued.insert(&queued_key(entry.created_ms, order_id, seq), &[])?;
+    insert_entry(outbox, queued, overflow, &OutboxEntry::new(seq, order_id, task.clone(), due_ms))
+}
+
+/// Stores a new entry and its place in the queued-time index, in a transaction.
+fn insert_entry(
+    outbox: &TransactionalTree,
+    queued: &TransactionalTree,
+    overflow: &TransactionalTree,
+    entry: &OutboxEntry,
+) -> std::result::Result<(), ConflictableTransactionError<CodecError>> {
+    put_entry(outbox, overflow, entry)?;
+    queued.insert(&queued_key(entry.created_ms, entry.order_id, entry.seq), &[])?;
     Ok(())
 }
 

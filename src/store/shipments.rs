@@ -19,13 +19,6 @@ use super::{be, chunks, codec, pair_key, split_pair, Result, Store, StoreError};
 use crate::flows::model::{OrderRecord, Task};
 use crate::flows::shipment::{ShipmentRecord, ShipmentState};
 
-fn tx_error(e: TransactionError<super::CodecError>) -> StoreError {
-    match e {
-        TransactionError::Abort(e) => StoreError::Codec(e),
-        TransactionError::Storage(e) => StoreError::Sled(e),
-    }
-}
-
 /// Set in `meta` once `shipment_index` covers every shipment (in its first layout).
 pub(super) const META_SHIPMENTS_INDEXED: &[u8] = b"shipment_index";
 /// Set in `meta` once every shipment is keyed by order ‖ shipment and indexed as above.
@@ -246,7 +239,7 @@ impl Store {
             shipments.remove(old)?;
             Ok::<_, Abort<super::CodecError>>(true)
         });
-        let moved = moved.map_err(tx_error)?;
+        let moved = moved.map_err(StoreError::from)?;
         if !moved {
             tracing::error!(key = ?old, "a stored shipment could not be read; left under its old key");
         }
@@ -273,7 +266,7 @@ impl Store {
                 }
                 Ok(())
             })
-            .map_err(tx_error)?;
+            .map_err(StoreError::from)?;
         write.made_due(tasks.len());
         Ok(())
     }

@@ -9,11 +9,11 @@
 //! (with the order's indexes), and the RTO return it sends to the WMS with that return's own
 //! entries and call — so a replay of the event finds all of it done or none of it.
 
-use sled::transaction::{ConflictableTransactionError as Abort, TransactionError, Transactional, TransactionalTree};
+use sled::transaction::{ConflictableTransactionError as Abort, Transactional, TransactionalTree};
 
 use super::order_index::{reindex, Indexed};
 use super::shipments::{awb_key, status_key};
-use super::{be, chunks, codec, pair_key, split_pair, CodecError, Result, Store, StoreError};
+use super::{be, chunks, codec, pair_key, split_pair, CodecError, Result, Store};
 use crate::flows::model::{OrderRecord, Task};
 use crate::flows::returns::ReturnRecord;
 use crate::flows::shipment::ShipmentRecord;
@@ -37,15 +37,11 @@ impl<T> TrackingWrite<T> {
     }
 }
 
-fn codec_abort(e: CodecError) -> Abort<CodecError> {
-    Abort::Abort(e)
-}
-
 /// A stored value decoded, inside a transaction.
 fn decoded<R: serde::de::DeserializeOwned>(
     bytes: Option<Vec<u8>>,
 ) -> std::result::Result<Option<R>, Abort<CodecError>> {
-    bytes.map(|b| codec::decode(&b).map_err(codec_abort)).transpose()
+    bytes.map(|b| codec::decode(&b).map_err(Abort::Abort)).transpose()
 }
 
 /// Stores an RTO return with its index entries and queues its call to the WMS behind its order's,
@@ -61,7 +57,7 @@ fn store_rto_return(
         return Ok(false);
     }
     super::returns::index_return(index, None, r)?;
-    chunks::put(returns, overflow, chunks::RETURNS, &be(r.id), &codec::encode(r).map_err(codec_abort)?)?;
+    chunks::put(returns, overflow, chunks::RETURNS, &be(r.id), &codec::encode(r).map_err(Abort::Abort)?)?;
     super::outbox::queue(outbox, queued, overflow, r.order_id, &Task::WmsReturn { return_id: r.id }, now_ms)?;
     Ok(true)
 }
@@ -118,7 +114,7 @@ impl Store {
             let before = order.as_ref().map(Indexed::of);
             let w = decide(stored, order);
             let Some(rec) = w.record else { return Ok((w.answer, 0)) };
-            chunks::put(tracking, overflow, chunks::TRACKING, &key, &codec::encode(&rec).map_err(codec_abort)?)?;
+            chunks::put(tracking, overflow, chunks::TRACKING, &key, &codec::encode(&rec).map_err(Abort::Abort)?)?;
             index.insert(status_key(order_id, shipment_id), rec.status.as_str())?;
             let mut queued_now = 0;
             for task in &w.tasks {
@@ -127,7 +123,13 @@ impl Store {
             }
             if let (Some(mut o), Some(before)) = (w.order, before) {
                 o.changed_ms = now_ms;
-                chunks::put(orders, overflow, chunks::ORDERS, &be(order_id), &codec::encode(&o).map_err(codec_abort)?)?;
+                chunks::put(
+                    orders,
+                    overflow,
+                    chunks::ORDERS,
+                    &be(order_id),
+                    &codec::encode(&o).map_err(Abort::Abort)?,
+                )?;
                 reindex(counts, personal, list, Some(before), &o)?;
             }
             if let Some(r) = w.rto_return {
@@ -141,8 +143,7 @@ impl Store {
                 write.made_due(queued);
                 Ok(answer)
             }
-            Err(TransactionError::Abort(e)) => Err(StoreError::Codec(e)),
-            Err(TransactionError::Storage(e)) => Err(StoreError::Sled(e)),
+            Err(e) => Err(e.into()),
         }
     }
 
