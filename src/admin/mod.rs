@@ -96,6 +96,8 @@ pub enum Request {
     },
     /// The console's overview: counts, per-hour activity, jobs, alerts.
     Overview,
+    /// How many calls are queued, pending and dead.
+    OutboxCounts,
     /// One page of shipments, newest order first.
     ShipmentsList {
         status: Option<crate::flows::tracking::ShipmentStatus>,
@@ -319,6 +321,7 @@ fn execute_blocking(app: &App, req: Request) -> Response {
         Request::ShipmentsList { status, before, limit } => shipments::list(app, status, before.as_deref(), limit),
         Request::ShipmentsShow { id } => shipments::show(app, &id),
         Request::Overview => overview::overview(app),
+        Request::OutboxCounts => to_json(&store.outbox_counts().map_err(err)?),
     }
 }
 

@@ -67,13 +67,8 @@ pub async fn bind(cfg: &Config) -> anyhow::Result<Option<TcpListener>> {
 
 /// Serves the console on `listener` until `stop` resolves.
 pub async fn serve(app: Arc<App>, listener: TcpListener, stop: impl Future<Output = ()>) {
-    let s = &app.cfg.server;
-    let limits = ConnLimits {
-        header_read_timeout: Duration::from_secs(s.header_read_timeout_seconds),
-        idle_timeout: Duration::from_secs(s.idle_timeout_seconds),
-        max_connections: MAX_CONNECTIONS,
-        shutdown_timeout: Duration::from_secs(s.shutdown_timeout_seconds),
-    };
+    // The webhook listener's timeouts, and room for a few operators' browsers.
+    let limits = ConnLimits { max_connections: MAX_CONNECTIONS, ..ConnLimits::from(&app.cfg.server) };
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(listen = %addr, "the operator console is serving");
     }

@@ -112,11 +112,17 @@ pub(super) fn note(
     about: &str,
     what: &str,
 ) -> std::result::Result<(), UnabortableTransactionError> {
+    let (key, value) = event_entry(order_id, at_ms, about, what);
+    activity.insert(&key, value)?;
+    Ok(())
+}
+
+/// The key and value of a line of an order's log (the text cut to [`MAX_EVENT_CHARS`]).
+fn event_entry(order_id: u64, at_ms: i64, about: &str, what: &str) -> ([u8; 21], Vec<u8>) {
     let mut text = what.to_string();
     super::cut_text(&mut text, MAX_EVENT_CHARS);
     let value = codec::encode(&text).unwrap_or_else(|_| vec![codec::FORMAT_VERSION, 0]);
-    activity.insert(&event_key(order_id, at_ms, crc32fast::hash(about.as_bytes())), value)?;
-    Ok(())
+    (event_key(order_id, at_ms, crc32fast::hash(about.as_bytes())), value)
 }
 
 /// One hour of the activity counters, every shard summed.
@@ -189,23 +195,14 @@ impl Store {
     /// Adds a line to an order's log outside any other write (an operator's command). Keeps at
     /// most [`MAX_EVENTS`] lines per order.
     pub fn note_order_event(&self, order_id: u64, at_ms: i64, about: &str, what: &str) -> Result<()> {
-        let activity = &self.inner.activity;
-        activity
-            .transaction(|tx| {
-                note(tx, order_id, at_ms, about, what)?;
-                Ok::<_, sled::transaction::ConflictableTransactionError<std::convert::Infallible>>(())
-            })
-            .map_err(|e| match e {
-                sled::transaction::TransactionError::Abort(never) => match never {},
-                sled::transaction::TransactionError::Storage(e) => super::StoreError::Sled(e),
-            })?;
+        let (key, value) = event_entry(order_id, at_ms, about, what);
+        self.inner.activity.insert(key, value)?;
         self.trim_events(order_id)
     }
 
     /// Drops an order's oldest lines beyond [`MAX_EVENTS`].
     pub(super) fn trim_events(&self, order_id: u64) -> Result<()> {
-        let keys: Vec<sled::IVec> =
-            self.inner.activity.scan_prefix(order_prefix(order_id)).keys().collect::<std::result::Result<_, _>>()?;
+        let keys = self.event_keys(order_id)?;
         for k in keys.iter().take(keys.len().saturating_sub(MAX_EVENTS)) {
             self.inner.activity.remove(k)?;
         }

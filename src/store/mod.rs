@@ -74,7 +74,7 @@ pub use inbound::{Inbound, WmsCall};
 pub use inventory::{JobStatus, ListingsChange};
 pub use order_index::OrderCursor;
 pub use orders::Ingested;
-pub use outbox::{DueWork, Replay};
+pub use outbox::{DueWork, OutboxCounts, Replay};
 pub use returns::{ReturnChange, ReturnWrite};
 pub use tracking::TrackingWrite;
 

@@ -59,8 +59,8 @@ pub struct DueWork {
     pub next_due_ms: Option<i64>,
 }
 
-/// How many entries are queued, for the gauges.
-#[derive(Debug, Default, Clone, Copy)]
+/// How many entries are queued, for the gauges, the overview and the console's confirmation.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct OutboxCounts {
     pub pending: usize,
     pub dead: usize,

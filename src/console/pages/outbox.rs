@@ -12,10 +12,10 @@ use serde::Deserialize;
 
 use super::layout::{badge, button, done, failed, local_path, page, when, Nav};
 use super::{act, ask};
-use crate::admin::overview::OverviewView;
 use crate::admin::{EntryView, Page, Request};
 use crate::console::auth::{encode, Operator};
 use crate::console::Console;
+use crate::store::OutboxCounts;
 
 const PAGE: usize = 50;
 
@@ -96,8 +96,8 @@ pub async fn retry_one(
 
 /// The confirmation step before replaying every dead letter.
 pub async fn confirm_retry_all(State(console): State<Arc<Console>>, op: Operator) -> Response {
-    let dead = match ask::<OverviewView>(&console, Request::Overview).await {
-        Ok(v) => v.outbox_dead,
+    let dead = match ask::<OutboxCounts>(&console, Request::OutboxCounts).await {
+        Ok(counts) => counts.dead,
         Err(e) => return failed(&op, Nav::Outbox, StatusCode::INTERNAL_SERVER_ERROR, &e),
     };
     let body = html! {
