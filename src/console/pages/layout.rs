@@ -6,7 +6,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup, DOCTYPE};
 
-use crate::console::auth::Operator;
+use crate::console::auth::{encode, Operator};
 use crate::console::Console;
 
 /// The style sheet, compiled in: the console loads nothing from elsewhere.
@@ -144,6 +144,29 @@ pub fn button(op: &Operator, action: &str, label: &str, fields: &[(&str, &str)])
                 input type="hidden" name=(name) value=(value);
             }
             button type="submit" { (label) }
+        }
+    }
+}
+
+/// Links to a list filtered by each status (`?status=`), `all` first, the current one marked.
+pub fn status_filters<'a>(path: &str, current: Option<&str>, statuses: impl IntoIterator<Item = &'a str>) -> Markup {
+    html! {
+        nav.filters {
+            a href=(path) class=[current.is_none().then_some("current")] { "all" }
+            @for s in statuses {
+                a href={ (path) "?status=" (s) } class=[(current == Some(s)).then_some("current")] { (s) }
+            }
+        }
+    }
+}
+
+/// A newest-first list's pager: back to the newest page when on an older one (`paged`), and on to
+/// the page before cursor `next`, keeping the filter in `query` (`status=x&` or empty).
+pub fn pager(path: &str, query: &str, paged: bool, next: Option<&str>) -> Markup {
+    html! {
+        nav.pager {
+            @if paged { a href={ (path) "?" (query) } { "← Newest" } }
+            @if let Some(next) = next { a href={ (path) "?" (query) "before=" (encode(next)) } { "Older →" } }
         }
     }
 }

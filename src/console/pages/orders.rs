@@ -11,10 +11,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::layout::{badge, button, done, failed, page, when, Nav};
+use super::layout::{badge, button, done, failed, page, pager, status_filters, when, Nav};
 use super::{act, ask};
 use crate::admin::{OrderView, Page, Request};
-use crate::console::auth::{encode, Operator};
+use crate::console::auth::Operator;
 use crate::console::Console;
 use crate::flows::model::OrderStatus;
 
@@ -58,12 +58,7 @@ fn render_list(query: &ListQuery, status: Option<OrderStatus>, orders: &Page<Ord
         @if let Some(n) = note {
             p.error { (n) }
         }
-        nav.filters {
-            a href="/orders" class=[status.is_none().then_some("current")] { "all" }
-            @for s in OrderStatus::ALL {
-                a href={ "/orders?status=" (s.as_str()) } class=[(status == Some(s)).then_some("current")] { (s.as_str()) }
-            }
-        }
+        (status_filters("/orders", status.map(OrderStatus::as_str), OrderStatus::ALL.map(OrderStatus::as_str)))
         @if orders.items.is_empty() {
             p { "No order here." }
         } @else {
@@ -83,14 +78,7 @@ fn render_list(query: &ListQuery, status: Option<OrderStatus>, orders: &Page<Ord
                 }
             }
         }
-        nav.pager {
-            @if query.before.is_some() {
-                a href={ "/orders?" (status_param) } { "← Newest" }
-            }
-            @if let Some(next) = &orders.next {
-                a href={ "/orders?" (status_param) "before=" (encode(next)) } { "Older →" }
-            }
-        }
+        (pager("/orders", &status_param, query.before.is_some(), orders.next.as_deref()))
     }
 }
 

@@ -11,10 +11,10 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::ask;
-use super::layout::{badge, failed, page, when, Nav};
+use super::layout::{badge, failed, page, pager, status_filters, when, Nav};
 use crate::admin::shipments::ShipmentView;
 use crate::admin::{Page, Request};
-use crate::console::auth::{encode, Operator};
+use crate::console::auth::Operator;
 use crate::console::Console;
 use crate::flows::tracking::ShipmentStatus;
 
@@ -40,12 +40,7 @@ pub async fn list(State(console): State<Arc<Console>>, op: Operator, Query(q): Q
 fn render(q: &ListQuery, status: Option<ShipmentStatus>, shipments: &Page<ShipmentView>) -> Markup {
     let status_param = status.map(|s| format!("status={}&", s.as_str())).unwrap_or_default();
     html! {
-        nav.filters {
-            a href="/shipments" class=[status.is_none().then_some("current")] { "all" }
-            @for s in ShipmentStatus::ALL {
-                a href={ "/shipments?status=" (s.as_str()) } class=[(status == Some(s)).then_some("current")] { (s.as_str()) }
-            }
-        }
+        (status_filters("/shipments", status.map(ShipmentStatus::as_str), ShipmentStatus::ALL.map(ShipmentStatus::as_str)))
         @if shipments.items.is_empty() {
             p { "No shipment here." }
         } @else {
@@ -77,10 +72,7 @@ fn render(q: &ListQuery, status: Option<ShipmentStatus>, shipments: &Page<Shipme
                 }
             }
         }
-        nav.pager {
-            @if q.before.is_some() { a href={ "/shipments?" (status_param) } { "← Newest" } }
-            @if let Some(next) = &shipments.next { a href={ "/shipments?" (status_param) "before=" (encode(next)) } { "Older →" } }
-        }
+        (pager("/shipments", &status_param, q.before.is_some(), shipments.next.as_deref()))
     }
 }
 
