@@ -18,6 +18,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Log, LogFormat};
+use crate::store::{hour_of, HOUR_MS};
 
 static METRICS: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -50,7 +51,6 @@ pub fn render_metrics() -> String {
     install_metrics().render()
 }
 
-const HOUR_MS: i64 = 3_600_000;
 /// Hours of acknowledgement latency kept in memory: the console charts a week.
 const LATENCY_HOURS: usize = 7 * 24;
 
@@ -89,7 +89,7 @@ impl AckLatency {
     pub fn record(&self, at_ms: i64, took: Duration) {
         metrics::histogram!("channeld_webhook_ack_seconds").record(took.as_secs_f64());
         metrics::gauge!("channeld_webhook_last_received_timestamp_seconds").set(at_ms as f64 / 1000.0);
-        let hour_ms = at_ms.max(0) / HOUR_MS * HOUR_MS;
+        let hour_ms = hour_of(at_ms);
         let ms = took.as_secs_f64() * 1000.0;
         let Ok(mut hours) = self.hours.lock() else { return };
         if hours.back().is_none_or(|h| h.hour_ms < hour_ms) {

@@ -11,9 +11,8 @@ use super::{to_json, Response};
 use crate::app::{now_ms, App};
 use crate::flows::model::OrderStatus;
 use crate::flows::returns::ReturnStatus;
-use crate::store::{HourCounts, JobStatus, StoreError};
+use crate::store::{HourCounts, JobStatus, StoreError, HOUR_MS};
 
-const HOUR_MS: i64 = 3_600_000;
 /// The span of the overview's hourly activity.
 pub const WEEK_HOURS: i64 = 7 * 24;
 

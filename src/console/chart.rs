@@ -7,7 +7,8 @@
 
 use maud::{html, Markup};
 
-const HOUR_MS: i64 = 3_600_000;
+use crate::store::HOUR_MS;
+
 const DAY_MS: i64 = 24 * HOUR_MS;
 const WIDTH: f64 = 840.0;
 const HEIGHT: f64 = 220.0;

@@ -24,7 +24,8 @@ use crate::flows::model::{OrderRecord, OrderStatus};
 
 /// Hour counters older than this are pruned: the console charts seven days.
 pub const KEEP_HOURS: i64 = 8 * 24;
-const HOUR_MS: i64 = 3_600_000;
+/// An hour, the unit of the console's counters and charts.
+pub const HOUR_MS: i64 = 3_600_000;
 const SHARDS: u64 = 4;
 const HOURS: u8 = b'h';
 const EVENTS: u8 = b'e';
@@ -40,7 +41,8 @@ fn entered(status: OrderStatus) -> u8 {
 }
 const RECEIVED: u8 = 0;
 
-fn hour_of(at_ms: i64) -> i64 {
+/// The start of the hour `at_ms` falls in.
+pub fn hour_of(at_ms: i64) -> i64 {
     at_ms.max(0) / HOUR_MS * HOUR_MS
 }
 

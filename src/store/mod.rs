@@ -65,7 +65,7 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
-pub use activity::{HourCounts, OrderEvent, KEEP_HOURS};
+pub use activity::{hour_of, HourCounts, OrderEvent, HOUR_MS, KEEP_HOURS};
 pub use codec::{CodecError, FORMAT_VERSION};
 pub use commit::Health;
 pub use export::{Imported, RawTrees};

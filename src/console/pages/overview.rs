@@ -17,9 +17,8 @@ use crate::console::auth::Operator;
 use crate::console::chart::{hourly, Series};
 use crate::console::Console;
 use crate::flows::model::OrderStatus;
+use crate::store::{hour_of, HOUR_MS};
 use crate::telemetry::LatencyHour;
-
-const HOUR_MS: i64 = 3_600_000;
 
 pub async fn show(State(console): State<Arc<Console>>, op: Operator) -> Response {
     let view: OverviewView = match ask(&console, Request::Overview).await {
@@ -31,7 +30,7 @@ pub async fn show(State(console): State<Arc<Console>>, op: Operator) -> Response
     let ready = tokio::task::spawn_blocking(move || app.readiness())
         .await
         .unwrap_or_else(|_| Err("the readiness check failed".into()));
-    let first_hour = view.at_ms / HOUR_MS * HOUR_MS - (WEEK_HOURS - 1) * HOUR_MS;
+    let first_hour = hour_of(view.at_ms) - (WEEK_HOURS - 1) * HOUR_MS;
     let latency = console.app.ack_latency.hours(first_hour);
     let returns_on = console.app.cfg.returns.enabled;
     page("Overview", Nav::Overview, &op, render(&view, ready, first_hour, &latency, returns_on))
@@ -120,13 +119,17 @@ fn card(title: &str, first: &str, second: &str, href: &str) -> Markup {
     }
 }
 
+/// Where hour `hour_ms` falls in the week's charts that begin at `first_hour`, when inside them.
+fn slot(first_hour: i64, hour_ms: i64) -> Option<usize> {
+    usize::try_from((hour_ms - first_hour) / HOUR_MS).ok().filter(|i| *i < WEEK_HOURS as usize)
+}
+
 /// Received, sent and rejected per hour over the week.
 fn orders_chart(v: &OverviewView, first_hour: i64) -> Markup {
     let mut received = vec![0.0; WEEK_HOURS as usize];
     let (mut sent, mut rejected) = (received.clone(), received.clone());
     for h in &v.hours {
-        let Ok(i) = usize::try_from((h.hour_ms - first_hour) / HOUR_MS) else { continue };
-        if i < received.len() {
+        if let Some(i) = slot(first_hour, h.hour_ms) {
             received[i] = h.received as f64;
             sent[i] = h.entered(OrderStatus::Sent) as f64;
             rejected[i] = h.entered(OrderStatus::Rejected) as f64;
@@ -145,8 +148,7 @@ fn latency_chart(latency: &[LatencyHour], first_hour: i64) -> Markup {
     let mut mean = vec![0.0; WEEK_HOURS as usize];
     let mut max = mean.clone();
     for h in latency {
-        let Ok(i) = usize::try_from((h.hour_ms - first_hour) / HOUR_MS) else { continue };
-        if i < mean.len() {
+        if let Some(i) = slot(first_hour, h.hour_ms) {
             (mean[i], max[i]) = (h.mean_ms(), h.max_ms);
         }
     }
