@@ -9,9 +9,7 @@ use std::sync::Arc;
 
 use crate::app::{now_ms, App};
 use crate::flows::model::Task;
-use crate::flows::tracking::{
-    self, flag_order, on_event, rto, Courier, CourierEvent, Outcome, TrackingRecord, TrackingRules,
-};
+use crate::flows::tracking::{self, on_event, rto, Courier, CourierEvent, Outcome, TrackingRecord, TrackingRules};
 use crate::store::{Inbound, StoreError, TrackingWrite};
 
 use super::orders::IngestError;
@@ -89,7 +87,7 @@ fn apply(app: &App, seq: u64, event: &CourierEvent, received_ms: i64) -> Result<
     };
     let Some(shipment) = app.store.shipment(order_id, shipment_id)? else { return Ok((Tracked::UnknownAwb, false)) };
     let rules = rules(app, courier);
-    let d = app.store.change_tracking(order_id, shipment_id, received_ms, |stored, order| {
+    let d = app.store.change_tracking(order_id, shipment_id, received_ms, |stored| {
         let rec = stored.unwrap_or_else(|| {
             TrackingRecord::new(order_id, shipment_id, courier.as_str(), &shipment.awb, received_ms)
         });
@@ -99,13 +97,15 @@ fn apply(app: &App, seq: u64, event: &CourierEvent, received_ms: i64) -> Result<
         let mut d = on_event(rec, event, &rules, received_ms);
         d.record.journal_seq = seq;
         let tasks = d.new_steps.iter().map(|&step| Task::ShopifyFulfillmentEvent { shipment_id, step }).collect();
-        let order = order.filter(|_| !d.order_flags.is_empty()).map(|mut o| {
-            flag_order(&mut o, &d.order_flags);
-            o
-        });
         let happened = event.latest.as_ref().unwrap_or(&event.scan).at_ms.unwrap_or(received_ms);
         let rto_return = d.rto_to_wms.then(|| rto::rto_return(&shipment, happened, received_ms));
-        TrackingWrite { record: Some(d.record.clone()), tasks, order, rto_return, answer: Some(d) }
+        TrackingWrite {
+            record: Some(d.record.clone()),
+            tasks,
+            order_flags: d.order_flags.clone(),
+            rto_return,
+            answer: Some(d),
+        }
     })?;
     let Some(d) = d else {
         // Applied before this replay: what it did then stands.

@@ -17,7 +17,7 @@ use super::{be, chunks, codec, pair_key, split_pair, CodecError, Result, Store};
 use crate::flows::model::{OrderRecord, Task};
 use crate::flows::returns::ReturnRecord;
 use crate::flows::shipment::ShipmentRecord;
-use crate::flows::tracking::{ShipmentStatus, TrackingRecord};
+use crate::flows::tracking::{flag_order, FlagEdits, ShipmentStatus, TrackingRecord};
 
 /// What a change of a shipment's tracking writes: its record (`None`: nothing at all), the calls
 /// to queue behind its order's, its order with changed flags, an RTO return to store and send
@@ -25,7 +25,8 @@ use crate::flows::tracking::{ShipmentStatus, TrackingRecord};
 pub struct TrackingWrite<T> {
     pub record: Option<TrackingRecord>,
     pub tasks: Vec<Task>,
-    pub order: Option<OrderRecord>,
+    /// Flags to set on the shipment's order (the order is read only when there are some).
+    pub order_flags: FlagEdits,
     pub rto_return: Option<ReturnRecord>,
     pub answer: T,
 }
@@ -33,7 +34,7 @@ pub struct TrackingWrite<T> {
 impl<T> TrackingWrite<T> {
     /// A write of the record alone.
     pub fn record(record: Option<TrackingRecord>, answer: T) -> Self {
-        Self { record, tasks: Vec::new(), order: None, rto_return: None, answer }
+        Self { record, tasks: Vec::new(), order_flags: FlagEdits::new(), rto_return: None, answer }
     }
 }
 
@@ -82,14 +83,15 @@ impl Store {
     }
 
     /// Changes the tracking of shipment `shipment_id` of order `order_id` as `decide` says, on the
-    /// record and the order as stored at that moment, atomically with everything it asks for (see
-    /// [`TrackingWrite`]). Returns `decide`'s answer.
+    /// record as stored at that moment, atomically with everything it asks for (see
+    /// [`TrackingWrite`]: the order is read and flagged only when it asks for flags). Returns
+    /// `decide`'s answer.
     pub fn change_tracking<T>(
         &self,
         order_id: u64,
         shipment_id: u64,
         now_ms: i64,
-        decide: impl Fn(Option<TrackingRecord>, Option<OrderRecord>) -> TrackingWrite<T>,
+        decide: impl Fn(Option<TrackingRecord>) -> TrackingWrite<T>,
     ) -> Result<T> {
         let i = &self.inner;
         let key = pair_key(order_id, shipment_id);
@@ -110,9 +112,7 @@ impl Store {
         let result = trees.transaction(|t| {
             let (tracking, index, overflow, outbox, queued, orders, counts, personal, list, returns, return_index) = t;
             let stored = decoded::<TrackingRecord>(chunks::get(tracking, overflow, chunks::TRACKING, &key)?)?;
-            let order = decoded::<OrderRecord>(chunks::get(orders, overflow, chunks::ORDERS, &be(order_id))?)?;
-            let before = order.as_ref().map(Indexed::of);
-            let w = decide(stored, order);
+            let w = decide(stored);
             let Some(rec) = w.record else { return Ok((w.answer, 0)) };
             chunks::put(tracking, overflow, chunks::TRACKING, &key, &codec::encode(&rec).map_err(Abort::Abort)?)?;
             index.insert(status_key(order_id, shipment_id), rec.status.as_str())?;
@@ -121,7 +121,14 @@ impl Store {
                 super::outbox::queue(outbox, queued, overflow, order_id, task, now_ms)?;
                 queued_now += 1;
             }
-            if let (Some(mut o), Some(before)) = (w.order, before) {
+            let order = if w.order_flags.is_empty() {
+                None
+            } else {
+                decoded::<OrderRecord>(chunks::get(orders, overflow, chunks::ORDERS, &be(order_id))?)?
+            };
+            if let Some(mut o) = order {
+                let before = Indexed::of(&o);
+                flag_order(&mut o, &w.order_flags);
                 o.changed_ms = now_ms;
                 chunks::put(
                     orders,
@@ -156,7 +163,7 @@ impl Store {
         now_ms: i64,
         f: impl Fn(&mut TrackingRecord),
     ) -> Result<bool> {
-        self.change_tracking(order_id, shipment_id, now_ms, |stored, _| {
+        self.change_tracking(order_id, shipment_id, now_ms, |stored| {
             let found = stored.is_some();
             let record = stored.map(|mut r| {
                 f(&mut r);
@@ -170,7 +177,7 @@ impl Store {
     /// Keeps the Shopify fulfillment channeld made for a shipment (creating its tracking record
     /// when the shipment has none yet).
     pub fn note_fulfillment(&self, s: &ShipmentRecord, fulfillment_id: &str, now_ms: i64) -> Result<()> {
-        self.change_tracking(s.order_id, s.shipment_id, now_ms, |stored, _| {
+        self.change_tracking(s.order_id, s.shipment_id, now_ms, |stored| {
             let mut rec =
                 stored.unwrap_or_else(|| TrackingRecord::new(s.order_id, s.shipment_id, &s.provider, &s.awb, now_ms));
             if rec.fulfillment_id.as_deref() == Some(fulfillment_id) {
@@ -249,7 +256,7 @@ impl Store {
 
     /// Stores a tracking record as it was (restoring an export), with its status entry.
     pub(super) fn restore_tracking(&self, rec: &TrackingRecord) -> Result<()> {
-        self.change_tracking(rec.order_id, rec.shipment_id, rec.changed_ms, |_, _| {
+        self.change_tracking(rec.order_id, rec.shipment_id, rec.changed_ms, |_| {
             TrackingWrite::record(Some(rec.clone()), ())
         })
     }
@@ -294,17 +301,13 @@ mod tests {
         assert_eq!(store.shipment_status(1, 77).unwrap(), Some(ShipmentStatus::Booked));
         for _ in 0..2 {
             store
-                .change_tracking(1, 77, 5, |stored, order| {
+                .change_tracking(1, 77, 5, |stored| {
                     let mut rec = stored.unwrap_or_else(|| TrackingRecord::new(1, 77, "clickpost", "WB-77", 5));
                     rec.status = ShipmentStatus::Rto;
-                    let order = order.map(|mut o| {
-                        o.flag("rto: shipment 77 is returning to origin".into());
-                        o
-                    });
                     TrackingWrite {
                         record: Some(rec),
                         tasks: vec![Task::ShopifyFulfillmentEvent { shipment_id: 77, step: 0 }],
-                        order,
+                        order_flags: vec![("rto:".into(), "rto: shipment 77 is returning to origin".into())],
                         rto_return: Some(rto_return(&s, 1, 5)),
                         answer: (),
                     }
