@@ -151,7 +151,7 @@ async fn load(app: &App, order_id: u64) -> Result<OrderRecord, Step> {
     match app.store.call(move |s| s.order(order_id)).await {
         Ok(Some(rec)) => Ok(rec),
         Ok(None) => Err(Step::Dropped("the order is no longer stored".into())),
-        Err(e) => Err(Step::Failed(CallError::transient(e.to_string()))),
+        Err(e) => Err(Step::from(e)),
     }
 }
 
@@ -185,7 +185,7 @@ async fn create(app: &std::sync::Arc<App>, entry: &OutboxEntry) -> Step {
     let unconfirmed_before = rec.creation_unconfirmed();
     if routed.is_some() || !unconfirmed_before {
         if let Err(e) = crate::services::orders::mark_sending(app, rec.id, routed).await {
-            return Step::Failed(CallError::transient(e.to_string()));
+            return Step::from(e);
         }
     }
     match app.wms.create_order(&body).await {
@@ -310,7 +310,7 @@ async fn fulfill(app: &App, order_id: u64, shipment_id: u64) -> Step {
     let s = match app.store.call(move |s| s.shipment(order_id, shipment_id)).await {
         Ok(Some(s)) => s,
         Ok(None) => return Step::Dropped(format!("shipment {shipment_id} is not stored")),
-        Err(e) => return Step::Failed(CallError::transient(e.to_string())),
+        Err(e) => return Step::from(e),
     };
     let lines: Vec<(u64, u32)> = s.lines.iter().flat_map(|l| l.shopify_lines.iter().copied()).collect();
     let tracking =
@@ -322,6 +322,6 @@ async fn fulfill(app: &App, order_id: u64, shipment_id: u64) -> Step {
     };
     match app.store.call(move |store| store.note_fulfillment(&s, &id, now_ms())).await {
         Ok(()) => Step::Done(|_| {}),
-        Err(e) => Step::Failed(CallError::transient(e.to_string())),
+        Err(e) => Step::from(e),
     }
 }

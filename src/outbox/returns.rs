@@ -64,7 +64,7 @@ pub(super) async fn send(app: &Arc<App>, return_id: u64) -> Step {
                 w.code
             ),
             Ok(false) => tracing::info!(return_id, return_code = %w.code, "return sent to the WMS"),
-            Err(e) => return Step::Failed(CallError::transient(e.to_string())),
+            Err(e) => return Step::from(e),
         }
     }
     Step::Done(|_| {})
@@ -106,11 +106,11 @@ async fn build(app: &Arc<App>, rec: &mut ReturnRecord) -> Result<Option<Step>, S
             .await;
         return match saved {
             Ok(_) => Ok(Some(Step::Dropped(why))),
-            Err(e) => Err(Step::Failed(CallError::transient(e.to_string()))),
+            Err(e) => Err(Step::from(e)),
         };
     }
     let order_id = rec.order_id;
-    let order: Option<OrderRecord> = app.store.call(move |s| s.order(order_id)).await.map_err(transient)?;
+    let order: Option<OrderRecord> = app.store.call(move |s| s.order(order_id)).await.map_err(Step::from)?;
     let shipped_from = if rules.location.trim().is_empty() {
         let by_location =
             app.shopify.shipped_from(if order_id > 0 { order_id } else { ret.order_id }).await.map_err(Step::Failed)?;
@@ -141,8 +141,8 @@ async fn build(app: &Arc<App>, rec: &mut ReturnRecord) -> Result<Option<Step>, S
             })
         })
         .await
-        .map_err(transient)?;
-    app.store.sync_state().await.map_err(transient)?;
+        .map_err(Step::from)?;
+    app.store.sync_state().await.map_err(Step::from)?;
     *rec = saved.ok_or_else(|| Step::Dropped("the return is no longer stored".into()))?;
     for skipped in &rec.skipped {
         tracing::warn!(return_id = id, line = skipped.return_line_id, units = skipped.quantity, reason = %skipped.reason, "return units not sent to the WMS");
@@ -151,10 +151,6 @@ async fn build(app: &Arc<App>, rec: &mut ReturnRecord) -> Result<Option<Step>, S
         return Ok(Some(Step::Dropped("no unit of the return can go to the WMS (see `channeld returns show`)".into())));
     }
     Ok(None)
-}
-
-fn transient(e: crate::store::StoreError) -> Step {
-    Step::Failed(CallError::transient(e.to_string()))
 }
 
 /// Processes on Shopify the units QC'd up to acknowledgement `ack` and not yet processed: one
@@ -193,10 +189,10 @@ pub(super) async fn process(app: &Arc<App>, return_id: u64, ack: u32) -> Step {
     // and counts them as its own.
     let marked = app.store.call(move |s| s.update_return(return_id, now_ms(), |r| r.step_in_flight = Some(ack))).await;
     if let Err(e) = marked {
-        return transient(e);
+        return Step::from(e);
     }
     if let Err(e) = app.store.sync_state().await {
-        return transient(e);
+        return Step::from(e);
     }
     let mut rec = rec;
     rec.step_in_flight = Some(ack);
@@ -223,7 +219,7 @@ pub(super) async fn process(app: &Arc<App>, return_id: u64, ack: u32) -> Step {
     let order_id = rec.order_id;
     let cod = match app.store.call(move |s| s.order(order_id)).await {
         Ok(order) => is_cod(order.as_ref()),
-        Err(e) => return transient(e),
+        Err(e) => return Step::from(e),
     };
     let (refund_units, manual) = refund_policy(cfg, cod, now.exchange_lines);
     let plan = plan_process(&rec, ack, &now, cfg.restock, refund_units);
@@ -296,7 +292,7 @@ pub(super) async fn process(app: &Arc<App>, return_id: u64, ack: u32) -> Step {
     let rec = match saved {
         Ok(Some(r)) => r,
         Ok(None) => return Step::Dropped("the return is no longer stored".into()),
-        Err(e) => return transient(e),
+        Err(e) => return Step::from(e),
     };
     let mut now = now;
     for line in &mut now.lines {
@@ -412,7 +408,7 @@ pub(super) async fn close(app: &Arc<App>, return_id: u64) -> Step {
             tracing::info!(return_id, "return closed on Shopify");
             Step::Done(|_| {})
         }
-        Err(e) => transient(e),
+        Err(e) => Step::from(e),
     }
 }
 
@@ -421,6 +417,6 @@ async fn load_return(app: &App, return_id: u64) -> Result<ReturnRecord, Step> {
     match app.store.call(move |s| s.return_record(return_id)).await {
         Ok(Some(rec)) => Ok(rec),
         Ok(None) => Err(Step::Dropped(format!("return {return_id} is no longer stored"))),
-        Err(e) => Err(Step::Failed(CallError::transient(e.to_string()))),
+        Err(e) => Err(Step::from(e)),
     }
 }

@@ -23,3 +23,10 @@ pub(super) enum Step {
     },
     Failed(CallError),
 }
+
+/// A store that could not be read or written: tried again later (not counted against the entry).
+impl From<crate::store::StoreError> for Step {
+    fn from(e: crate::store::StoreError) -> Self {
+        Step::Failed(CallError::transient(e.to_string()))
+    }
+}

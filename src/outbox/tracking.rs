@@ -17,16 +17,12 @@ use crate::flows::tracking::{ShopifyStep, StepState, TrackingRecord};
 use crate::remote::CallError;
 use crate::store::StoreError;
 
-fn transient(e: StoreError) -> Step {
-    Step::Failed(CallError::transient(e.to_string()))
-}
-
 /// Sends step `step` of the shipment's tracking record, unless it is done.
 pub(super) async fn fulfillment_event(app: &Arc<App>, order_id: u64, shipment_id: u64, step: u32) -> Step {
     let rec = match app.store.call(move |s| s.tracking(order_id, shipment_id)).await {
         Ok(Some(rec)) => rec,
         Ok(None) => return Step::Dropped(format!("shipment {shipment_id} has no tracking record")),
-        Err(e) => return transient(e),
+        Err(e) => return Step::from(e),
     };
     let Some(planned) = rec.shopify.get(step as usize).cloned() else {
         return Step::Dropped(format!("shipment {shipment_id} has no fulfillment event {step}"));
@@ -40,7 +36,7 @@ pub(super) async fn fulfillment_event(app: &Arc<App>, order_id: u64, shipment_id
         let why = "tracking.shopify_events = false: no fulfillment events are sent".to_string();
         return match mark(app, &rec, step, StepState::Dropped(why.clone())).await {
             Ok(()) => Step::Dropped(why),
-            Err(e) => transient(e),
+            Err(e) => Step::from(e),
         };
     }
     let fulfillment = match rec.fulfillment_id.clone() {
@@ -68,10 +64,10 @@ pub(super) async fn fulfillment_event(app: &Arc<App>, order_id: u64, shipment_id
         // Durably in flight before the call: a call cut short is looked for before another.
         let marked = mark(app, &rec, step, StepState::InFlight).await;
         if let Err(e) = marked {
-            return transient(e);
+            return Step::from(e);
         }
         if let Err(e) = app.store.sync_state().await {
-            return transient(e);
+            return Step::from(e);
         }
     }
     match app.shopify.create_fulfillment_event(&fulfillment, &planned).await {
@@ -84,7 +80,7 @@ pub(super) async fn fulfillment_event(app: &Arc<App>, order_id: u64, shipment_id
 async fn finish(app: &App, rec: &TrackingRecord, step: u32) -> Step {
     match mark(app, rec, step, StepState::Done).await {
         Ok(()) => Step::Done(|_| {}),
-        Err(e) => transient(e),
+        Err(e) => Step::from(e),
     }
 }
 
@@ -121,7 +117,7 @@ async fn find_fulfillment(app: &App, rec: &TrackingRecord) -> Result<String, Ste
         }
         Err(e) => return Err(Step::Failed(e)),
     };
-    let shipments = app.store.call(move |s| s.order_shipments(order_id)).await.map_err(transient)?;
+    let shipments = app.store.call(move |s| s.order_shipments(order_id)).await.map_err(Step::from)?;
     let mut found = None;
     for s in shipments.into_iter().filter(|s| !s.awb.is_empty()) {
         let Some((id, _)) = fulfillments.iter().find(|(_, numbers)| numbers.contains(&s.awb)) else { continue };
@@ -129,7 +125,7 @@ async fn find_fulfillment(app: &App, rec: &TrackingRecord) -> Result<String, Ste
             found = Some(id.clone());
         }
         let id = id.clone();
-        app.store.call(move |store| store.note_fulfillment(&s, &id, now_ms())).await.map_err(transient)?;
+        app.store.call(move |store| store.note_fulfillment(&s, &id, now_ms())).await.map_err(Step::from)?;
     }
     found.ok_or_else(|| {
         Step::Failed(CallError::Refused {
