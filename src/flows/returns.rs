@@ -227,6 +227,14 @@ pub struct ReturnUnit {
     pub processed: bool,
 }
 
+impl ReturnUnit {
+    /// QC'd by acknowledgement `ack` or an earlier one, and not processed on Shopify yet: work for
+    /// that acknowledgement's step.
+    pub fn due(&self, ack: u32) -> bool {
+        !self.processed && self.qc.as_ref().is_some_and(|q| q.ack <= ack)
+    }
+}
+
 /// A unit's QC result as the WMS acknowledged it (the first is final).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Qc {
@@ -803,11 +811,7 @@ pub fn plan_process(
     line_ids.dedup();
     for line_id in line_ids {
         let of_line: Vec<usize> = (0..rec.units.len()).filter(|i| rec.units[*i].return_line_id == line_id).collect();
-        let step: Vec<usize> = of_line
-            .iter()
-            .copied()
-            .filter(|i| !rec.units[*i].processed && rec.units[*i].qc.as_ref().is_some_and(|q| q.ack <= ack))
-            .collect();
+        let step: Vec<usize> = of_line.iter().copied().filter(|i| rec.units[*i].due(ack)).collect();
         if step.is_empty() {
             continue;
         }

@@ -166,7 +166,7 @@ pub(super) async fn process(app: &Arc<App>, return_id: u64, ack: u32) -> Step {
     if rec.is_rto() {
         return Step::Dropped("a return to origin executes nothing on Shopify".into());
     }
-    if !rec.units.iter().any(|u| !u.processed && u.qc.as_ref().is_some_and(|q| q.ack <= ack)) {
+    if !rec.units.iter().any(|u| u.due(ack)) {
         return Step::Done(|_| {});
     }
     let restock_at = match restock_locations(app, &rec, ack) {
@@ -343,7 +343,7 @@ fn restock_locations(app: &App, rec: &ReturnRecord, ack: u32) -> Result<HashMap<
     if !cfg.restock {
         return Ok(at);
     }
-    for u in rec.units.iter().filter(|u| !u.processed && u.qc.as_ref().is_some_and(|q| q.pass && q.ack <= ack)) {
+    for u in rec.units.iter().filter(|u| u.due(ack) && u.qc.as_ref().is_some_and(|q| q.pass)) {
         let location = if cfg.restock_location_id > 0 {
             Some(cfg.restock_location_id)
         } else {

@@ -295,7 +295,7 @@ fn pending_steps(rec: &ReturnRecord) -> Vec<Task> {
     match rec.status {
         ReturnStatus::Queued | ReturnStatus::Waiting => vec![Task::WmsReturn { return_id: rec.id }],
         _ if rec.finished_on_shopify() || rec.is_rto() => Vec::new(),
-        _ if rec.units.iter().any(|u| u.qc.is_some() && !u.processed) => {
+        _ if rec.units.iter().any(|u| u.due(u32::MAX)) => {
             vec![Task::ShopifyProcessReturn { return_id: rec.id, ack: rec.acks }]
         }
         ReturnStatus::Done if !rec.closed && rec.skipped.is_empty() && !rec.flagged(flag::QC_FAIL) => {
