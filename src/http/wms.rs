@@ -93,11 +93,11 @@ pub fn router(app: Arc<App>, admission: Arc<Admission>) -> Router<Arc<App>> {
         .route("/wms/invoice", get(get_invoice))
         .route("/wms/shipping-label", get(get_label))
         .route("/wms/handover", post(post_handover))
-        .route("/wms/manifest", post(|| unsupported("manifest")))
+        .route("/wms/manifest", post(|| unsupported("manifest is")))
         .route("/wms/returns/acknowledgement", put(put_return_ack).post(put_return_ack))
         .route("/wms/returns", any(|| unsupported("return changes from the WMS are")))
         .route("/wms/returns/{*rest}", any(|| unsupported("return changes from the WMS are")))
-        .route("/wms/acknowledgement", any(|| unsupported("acknowledgement")))
+        .route("/wms/acknowledgement", any(|| unsupported("acknowledgement is")))
         .route("/wms/{*rest}", any(no_such_endpoint))
         .route_layer(middleware::from_fn_with_state(admission, limits::admit))
         .route_layer(middleware::from_fn_with_state(guard, authenticate))
@@ -193,10 +193,9 @@ fn describe(status: StatusCode, method: &Method, path: &str, text: String) -> St
 }
 
 /// Endpoints of the WMS's contract that have no meaning for a Shopify channel: decided by the route,
-/// whatever the request, so no service is asked.
+/// whatever the request, so no service is asked. `what` names it with its verb (`manifest is`).
 async fn unsupported(what: &str) -> WmsError {
-    let verb = if what.ends_with(" are") { "" } else { " is" };
-    WmsError::new(StatusCode::BAD_REQUEST, format!("{what}{verb} not supported for Shopify"))
+    WmsError::new(StatusCode::BAD_REQUEST, format!("{what} not supported for Shopify"))
 }
 
 type Answer = Result<Json<Value>, WmsError>;

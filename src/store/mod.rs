@@ -527,9 +527,7 @@ impl Store {
         self.index_order_list()?;
         self.index_shipments()?;
         self.index_awbs()?;
-        if i.meta.get(outbox::META_QUEUED)?.is_none() {
-            self.index_outbox_queue()?;
-        }
+        self.index_outbox_queue()?;
         if i.meta.get(META_CHUNKED)?.is_none() {
             let n = chunks::rechunk(&i.orders, &i.overflow, chunks::ORDERS)?
                 + chunks::rechunk(&i.shipments, &i.overflow, chunks::SHIPMENTS)?;

@@ -277,9 +277,7 @@ impl Store {
         after: Option<(i64, u64, u64)>,
         limit: usize,
     ) -> Result<Vec<OutboxEntry>> {
-        if self.inner.meta.get(META_QUEUED)?.is_none() {
-            self.index_outbox_queue()?;
-        }
+        self.index_outbox_queue()?;
         let from = queued_key(since_ms, 0, 0);
         let start = match after.map(|(at, order, seq)| queued_key(at, order, seq)) {
             Some(past) if past >= from => Bound::Excluded(past),
@@ -302,6 +300,9 @@ impl Store {
     /// Builds `outbox_queued` from the entries, once (a store from before the index; a new store
     /// is marked at its first open, with nothing to index).
     pub(super) fn index_outbox_queue(&self) -> Result<()> {
+        if self.inner.meta.get(META_QUEUED)?.is_some() {
+            return Ok(());
+        }
         for entry in self.outbox_entries()? {
             self.inner.outbox_queued.insert(queued_key(entry.created_ms, entry.order_id, entry.seq), &[])?;
         }
