@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{time, to_json, Page, Response};
 use crate::app::App;
 use crate::flows::shipment::{ShipmentRecord, ShipmentState};
-use crate::flows::tracking::{ShipmentStatus, StepState, TimelineEntry, TrackingRecord};
+use crate::flows::tracking::{status_name, Courier, ShipmentStatus, StepState, TimelineEntry, TrackingRecord};
 use crate::store::StoreError;
 
 /// A shipment as `shipments list` / `shipments show` print it.
@@ -79,6 +79,13 @@ pub struct ShopifyEventView {
     pub state: String,
 }
 
+impl ShipmentView {
+    /// The tracking status, else the booking's state.
+    pub fn status_text(&self) -> String {
+        self.status.map_or_else(|| self.booking.clone(), |st| st.as_str().to_string())
+    }
+}
+
 /// An order's shipment in `orders show`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ShipmentSummary {
@@ -135,8 +142,8 @@ fn find(app: &App, which: &str) -> Result<ShipmentRecord, String> {
             }
         }
     }
-    for courier in ["clickpost", "shiprocket"] {
-        if let Some((order, id)) = app.store.shipment_by_awb(courier, which).map_err(err)? {
+    for courier in Courier::ALL {
+        if let Some((order, id)) = app.store.shipment_by_awb(courier.as_str(), which).map_err(err)? {
             if let Some(s) = app.store.shipment(order, id).map_err(err)? {
                 return Ok(s);
             }
@@ -152,10 +159,10 @@ pub(super) fn summaries(app: &App, shipments: &[ShipmentRecord]) -> Vec<Shipment
         .map(|s| {
             let v = read_view(app, s, false).unwrap_or_else(|_| view(s, None, None, false));
             ShipmentSummary {
+                status: v.status_text(),
                 shipment_id: v.shipment_id,
                 courier: v.courier,
                 awb: v.awb,
-                status: v.status.map_or(v.booking, |st| st.as_str().to_string()),
                 last_event: v.last_event,
                 flags: v.flags,
             }
@@ -172,7 +179,7 @@ fn booking(s: &ShipmentRecord) -> String {
 }
 
 fn event_words(e: &TimelineEntry) -> String {
-    let what = if e.description.is_empty() { format!("status {}", e.code) } else { e.description.clone() };
+    let what = status_name(e.code, &e.description);
     let place = if e.location.is_empty() { String::new() } else { format!(" ({})", e.location) };
     format!("{what} at {}{place}", e.timestamp)
 }

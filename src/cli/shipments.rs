@@ -11,7 +11,7 @@ use super::{Output, ShipmentsCmd};
 use crate::admin::shipments::ShipmentView;
 use crate::admin::Request;
 use crate::config::Config;
-use crate::flows::tracking::ShipmentStatus;
+use crate::flows::tracking::{status_name, ShipmentStatus};
 
 pub async fn run(path: &Path, cmd: ShipmentsCmd) -> anyhow::Result<()> {
     let cfg = Config::load(path)?;
@@ -35,11 +35,6 @@ pub async fn run(path: &Path, cmd: ShipmentsCmd) -> anyhow::Result<()> {
     }
 }
 
-/// The tracking status, else the booking's state.
-fn status_of(s: &ShipmentView) -> String {
-    s.status.map_or_else(|| s.booking.clone(), |st| st.as_str().to_string())
-}
-
 fn print_list(shipments: Vec<ShipmentView>, raw: &Value, out: Output) -> anyhow::Result<()> {
     if out.json {
         return print_json(raw);
@@ -60,7 +55,7 @@ fn print_list(shipments: Vec<ShipmentView>, raw: &Value, out: Output) -> anyhow:
             s.order_name,
             s.courier,
             s.awb,
-            status_of(s)
+            s.status_text()
         );
     }
     eprintln!("{} shipment(s)", shipments.len());
@@ -76,7 +71,7 @@ fn print_one(s: ShipmentView, raw: &Value, out: Output) -> anyhow::Result<()> {
         "courier    {} AWB {} ({}), from {}, {} unit(s)",
         s.courier, s.awb, s.transporter, s.location_code, s.units
     );
-    println!("status     {} (booking: {})", status_of(&s), s.booking);
+    println!("status     {} (booking: {})", s.status_text(), s.booking);
     if let Some(last) = &s.last_event {
         println!("last event {last}");
     }
@@ -94,7 +89,7 @@ fn print_one(s: ShipmentView, raw: &Value, out: Output) -> anyhow::Result<()> {
         println!("timeline   ({} older event(s) no longer kept)", s.dropped);
     }
     for e in &s.timeline {
-        let what = if e.description.is_empty() { format!("status {}", e.code) } else { e.description.clone() };
+        let what = status_name(e.code, &e.description);
         let mut line = format!("event      {} {} [{}] at {}", e.timestamp, what, e.code, e.location);
         line.push_str(&format!(": {}", e.outcome));
         if !e.note.is_empty() {

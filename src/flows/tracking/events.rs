@@ -21,6 +21,8 @@ pub enum Courier {
 }
 
 impl Courier {
+    pub const ALL: [Courier; 2] = [Courier::Clickpost, Courier::Shiprocket];
+
     /// As shipments name their provider (`ShipmentRecord::provider`), and in metrics.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -30,7 +32,7 @@ impl Courier {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Courier::Clickpost, Courier::Shiprocket].into_iter().find(|c| c.as_str() == s)
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
     }
 
     /// Reads a webhook body of this courier.

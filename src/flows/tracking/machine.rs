@@ -99,8 +99,7 @@ fn entry_of(ev: &CourierEvent, received_ms: i64) -> TimelineEntry {
 }
 
 fn name(s: &Scan) -> String {
-    let what = if s.description.is_empty() { format!("status {}", s.code) } else { s.description.clone() };
-    format!("{what} at {}", s.timestamp)
+    format!("{} at {}", super::status_name(s.code, &s.description), s.timestamp)
 }
 
 /// Whether the event applies, and then the status it moves to and the scan that drives it; else

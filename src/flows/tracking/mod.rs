@@ -296,6 +296,15 @@ pub fn shiprocket_refuses(url: &str) -> Vec<&'static str> {
 /// with `prefix` (one per shipment and kind, so a second NDR updates the first's line).
 pub type FlagEdits = Vec<(String, String)>;
 
+/// A courier status in words: its description, else its code (`status 27`).
+pub fn status_name(code: u32, description: &str) -> String {
+    if description.is_empty() {
+        format!("status {code}")
+    } else {
+        description.to_string()
+    }
+}
+
 /// Applies flag edits to an order.
 pub fn flag_order(order: &mut crate::flows::model::OrderRecord, edits: &FlagEdits) {
     for (prefix, flag) in edits {
