@@ -31,7 +31,7 @@ const HOURS: u8 = b'h';
 const EVENTS: u8 = b'e';
 /// The most log lines kept per order: an order updated on Shopify every few minutes for months
 /// must not grow without bound (the oldest go first).
-const MAX_EVENTS: usize = 200;
+pub(super) const MAX_EVENTS: usize = 200;
 /// The longest line kept (another service's error text is cut).
 const MAX_EVENT_CHARS: usize = 600;
 

@@ -170,7 +170,8 @@ impl Store {
     }
 
     /// Saves an entry's new state (rescheduled or dead), unless it was removed meanwhile; `note`
-    /// goes in the order's log.
+    /// goes in the order's log, which is then trimmed: an entry paused on refused credentials is
+    /// saved again every pause, without counting an attempt, for as long as the refusal lasts.
     pub fn save_entry(&self, entry: &OutboxEntry, note: &str) -> Result<()> {
         use sled::transaction::Transactional;
         let i = &self.inner;
@@ -184,7 +185,8 @@ impl Store {
                 }
                 Ok(())
             })
-            .map_err(StoreError::from)
+            .map_err(StoreError::from)?;
+        self.trim_events(entry.order_id)
     }
 
     /// Saves an entry's new state (dead-lettered) and applies `effect` to its order, in one
@@ -481,6 +483,20 @@ mod tests {
         (&i.outbox, &i.outbox_queued, &i.overflow)
             .transaction(|(outbox, queued, overflow)| queue(outbox, queued, overflow, order_id, &task, 0))
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_entry_saved_again_and_again_keeps_its_order_s_log_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 8).unwrap();
+        queue_one(&store, 3, Task::WmsCreate);
+        let mut entry = store.due_work(1, &HashSet::new(), 10).unwrap().due[0].clone();
+        // As while the WMS refuses our credentials: saved every pause, for as long as it lasts.
+        for n in 0..250 {
+            entry.attempts = n;
+            store.save_entry(&entry, "wms_create: our credentials were refused; paused").unwrap();
+        }
+        assert_eq!(store.order_events(3).unwrap().len(), super::super::activity::MAX_EVENTS);
     }
 
     #[tokio::test]
